@@ -1,0 +1,117 @@
+//! API keys as the service keeps them: a hash, a scope and a role. The secret
+//! itself is shown once at creation and never stored (see `auth::keys`).
+
+use super::{Scope, Timestamp};
+
+/// What a key may do. Roles are ordered: each includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Read operations through the dialects and the native GETs.
+    Read,
+    /// Also create and advance operations.
+    Produce,
+    /// Also manage keys and service-wide settings.
+    Admin,
+}
+
+impl Role {
+    /// The spelling used on the command line and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Produce => "produce",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `produce` or `admin`.
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Read, Role::Produce, Role::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == s)
+    }
+}
+
+/// Which operations a key reaches: one scope, or every scope (`*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// `*`: every scope (operators, trusted backends).
+    All,
+    /// Exactly one scope.
+    One(Scope),
+}
+
+impl KeyScope {
+    /// Parses `*` or a scope.
+    pub fn parse(s: &str) -> Result<KeyScope, String> {
+        if s == "*" {
+            Ok(KeyScope::All)
+        } else {
+            Scope::parse(s).map(KeyScope::One)
+        }
+    }
+
+    /// True when this key may see operations of `scope`.
+    pub fn covers(&self, scope: &Scope) -> bool {
+        match self {
+            KeyScope::All => true,
+            KeyScope::One(own) => own == scope,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyScope::All => f.write_str("*"),
+            KeyScope::One(scope) => scope.fmt(f),
+        }
+    }
+}
+
+/// A stored key: everything but the secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    /// Public identifier, safe to log and to name in `key revoke`.
+    pub id: String,
+    /// Hex SHA-256 of the secret: what a presented key is looked up by.
+    pub hash: String,
+    /// Which operations it reaches.
+    pub scope: KeyScope,
+    /// What it may do there.
+    pub role: Role,
+    /// Free text from `--name`, for humans.
+    pub name: Option<String>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    /// True when the key is live and holds at least `role`.
+    pub fn allows(&self, role: Role) -> bool {
+        self.revoked_at.is_none() && self.role >= role
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_include_the_lesser_ones() {
+        assert!(Role::Admin > Role::Produce && Role::Produce > Role::Read);
+        assert_eq!(Role::parse("produce"), Some(Role::Produce));
+        assert_eq!(Role::parse("owner"), None);
+    }
+
+    #[test]
+    fn a_key_scope_covers_only_its_scope_unless_it_is_a_wildcard() {
+        let mine = Scope::parse("projects/mine").unwrap();
+        let theirs = Scope::parse("projects/theirs").unwrap();
+        assert!(KeyScope::One(mine.clone()).covers(&mine));
+        assert!(!KeyScope::One(mine).covers(&theirs));
+        assert!(KeyScope::All.covers(&theirs));
+    }
+}

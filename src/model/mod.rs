@@ -1,0 +1,19 @@
+//! The dialect-neutral domain (SPEC §1): operations, their states and the
+//! rules for moving between them. No I/O lives here: no clock, no randomness,
+//! no storage. Callers pass `now` in, which keeps every rule unit-testable.
+
+pub mod error;
+pub mod id;
+pub mod key;
+pub mod operation;
+pub mod state;
+pub mod timestamp;
+pub mod transition;
+
+pub use error::{OperationError, TransitionError};
+pub use id::{Kind, OperationId, Scope};
+pub use key::{ApiKey, KeyScope, Role};
+pub use operation::{NewOperation, Operation};
+pub use state::State;
+pub use timestamp::Timestamp;
+pub use transition::{Applied, Changes};

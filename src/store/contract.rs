@@ -1,0 +1,116 @@
+//! The behaviour every `Store` backend must show, as one suite each backend's
+//! tests call (`contract::run(&store)`). A new backend is done when this passes.
+
+use uuid::Uuid;
+
+use super::{ListFilter, Store, StoreError};
+use crate::model::{
+    ApiKey, Applied, Kind, KeyScope, NewOperation, Operation, OperationId, Role, Scope, State, Timestamp,
+};
+
+/// A NotStarted operation in `scope` with a fresh id.
+pub fn sample_operation(scope: &str) -> Operation {
+    let request = NewOperation {
+        scope: Scope::parse(scope).unwrap(),
+        kind: Kind::parse("deleteDevBox").unwrap(),
+        resource_location: Some("/boxes/1".into()),
+        details_location: None,
+        properties: serde_json::json!({"region": "westus"}).as_object().cloned(),
+    };
+    let now = Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
+    Operation::new(OperationId::from_uuid(Uuid::now_v7()), request, now)
+}
+
+/// Runs every contract check against `store`.
+pub async fn run(store: &dyn Store) {
+    create_then_get_returns_the_same_record(store).await;
+    creating_an_existing_id_is_refused(store).await;
+    updates_are_compare_and_swap(store).await;
+    list_filters_and_pages_newest_first(store).await;
+    keys_are_found_by_hash(store).await;
+}
+
+async fn create_then_get_returns_the_same_record(store: &dyn Store) {
+    let op = sample_operation("projects/contract-get");
+    store.create_operation(&op).await.unwrap();
+    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(op));
+    let unknown = OperationId::from_uuid(Uuid::now_v7());
+    assert_eq!(store.get_operation(unknown).await.unwrap(), None);
+}
+
+async fn creating_an_existing_id_is_refused(store: &dyn Store) {
+    let op = sample_operation("projects/contract-dup");
+    store.create_operation(&op).await.unwrap();
+    let again = store.create_operation(&op).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
+}
+
+async fn updates_are_compare_and_swap(store: &dyn Store) {
+    let op = sample_operation("projects/contract-cas");
+    store.create_operation(&op).await.unwrap();
+    let changes = crate::model::Changes { state: State::Running, percent_complete: Some(10.0), ..op.changes() };
+    let Ok(Applied::Changed(running)) = op.apply(changes, op.created_at, std::time::Duration::from_secs(86_400)) else {
+        panic!("NotStarted -> Running must be allowed")
+    };
+    store.update_operation(&running, op.version).await.unwrap();
+    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(running.clone()));
+
+    // A second writer that read version 1 loses.
+    let stale = store.update_operation(&running, op.version).await;
+    assert!(matches!(stale, Err(StoreError::VersionMismatch)), "{stale:?}");
+    let missing = sample_operation("projects/contract-cas");
+    let gone = store.update_operation(&missing, 1).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+}
+
+async fn list_filters_and_pages_newest_first(store: &dyn Store) {
+    let scope = Scope::parse("projects/contract-list").unwrap();
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let mut op = sample_operation("projects/contract-list");
+        op.created_at = Timestamp::from_unix_nanos(1_800_000_000_000_000_000 + i);
+        store.create_operation(&op).await.unwrap();
+        created.push(op);
+    }
+    store.create_operation(&sample_operation("projects/contract-other")).await.unwrap();
+
+    let mut filter = ListFilter { scope: Some(scope.clone()), limit: 2, ..ListFilter::default() };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_operations(&filter).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        filter.after = Some((last.created_at, last.id));
+        // An insert between pages (newer than everything) must not shift pages.
+        if seen.is_empty() {
+            let mut newer = sample_operation("projects/contract-list");
+            newer.created_at = Timestamp::from_unix_nanos(1_900_000_000_000_000_000);
+            store.create_operation(&newer).await.unwrap();
+        }
+        seen.extend(page.into_iter().map(|op| op.id));
+    }
+    let expected: Vec<OperationId> = created.iter().rev().map(|op| op.id).collect();
+    assert_eq!(seen, expected);
+
+    let by_state = ListFilter { scope: Some(scope.clone()), state: Some(State::Running), limit: 10, ..ListFilter::default() };
+    assert!(store.list_operations(&by_state).await.unwrap().is_empty());
+    let by_kind = ListFilter { scope: Some(scope), kind: Some(Kind::parse("other").unwrap()), limit: 10, ..ListFilter::default() };
+    assert!(store.list_operations(&by_kind).await.unwrap().is_empty());
+}
+
+async fn keys_are_found_by_hash(store: &dyn Store) {
+    let key = ApiKey {
+        id: format!("k{}", Uuid::now_v7().simple()),
+        hash: format!("{:064x}", Uuid::now_v7().as_u128()),
+        scope: KeyScope::All,
+        role: Role::Admin,
+        name: Some("contract".into()),
+        created_at: Timestamp::from_unix_nanos(1_000),
+        revoked_at: None,
+    };
+    store.create_key(&key).await.unwrap();
+    assert_eq!(store.find_key_by_hash(&key.hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.find_key_by_hash("nope").await.unwrap(), None);
+    assert!(store.list_keys().await.unwrap().contains(&key));
+    assert!(matches!(store.create_key(&key).await, Err(StoreError::AlreadyExists)));
+}

@@ -1,0 +1,77 @@
+//! Persistence behind one trait (SPEC §6). Handlers and `ops` see only
+//! `dyn Store`; each backend lives in its own module and maps its driver's
+//! errors to `StoreError`, so nothing above this layer matches on SQL errors.
+//!
+//! Contract shared by every backend: a method that returns `Ok` for a write
+//! has committed it durably.
+
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, State, Timestamp};
+
+/// A backend-neutral storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operation (or key) with this id already exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The record changed since it was read (compare-and-swap lost).
+    #[error("version mismatch")]
+    VersionMismatch,
+    /// The record to update does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot take writes right now (disk full, locked): retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; a bug or a broken backend.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Which operations a list returns, and where a page starts.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this scope (`None`: every scope, for `*` keys).
+    pub scope: Option<Scope>,
+    /// Only this state.
+    pub state: Option<State>,
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// Continue after this (created_at, id) position, newest first.
+    pub after: Option<(Timestamp, OperationId)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Everything the service needs from storage.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new operation; `AlreadyExists` if its id is taken.
+    async fn create_operation(&self, op: &Operation) -> Result<(), StoreError>;
+    /// Reads one operation by id, whatever its scope (callers filter).
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError>;
+    /// Replaces an operation if its stored version is still `expected_version`.
+    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError>;
+    /// Lists operations newest first (created_at, then id, descending).
+    async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError>;
+    /// Stores a new API key.
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// Finds a key by the hex SHA-256 of its secret.
+    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key, newest first.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+}
+
+/// Opens the default embedded store: `longrun.db` under `data_dir`.
+pub fn open_data_dir(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(sqlite::SqliteStore::open_dir(data_dir)?))
+}
+
+#[cfg(test)]
+pub mod contract;

@@ -1,0 +1,238 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Writes go to the single writer thread (`writer`), which commits them in
+//! groups with `synchronous=FULL`, so an `Ok` means the write is on disk.
+//! Reads run in parallel on a small pool of read-only connections inside
+//! `spawn_blocking`, so no SQLite call ever blocks the async runtime.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::{Semaphore, oneshot};
+
+use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
+use self::writer::{Job, Write, map_error};
+use super::{ListFilter, Store, StoreError};
+use crate::model::{ApiKey, Operation, OperationId};
+
+/// Name of the database file inside the data directory.
+pub const FILE_NAME: &str = "longrun.db";
+
+/// Most concurrent readers; more would only queue inside SQLite.
+const MAX_READERS: usize = 8;
+
+/// The SQLite store. Cheap to share: clone the `Arc` it lives in.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Arc<ReadPool>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `longrun.db` in `dir`, creating `dir` too.
+    pub fn open_dir(dir: &Path) -> anyhow::Result<SqliteStore> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        SqliteStore::open(&dir.join(FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+        // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
+        // a 2xx promises durability, so every commit syncs the WAL.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
+        schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
+
+        let (sender, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, jobs))
+            .context("cannot start the SQLite writer thread")?;
+        Ok(SqliteStore {
+            writer: sender,
+            readers: Arc::new(ReadPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(MAX_READERS)),
+            }),
+        })
+    }
+
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.writer
+            .send(Job { write, reply })
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+
+    /// Runs `query` on a pooled read connection on the blocking thread pool.
+    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = self.readers.permits.clone().acquire_owned().await.map_err(anyhow::Error::new)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = pool.take()?;
+            let result = query(&conn).map_err(map_error);
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("SQLite read task")))?
+    }
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.idle.lock().expect("pool lock").push(conn);
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        self.write(Write::CreateOperation(op.clone())).await
+    }
+
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query_map(params![id.to_string()], operation_from_row)?;
+            rows.next().transpose()
+        })
+        .await
+    }
+
+    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
+        self.write(Write::UpdateOperation(op.clone(), expected_version)).await
+    }
+
+    async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            // Each optional filter is written so that a NULL parameter turns it
+            // off: one prepared statement serves every combination.
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations
+                 WHERE (?1 IS NULL OR scope = ?1)
+                   AND (?2 IS NULL OR state = ?2)
+                   AND (?3 IS NULL OR kind = ?3)
+                   AND (?4 IS NULL OR (created_at, id) < (?4, ?5))
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT ?6"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![
+                    filter.scope.map(|s| s.to_string()),
+                    filter.state.map(|s| s.as_str()),
+                    filter.kind.map(|k| k.to_string()),
+                    filter.after.map(|(at, _)| at.unix_nanos()),
+                    filter.after.map(|(_, id)| id.to_string()),
+                    filter.limit,
+                ],
+                operation_from_row,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.write(Write::CreateKey(key.clone())).await
+    }
+
+    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query_map(params![hash], key_from_row)?;
+            rows.next().transpose()
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], key_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_meets_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        crate::store::contract::run(&store).await;
+    }
+
+    #[test]
+    fn a_database_from_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let error = SqliteStore::open(&path).err().expect("must refuse").to_string();
+        let chain = format!("{:#}", SqliteStore::open(&path).err().unwrap());
+        assert!(chain.contains("schema version 99"), "{error} / {chain}");
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let op = crate::store::contract::sample_operation("projects/reopen");
+        {
+            let store = SqliteStore::open_dir(dir.path()).unwrap();
+            store.create_operation(&op).await.unwrap();
+        }
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        assert_eq!(store.get_operation(op.id).await.unwrap(), Some(op));
+    }
+}

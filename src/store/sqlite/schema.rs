@@ -1,0 +1,62 @@
+//! The SQLite schema, as numbered migrations. `PRAGMA user_version` records
+//! how many have run; each runs once, in its own transaction.
+
+use anyhow::{Context, bail};
+use rusqlite::Connection;
+
+/// Migration N is `MIGRATIONS[N - 1]`. Append only: never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: operations and API keys.
+    "CREATE TABLE operations (
+        id TEXT PRIMARY KEY NOT NULL,
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        percent_complete REAL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        last_action_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        resource_location TEXT,
+        details_location TEXT,
+        properties TEXT,
+        error TEXT,
+        version INTEGER NOT NULL,
+        expires_at INTEGER,
+        create_fingerprint TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX operations_by_scope ON operations (scope, created_at DESC, id DESC);
+    CREATE INDEX operations_by_time ON operations (created_at DESC, id DESC);
+    CREATE INDEX operations_expiring ON operations (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        scope TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to `CURRENT_VERSION`; refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > CURRENT_VERSION {
+        bail!(
+            "the database has schema version {found}, newer than this longrun understands \
+             ({CURRENT_VERSION}); run the newer longrun, or restore a backup made by this version"
+        );
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("schema migration {version} failed"))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The single SQLite writer thread, with group commit.
+//!
+//! SQLite allows one writer at a time, and the cost of a durable write is the
+//! fsync at COMMIT. So every write goes through this one thread: it takes
+//! whatever jobs are queued (up to `MAX_BATCH`), runs each inside its own
+//! SAVEPOINT of one transaction, commits once, and only then answers every
+//! caller. Under load, many writes share one fsync; alone, a write pays one.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::rows::{OPERATION_COLUMNS, operation_params};
+use crate::model::{ApiKey, Operation};
+use crate::store::StoreError;
+
+/// Most jobs committed together; bounds the latency one commit adds.
+const MAX_BATCH: usize = 256;
+
+/// One write a caller wants committed.
+pub enum Write {
+    /// Insert a new operation.
+    CreateOperation(Operation),
+    /// Replace an operation if its version is still the expected one.
+    UpdateOperation(Operation, i64),
+    /// Insert a new API key.
+    CreateKey(ApiKey),
+}
+
+/// A write and where to send its outcome.
+pub struct Job {
+    /// What to do.
+    pub write: Write,
+    /// Answered after the COMMIT that made the write durable (or failed).
+    pub reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Runs until every sender is dropped, then returns (closing the connection).
+pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let outcomes = commit_batch(&mut conn, &batch);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            // A caller that gave up (request dropped) is not an error here.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Applies the batch in one transaction; per-job failures roll back only
+/// that job's savepoint. If the COMMIT itself fails, every job fails.
+fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), StoreError>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let committed = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for job in batch {
+            let sp = tx.savepoint()?;
+            let outcome = apply(&sp, &job.write);
+            if outcome.is_ok() {
+                sp.commit()?;
+            } // else: dropping the savepoint rolls it back.
+            outcomes.push(outcome);
+        }
+        tx.commit()
+    })();
+    match committed {
+        Ok(()) => outcomes,
+        Err(e) => {
+            let failure = map_error(e);
+            tracing::error!(error = %failure, jobs = batch.len(), "SQLite commit failed");
+            batch.iter().map(|_| Err(copy_of(&failure))).collect()
+        }
+    }
+}
+
+fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::CreateOperation(op) => {
+            let sql = format!(
+                "INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            );
+            let params = operation_params(op);
+            conn.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(params.iter()))
+                .map(drop)
+                .map_err(map_insert_error)
+        }
+        Write::UpdateOperation(op, expected) => {
+            let sql = "UPDATE operations SET state = ?4, percent_complete = ?5, started_at = ?7, \
+                       last_action_at = ?8, finished_at = ?9, resource_location = ?10, \
+                       details_location = ?11, properties = ?12, error = ?13, version = ?14, \
+                       expires_at = ?15 WHERE id = ?1 AND version = ?17";
+            let mut params = operation_params(op);
+            params.push(Box::new(*expected));
+            let changed = conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))?;
+            if changed == 1 {
+                return Ok(());
+            }
+            let exists: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE id = ?1)")?
+                .query_row(params![op.id.to_string()], |row| row.get(0))?;
+            Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
+        }
+        Write::CreateKey(key) => conn
+            .prepare_cached(
+                "INSERT INTO api_keys (id, hash, scope, role, name, created_at, revoked_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                key.id,
+                key.hash,
+                key.scope.to_string(),
+                key.role.as_str(),
+                key.name,
+                key.created_at.unix_nanos(),
+                key.revoked_at.map(|t| t.unix_nanos()),
+            ])
+            .map(drop)
+            .map_err(map_insert_error),
+    }
+}
+
+fn map_insert_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::AlreadyExists,
+        _ => map_error(e),
+    }
+}
+
+/// Maps driver errors to the backend-neutral ones the HTTP layer understands.
+pub fn map_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull) => StoreError::Unavailable("the disk is full".into()),
+        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable("the database is busy".into()),
+        Some(SystemIoFailure | CannotOpen) => StoreError::Unavailable(format!("I/O error: {e}")),
+        _ => StoreError::Other(anyhow::Error::new(e).context("SQLite")),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        map_error(e)
+    }
+}
+
+/// `StoreError` holds an `anyhow::Error`, which is not `Clone`; a failed
+/// commit must still reach every caller of the batch.
+fn copy_of(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        other => StoreError::Other(anyhow::anyhow!("{other:#}")),
+    }
+}
