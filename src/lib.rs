@@ -1,8 +1,29 @@
 //! longrun: a durable status service for long-running operations.
 //!
-//! Crate map, one layer calling only the one below it:
+//! Layers, each calling only the one below it:
+//! front-ends (`api`, `dialect::*`) → use-cases (`ops`, `auth`) → `model` + `store`.
 
+/// Native producer API (`/v1`).
+pub mod api;
+/// Wires front-ends and state into one HTTP server.
+pub mod app;
+/// API keys and principals.
+pub mod auth;
+/// Command-line definitions.
+pub mod cli;
+/// `serve` configuration.
+pub mod config;
+/// Client-facing Azure dialects: Sphere, Dev Center, Face.
+pub mod dialect;
+/// The error shared by every front-end.
+pub mod error;
+/// Cross-cutting HTTP middleware.
+pub mod http;
 /// Domain types and transition rules; no I/O.
 pub mod model;
+/// Use-cases shared by every front-end.
+pub mod ops;
 /// The `Store` trait and its backends.
 pub mod store;
+/// Logging set-up.
+pub mod telemetry;

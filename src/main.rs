@@ -1,1 +1,174 @@
-fn main() {}
+//! The `longrun` binary: parse the command line, run one command. Start-up
+//! problems (bad flags, unusable data dir or address) print one line and
+//! exit with code 2; failures while serving exit with 1.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use longrun::app::{self, AppState};
+use longrun::auth::keys;
+use longrun::cli::{Cli, Command, KeyCommand};
+use longrun::config::ServeConfig;
+use longrun::model::{KeyScope, Role};
+use longrun::ops::{self, Policy};
+use longrun::store;
+
+const CONFIG_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            eprintln!(
+                "{}",
+                text.lines().next().unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(CONFIG_ERROR);
+        }
+        Err(e) => e.exit(), // --help, --version
+    };
+    longrun::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, message }) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn config_error(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: CONFIG_ERROR,
+        message: e.to_string(),
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve(config) => serve(config).await,
+        Command::Key { command } => key(command).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Failure> {
+    let data_dir = &config.data_dir.path;
+    let store = store::open_data_dir(data_dir).map_err(|e| config_error(format!("{e:#}")))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let address = listener.local_addr().map_err(config_error)?;
+    if store.list_keys().await.map_err(config_error)?.is_empty() {
+        println!(
+            "No API keys yet; nothing can be read or written until you make one:\n  \
+             longrun key create --scope '*' --role admin --data-dir {}",
+            data_dir.display()
+        );
+    }
+    println!(
+        "longrun listening on http://{address} (data in {})",
+        data_dir.display()
+    );
+    let state = AppState {
+        store,
+        policy: Arc::new(Policy {
+            retention: config.retention,
+        }),
+        retry_after: config.retry_after,
+    };
+    app::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("server failed: {e}"),
+        })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn key(command: KeyCommand) -> Result<(), Failure> {
+    match command {
+        KeyCommand::Create {
+            scope,
+            role,
+            name,
+            data_dir,
+        } => {
+            let scope = KeyScope::parse(&scope).map_err(config_error)?;
+            let role = Role::parse(&role).ok_or_else(|| {
+                config_error(format!("role '{role}' must be read, produce or admin"))
+            })?;
+            let store =
+                store::open_data_dir(&data_dir.path).map_err(|e| config_error(format!("{e:#}")))?;
+            let (key, secret) = keys::create(store.as_ref(), scope, role, name, ops::now())
+                .await
+                .map_err(|e| Failure {
+                    code: 1,
+                    message: format!("cannot store the key: {e}"),
+                })?;
+            eprintln!(
+                "Created {} (scope {}, role {}). The secret below is shown only once:",
+                key.id,
+                key.scope,
+                key.role.as_str()
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        KeyCommand::List { data_dir } => {
+            let store =
+                store::open_data_dir(&data_dir.path).map_err(|e| config_error(format!("{e:#}")))?;
+            let keys = store.list_keys().await.map_err(|e| Failure {
+                code: 1,
+                message: e.to_string(),
+            })?;
+            println!(
+                "{:<40} {:<8} {:<10} {:<30} NAME",
+                "ID", "ROLE", "STATUS", "CREATED"
+            );
+            for key in keys {
+                let status = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<40} {:<8} {:<10} {:<30} {}  scope={}",
+                    key.id,
+                    key.role.as_str(),
+                    status,
+                    key.created_at.to_rfc3339_millis(),
+                    key.name.unwrap_or_default(),
+                    key.scope
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -142,7 +142,12 @@ mod tests {
     fn operation_ids_must_be_hyphenated_uuids() {
         assert!(OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").is_some());
         assert!(OperationId::parse("FA067167-E49D-41BD-8DD8-DE719B9DE3B3").is_some());
-        for bad in ["", "not-a-uuid", "fa067167e49d41bd8dd8de719b9de3b3", "{fa067167-e49d-41bd-8dd8-de719b9de3b3}"] {
+        for bad in [
+            "",
+            "not-a-uuid",
+            "fa067167e49d41bd8dd8de719b9de3b3",
+            "{fa067167-e49d-41bd-8dd8-de719b9de3b3}",
+        ] {
             assert!(OperationId::parse(bad).is_none(), "{bad}");
         }
     }
@@ -156,7 +161,15 @@ mod tests {
         ] {
             assert_eq!(Scope::parse(good).unwrap().to_string(), good);
         }
-        for bad in ["", "tenants/x", "projects/ab", "projects/-abc", "accounts/a b", "buckets/x", "projects"] {
+        for bad in [
+            "",
+            "tenants/x",
+            "projects/ab",
+            "projects/-abc",
+            "accounts/a b",
+            "buckets/x",
+            "projects",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
     }
@@ -164,13 +177,22 @@ mod tests {
     #[test]
     fn tenant_scopes_are_normalised_to_lowercase() {
         let scope = Scope::parse("tenants/143ADBC9-1BF0-4BE2-84A2-084A331D81CB").unwrap();
-        assert_eq!(scope.to_string(), "tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb");
+        assert_eq!(
+            scope.to_string(),
+            "tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb"
+        );
     }
 
     #[test]
     fn kinds_are_camel_case() {
         assert!(Kind::parse("imageUpload").is_ok());
-        for bad in ["", "ImageUpload", "image-upload", "image upload", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "ImageUpload",
+            "image-upload",
+            "image upload",
+            &"a".repeat(65),
+        ] {
             assert!(Kind::parse(bad).is_err(), "{bad}");
         }
     }

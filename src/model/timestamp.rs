@@ -28,7 +28,10 @@ impl Timestamp {
 
     /// This instant plus a duration (saturating far in the future).
     pub fn plus(self, by: std::time::Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(by.as_nanos().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(by.as_nanos().min(i64::MAX as u128) as i64),
+        )
     }
 
     fn datetime(self) -> OffsetDateTime {
@@ -83,7 +86,10 @@ mod tests {
 
     #[test]
     fn truncates_below_100_ns() {
-        assert_eq!(Timestamp::from_unix_nanos(1_234_567_899).unix_nanos(), 1_234_567_800);
+        assert_eq!(
+            Timestamp::from_unix_nanos(1_234_567_899).unix_nanos(),
+            1_234_567_800
+        );
     }
 
     #[test]

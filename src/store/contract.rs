@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::{ListFilter, Store, StoreError};
 use crate::model::{
-    ApiKey, Applied, Kind, KeyScope, NewOperation, Operation, OperationId, Role, Scope, State, Timestamp,
+    ApiKey, Applied, KeyScope, Kind, NewOperation, Operation, OperationId, Role, Scope, State,
+    Timestamp,
 };
 
 /// A NotStarted operation in `scope` with a fresh id.
@@ -48,16 +49,30 @@ async fn creating_an_existing_id_is_refused(store: &dyn Store) {
 async fn updates_are_compare_and_swap(store: &dyn Store) {
     let op = sample_operation("projects/contract-cas");
     store.create_operation(&op).await.unwrap();
-    let changes = crate::model::Changes { state: State::Running, percent_complete: Some(10.0), ..op.changes() };
-    let Ok(Applied::Changed(running)) = op.apply(changes, op.created_at, std::time::Duration::from_secs(86_400)) else {
+    let changes = crate::model::Changes {
+        state: State::Running,
+        percent_complete: Some(10.0),
+        ..op.changes()
+    };
+    let Ok(Applied::Changed(running)) = op.apply(
+        changes,
+        op.created_at,
+        std::time::Duration::from_secs(86_400),
+    ) else {
         panic!("NotStarted -> Running must be allowed")
     };
     store.update_operation(&running, op.version).await.unwrap();
-    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(running.clone()));
+    assert_eq!(
+        store.get_operation(op.id).await.unwrap(),
+        Some(*running.clone())
+    );
 
     // A second writer that read version 1 loses.
     let stale = store.update_operation(&running, op.version).await;
-    assert!(matches!(stale, Err(StoreError::VersionMismatch)), "{stale:?}");
+    assert!(
+        matches!(stale, Err(StoreError::VersionMismatch)),
+        "{stale:?}"
+    );
     let missing = sample_operation("projects/contract-cas");
     let gone = store.update_operation(&missing, 1).await;
     assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
@@ -72,9 +87,16 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
         store.create_operation(&op).await.unwrap();
         created.push(op);
     }
-    store.create_operation(&sample_operation("projects/contract-other")).await.unwrap();
+    store
+        .create_operation(&sample_operation("projects/contract-other"))
+        .await
+        .unwrap();
 
-    let mut filter = ListFilter { scope: Some(scope.clone()), limit: 2, ..ListFilter::default() };
+    let mut filter = ListFilter {
+        scope: Some(scope.clone()),
+        limit: 2,
+        ..ListFilter::default()
+    };
     let mut seen = Vec::new();
     loop {
         let page = store.list_operations(&filter).await.unwrap();
@@ -92,9 +114,19 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
     let expected: Vec<OperationId> = created.iter().rev().map(|op| op.id).collect();
     assert_eq!(seen, expected);
 
-    let by_state = ListFilter { scope: Some(scope.clone()), state: Some(State::Running), limit: 10, ..ListFilter::default() };
+    let by_state = ListFilter {
+        scope: Some(scope.clone()),
+        state: Some(State::Running),
+        limit: 10,
+        ..ListFilter::default()
+    };
     assert!(store.list_operations(&by_state).await.unwrap().is_empty());
-    let by_kind = ListFilter { scope: Some(scope), kind: Some(Kind::parse("other").unwrap()), limit: 10, ..ListFilter::default() };
+    let by_kind = ListFilter {
+        scope: Some(scope),
+        kind: Some(Kind::parse("other").unwrap()),
+        limit: 10,
+        ..ListFilter::default()
+    };
     assert!(store.list_operations(&by_kind).await.unwrap().is_empty());
 }
 
@@ -109,8 +141,14 @@ async fn keys_are_found_by_hash(store: &dyn Store) {
         revoked_at: None,
     };
     store.create_key(&key).await.unwrap();
-    assert_eq!(store.find_key_by_hash(&key.hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(
+        store.find_key_by_hash(&key.hash).await.unwrap(),
+        Some(key.clone())
+    );
     assert_eq!(store.find_key_by_hash("nope").await.unwrap(), None);
     assert!(store.list_keys().await.unwrap().contains(&key));
-    assert!(matches!(store.create_key(&key).await, Err(StoreError::AlreadyExists)));
+    assert!(matches!(
+        store.create_key(&key).await,
+        Err(StoreError::AlreadyExists)
+    ));
 }

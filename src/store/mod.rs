@@ -57,7 +57,11 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one operation by id, whatever its scope (callers filter).
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError>;
     /// Replaces an operation if its stored version is still `expected_version`.
-    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError>;
+    async fn update_operation(
+        &self,
+        op: &Operation,
+        expected_version: i64,
+    ) -> Result<(), StoreError>;
     /// Lists operations newest first (created_at, then id, descending).
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError>;
     /// Stores a new API key.

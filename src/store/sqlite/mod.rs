@@ -94,7 +94,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let permit = self.readers.permits.clone().acquire_owned().await.map_err(anyhow::Error::new)?;
+        let permit = self
+            .readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(anyhow::Error::new)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -115,7 +121,9 @@ impl ReadPool {
         }
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
         Ok(conn)
@@ -142,8 +150,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
-        self.write(Write::UpdateOperation(op.clone(), expected_version)).await
+    async fn update_operation(
+        &self,
+        op: &Operation,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        self.write(Write::UpdateOperation(op.clone(), expected_version))
+            .await
     }
 
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
@@ -194,7 +207,8 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(|conn| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
+            let sql =
+                format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([], key_from_row)?;
             rows.collect()
@@ -218,8 +232,14 @@ mod tests {
     fn a_database_from_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        let error = SqliteStore::open(&path).err().expect("must refuse").to_string();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let error = SqliteStore::open(&path)
+            .err()
+            .expect("must refuse")
+            .to_string();
         let chain = format!("{:#}", SqliteStore::open(&path).err().unwrap());
         assert!(chain.contains("schema version 99"), "{error} / {chain}");
     }

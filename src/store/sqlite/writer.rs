@@ -100,14 +100,20 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                        expires_at = ?15 WHERE id = ?1 AND version = ?17";
             let mut params = operation_params(op);
             params.push(Box::new(*expected));
-            let changed = conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))?;
+            let changed = conn
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(params.iter()))?;
             if changed == 1 {
                 return Ok(());
             }
             let exists: bool = conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE id = ?1)")?
                 .query_row(params![op.id.to_string()], |row| row.get(0))?;
-            Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
+            Err(if exists {
+                StoreError::VersionMismatch
+            } else {
+                StoreError::NotFound
+            })
         }
         Write::CreateKey(key) => conn
             .prepare_cached(
@@ -140,7 +146,9 @@ pub fn map_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
         Some(DiskFull) => StoreError::Unavailable("the disk is full".into()),
-        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable("the database is busy".into()),
+        Some(DatabaseBusy | DatabaseLocked) => {
+            StoreError::Unavailable("the database is busy".into())
+        }
         Some(SystemIoFailure | CannotOpen) => StoreError::Unavailable(format!("I/O error: {e}")),
         _ => StoreError::Other(anyhow::Error::new(e).context("SQLite")),
     }

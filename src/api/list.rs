@@ -1,0 +1,114 @@
+//! `GET /v1/operations`: a scope's operations, newest first, paged with an
+//! opaque continuation token that stays valid while new operations arrive.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::wire::{OperationBody, OperationPage};
+use super::{Error, caller};
+use crate::app::AppState;
+use crate::dialect;
+use crate::error::CoreError;
+use crate::model::{KeyScope, Kind, OperationId, Scope, State as OpState, Timestamp};
+use crate::store::ListFilter;
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+// GET /v1/operations?scope=&state=&kind=&maxPageSize=&continuationToken=
+pub async fn list_operations(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let query = query.unwrap_or_default();
+    let mut filter = ListFilter {
+        limit: DEFAULT_PAGE,
+        ..ListFilter::default()
+    };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let bad = |message: String| CoreError::bad_request("InvalidParameter", &name, message);
+        match name.as_ref() {
+            "scope" => filter.scope = Some(Scope::parse(&value).map_err(bad)?),
+            "state" => {
+                filter.state = Some(
+                    OpState::parse(&value)
+                        .ok_or_else(|| bad(format!("unknown state '{value}'")))?,
+                )
+            }
+            "kind" => filter.kind = Some(Kind::parse(&value).map_err(bad)?),
+            "maxPageSize" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| bad(format!("maxPageSize must be 1..={MAX_PAGE}")))?
+            }
+            "continuationToken" => {
+                filter.after = Some(
+                    decode_token(&value).ok_or_else(|| bad("invalid continuation token".into()))?,
+                )
+            }
+            _ => return Err(bad(format!("unknown query parameter '{name}'")).into()),
+        }
+    }
+    match (&caller.scope, &filter.scope) {
+        (KeyScope::One(own), None) => filter.scope = Some(own.clone()),
+        (KeyScope::One(own), Some(asked)) if own != asked => {
+            return Err(CoreError::Forbidden {
+                message: format!("this key may not list scope '{asked}'"),
+            }
+            .into());
+        }
+        _ => {}
+    }
+    let page = app
+        .store
+        .list_operations(&filter)
+        .await
+        .map_err(CoreError::from)?;
+    let next_link = (page.len() == filter.limit as usize)
+        .then(|| {
+            page.last()
+                .map(|last| next_link(&filter, last.created_at, last.id))
+        })
+        .flatten();
+    let body = OperationPage {
+        value: page.iter().map(OperationBody::from).collect(),
+        next_link,
+    };
+    Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &body))
+}
+
+fn next_link(filter: &ListFilter, at: Timestamp, id: OperationId) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(scope) = &filter.scope {
+        query.append_pair("scope", &scope.to_string());
+    }
+    if let Some(state) = filter.state {
+        query.append_pair("state", state.as_str());
+    }
+    if let Some(kind) = &filter.kind {
+        query.append_pair("kind", kind.as_ref());
+    }
+    query.append_pair("maxPageSize", &filter.limit.to_string());
+    query.append_pair("continuationToken", &encode_token(at, id));
+    format!("/v1/operations?{}", query.finish())
+}
+
+fn encode_token(at: Timestamp, id: OperationId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{id}", at.unix_nanos()))
+}
+
+fn decode_token(token: &str) -> Option<(Timestamp, OperationId)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    let (nanos, id) = text.split_once('.')?;
+    Some((
+        Timestamp::from_unix_nanos(nanos.parse().ok()?),
+        OperationId::parse(id)?,
+    ))
+}

@@ -1,0 +1,42 @@
+//! The native producer API (`/v1`, SPEC §5): create, read, list, patch and
+//! cancel operations. JSON in camelCase; errors in Azure.Core's envelope
+//! (shared with the Dev Center dialect).
+
+mod list;
+mod operations;
+mod wire;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::auth::{self, Principal};
+pub use crate::dialect::devcenter::Error;
+use crate::error::CoreError;
+
+/// Native routes, mounted at the root.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/operations",
+            get(list::list_operations).post(operations::create_operation),
+        )
+        .route(
+            "/v1/operations/{id}",
+            get(operations::get_operation)
+                .patch(operations::patch_operation)
+                .post(operations::post_action),
+        )
+}
+
+/// The caller, from `Authorization: Bearer <key>`.
+async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreError> {
+    auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await
+}
+
+/// Renders any core error in the native envelope (the router's fallbacks).
+pub fn error_response(core: CoreError) -> Response {
+    Error(core).into_response()
+}

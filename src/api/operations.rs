@@ -1,0 +1,214 @@
+//! `/v1/operations` and `/v1/operations/{id}`: create, get, patch, cancel.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::wire::{CreateOperation, OperationBody};
+use super::{Error, caller};
+use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::dialect::{self, sphere};
+use crate::error::CoreError;
+use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
+use crate::ops::{self, Created, IfMatch};
+
+// POST /v1/operations
+pub async fn create_operation(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let request: CreateOperation = parse_json(body)?;
+    let id = chosen_id(&headers, request.id.as_deref())?;
+    let new = validate(request)?;
+    let (status, op) = match ops::create(app.store.as_ref(), &caller, id, new).await? {
+        Created::New(op) => (StatusCode::CREATED, op),
+        Created::Existing(op) => (StatusCode::OK, op),
+    };
+    let mut headers = dialect::status_headers(&op, app.retry_after);
+    headers.insert(
+        header::LOCATION,
+        header_value(&format!("/v1/operations/{}", op.id)),
+    );
+    headers.insert(
+        "operation-location",
+        header_value(&dialect::operation_location(&op)),
+    );
+    if op.state.is_terminal() {
+        // A create replayed after the operation ended still tells the
+        // client when to poll; it will find the terminal state at once.
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(app.retry_after));
+    }
+    Ok(dialect::json(status, headers, &OperationBody::from(&op)))
+}
+
+// GET /v1/operations/{id}
+pub async fn get_operation(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let id = parse_id(&id)?;
+    let op = ops::get(app.store.as_ref(), &caller, id, |_| true).await?;
+    if let Some(unchanged) = dialect::not_modified(&headers, &op, app.retry_after) {
+        return Ok(unchanged);
+    }
+    Ok(respond(&op, app.retry_after))
+}
+
+// PATCH /v1/operations/{id}  (JSON merge patch, optional If-Match)
+pub async fn patch_operation(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let id = parse_id(&id)?;
+    let patch: Value = parse_json(body)?;
+    let if_match = if_match(&headers)?;
+    let op = ops::patch(
+        app.store.as_ref(),
+        &app.policy,
+        &caller,
+        id,
+        &patch,
+        if_match.as_ref(),
+    )
+    .await?;
+    Ok(respond(&op, app.retry_after))
+}
+
+// POST /v1/operations/{id}:cancel
+pub async fn post_action(
+    State(app): State<AppState>,
+    Path(id_action): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let Some(id) = id_action.strip_suffix(":cancel") else {
+        return Err(CoreError::NoSuchRoute {
+            path: format!("/v1/operations/{id_action}"),
+        }
+        .into());
+    };
+    let id = parse_id(id)?;
+    let op = ops::cancel(app.store.as_ref(), &app.policy, &caller, id).await?;
+    Ok(respond(&op, app.retry_after))
+}
+
+fn respond(op: &Operation, retry_after: u32) -> Response {
+    dialect::json(
+        StatusCode::OK,
+        dialect::status_headers(op, retry_after),
+        &OperationBody::from(op),
+    )
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("ids, scopes and kinds are URL-safe")
+}
+
+/// Reads a JSON body, mapping every failure to a 400/413 in our envelope.
+fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, CoreError> {
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+        _ => CoreError::BadRequest {
+            code: "InvalidRequestContent",
+            message: e.body_text(),
+            target: None,
+        },
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| CoreError::BadRequest {
+        code: "InvalidRequestContent",
+        message: format!("The request body is not valid: {e}"),
+        target: None,
+    })
+}
+
+fn parse_id(id: &str) -> Result<OperationId, CoreError> {
+    OperationId::parse(id).ok_or_else(|| {
+        CoreError::bad_request(
+            "InvalidParameter",
+            "id",
+            format!("operation id '{id}' is not a UUID"),
+        )
+    })
+}
+
+/// The client-chosen id, from `Operation-Id` or the body (they must agree).
+fn chosen_id(headers: &HeaderMap, in_body: Option<&str>) -> Result<Option<OperationId>, CoreError> {
+    let in_header = match headers.get("operation-id") {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            CoreError::bad_request("InvalidParameter", "Operation-Id", "not ASCII")
+        })?),
+        None => None,
+    };
+    match (in_header, in_body) {
+        (Some(h), Some(b)) if !h.eq_ignore_ascii_case(b) => Err(CoreError::bad_request(
+            "InvalidParameter",
+            "id",
+            format!("the Operation-Id header '{h}' and the body's id '{b}' differ"),
+        )),
+        (Some(id), _) | (None, Some(id)) => parse_id(id).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Wire → model, naming the field at fault.
+fn validate(request: CreateOperation) -> Result<NewOperation, CoreError> {
+    let scope = Scope::parse(&request.scope)
+        .map_err(|e| CoreError::bad_request("InvalidParameter", "scope", e))?;
+    let kind = Kind::parse(&request.kind)
+        .map_err(|e| CoreError::bad_request("InvalidParameter", "kind", e))?;
+    if matches!(scope, Scope::Tenant(_)) && sphere::operation_type(kind.as_ref()).is_none() {
+        return Err(CoreError::bad_request(
+            "InvalidParameter",
+            "kind",
+            format!(
+                "kind '{kind}' is not an Azure Sphere operation type; tenant scopes accept {}",
+                sphere::OPERATION_TYPES.join(", ")
+            ),
+        ));
+    }
+    for (field, value) in [
+        ("resourceLocation", &request.resource_location),
+        ("detailsLocation", &request.details_location),
+    ] {
+        if value.as_ref().is_some_and(|v| v.len() > 2048) {
+            return Err(CoreError::bad_request(
+                "InvalidParameter",
+                field,
+                "longer than 2048 bytes",
+            ));
+        }
+    }
+    Ok(NewOperation {
+        scope,
+        kind,
+        resource_location: request.resource_location,
+        details_location: request.details_location,
+        properties: request.properties,
+    })
+}
+
+/// Parses `If-Match: "3"`, `If-Match: "3", "4"` or `If-Match: *`.
+fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, CoreError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        CoreError::bad_request("InvalidParameter", "If-Match", "If-Match must be ASCII")
+    })?;
+    Ok(Some(IfMatch(
+        text.split(',').map(|tag| tag.trim().to_owned()).collect(),
+    )))
+}

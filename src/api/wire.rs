@@ -1,0 +1,104 @@
+//! Native `/v1` wire types: camelCase JSON, serde only.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::{Operation, OperationError};
+
+/// `POST /v1/operations` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateOperation {
+    /// Owner scope: `tenants/{uuid}`, `projects/{name}` or `accounts/{name}`.
+    pub scope: String,
+    /// camelCase kind.
+    pub kind: String,
+    /// Client-chosen id (or header `Operation-Id`).
+    pub id: Option<String>,
+    /// Initial result location.
+    pub resource_location: Option<String>,
+    /// Initial details location.
+    pub details_location: Option<String>,
+    /// Initial properties.
+    pub properties: Option<Map<String, Value>>,
+}
+
+/// An operation as the native API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationBody {
+    /// Operation id.
+    pub id: String,
+    /// Owner scope.
+    pub scope: String,
+    /// Kind.
+    pub kind: String,
+    /// State, PascalCase.
+    pub state: &'static str,
+    /// Progress 0..=100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent_complete: Option<f64>,
+    /// Creation time.
+    pub created_at: String,
+    /// First Running time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Last change.
+    pub last_action_at: String,
+    /// Terminal time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// When it will be purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Result location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_location: Option<String>,
+    /// Details location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details_location: Option<String>,
+    /// Producer data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Map<String, Value>>,
+    /// Failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<OperationError>,
+    /// Version (the ETag without quotes).
+    pub version: i64,
+    /// The dialect URL a client polls.
+    pub operation_location: String,
+}
+
+impl From<&Operation> for OperationBody {
+    fn from(op: &Operation) -> OperationBody {
+        OperationBody {
+            id: op.id.to_string(),
+            scope: op.scope.to_string(),
+            kind: op.kind.to_string(),
+            state: op.state.as_str(),
+            percent_complete: op.percent_complete,
+            created_at: op.created_at.to_rfc3339_ticks(),
+            started_at: op.started_at.map(|t| t.to_rfc3339_ticks()),
+            last_action_at: op.last_action_at.to_rfc3339_ticks(),
+            finished_at: op.finished_at.map(|t| t.to_rfc3339_ticks()),
+            expires_at: op.expires_at.map(|t| t.to_rfc3339_ticks()),
+            resource_location: op.resource_location.clone(),
+            details_location: op.details_location.clone(),
+            properties: op.properties.clone(),
+            error: op.error.clone(),
+            version: op.version,
+            operation_location: crate::dialect::operation_location(op),
+        }
+    }
+}
+
+/// A page of operations (Azure's paged-list shape).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationPage {
+    /// This page.
+    pub value: Vec<OperationBody>,
+    /// The next page, absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}

@@ -1,0 +1,92 @@
+//! Wires the front-ends (native API, three dialects) to shared state and
+//! serves them. `serve` takes an already-bound listener: tests bind
+//! 127.0.0.1:0 and read the port before any request is made.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::api;
+use crate::dialect::{devcenter, face, sphere};
+use crate::error::CoreError;
+use crate::ops::Policy;
+use crate::store::Store;
+
+/// Largest request body accepted (create and PATCH bodies are small JSON).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where operations and keys live.
+    pub store: Arc<dyn Store>,
+    /// Retention and other rules of the use-cases.
+    pub policy: Arc<Policy>,
+    /// Seconds a poller is told to wait (`Retry-After`).
+    pub retry_after: u32,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api::router())
+        .merge(sphere::router())
+        .merge(devcenter::router())
+        .merge(face::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::http::request_context))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn unknown_route(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    error_for_path(&path, CoreError::NoSuchRoute { path: path.clone() })
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    error_for_path(
+        &path,
+        CoreError::MethodNotAllowed {
+            method: request.method().to_string(),
+        },
+    )
+}
+
+/// Unknown routes answer in the envelope of the dialect whose prefix matched.
+fn error_for_path(path: &str, core: CoreError) -> Response {
+    if path.starts_with("/v2/") {
+        sphere::error_response(path, core)
+    } else if path.starts_with("/projects/") {
+        devcenter::error_response(core)
+    } else if path.starts_with("/face/") {
+        face::error_response(core)
+    } else {
+        api::error_response(core)
+    }
+}

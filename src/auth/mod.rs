@@ -1,0 +1,77 @@
+//! Who is calling: API keys (SPEC §4). Dialects pick where the key travels
+//! (`Ocp-Apim-Subscription-Key` or `Authorization: Bearer`); this module
+//! turns it into a `Principal` or an `Unauthenticated` error.
+
+pub mod keys;
+
+use axum::http::HeaderMap;
+
+use crate::error::CoreError;
+use crate::model::{KeyScope, Role, Scope};
+use crate::store::Store;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The key's public id (for logs).
+    pub key_id: String,
+    /// Which scopes it reaches.
+    pub scope: KeyScope,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Principal {
+    /// True when the caller may read operations of `scope`.
+    pub fn can_read(&self, scope: &Scope) -> bool {
+        self.scope.covers(scope)
+    }
+
+    /// Fails with 403 unless the caller holds `role`.
+    pub fn require(&self, role: Role) -> Result<(), CoreError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden {
+                message: format!(
+                    "this key has the '{}' role; this call needs '{}'",
+                    self.role.as_str(),
+                    role.as_str()
+                ),
+            })
+        }
+    }
+}
+
+/// Resolves a presented secret to its principal.
+pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Principal, CoreError> {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        return Err(CoreError::Unauthenticated {
+            message: "No credentials were presented.".into(),
+        });
+    };
+    let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
+    match key {
+        Some(key) if key.allows(Role::Read) => Ok(Principal {
+            key_id: key.id,
+            scope: key.scope,
+            role: key.role,
+        }),
+        _ => Err(CoreError::Unauthenticated {
+            message: "The presented key is not valid.".into(),
+        }),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The `WWW-Authenticate` challenge sent with every bearer 401.
+pub const BEARER_CHALLENGE: &str = r#"Bearer realm="longrun", error="invalid_token""#;

@@ -1,0 +1,51 @@
+//! The command line: one binary that serves and administers.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DataDir, ServeConfig};
+
+/// longrun: a durable status service for long-running operations.
+#[derive(Debug, Parser)]
+#[command(name = "longrun", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeConfig),
+    /// Manage API keys (works on the data directory directly).
+    Key {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+/// `longrun key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print its secret once (the secret alone on stdout).
+    Create {
+        /// Scope the key reaches: tenants/{uuid}, projects/{name}, accounts/{name} or '*'.
+        #[arg(long)]
+        scope: String,
+        /// read, produce or admin (each includes the ones before it).
+        #[arg(long, default_value = "read")]
+        role: String,
+        /// A label for humans.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+}

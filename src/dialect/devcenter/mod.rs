@@ -1,0 +1,242 @@
+//! Azure Dev Center dialect (seed 001, SPEC §2.2): operation statuses of a
+//! project, with `api-version` checked and bearer keys. Translate only.
+
+mod error;
+mod wire;
+
+pub use error::Error;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::error::CoreError;
+use crate::model::id::is_project_name;
+use crate::model::{Operation, OperationId, Scope, State as OpState};
+use crate::ops;
+
+/// Every Dev Center data-plane api-version, oldest first; the newest is the
+/// seed's. Requests with any of them are answered the same way.
+pub const API_VERSIONS: [&str; 11] = [
+    "2022-11-11-preview",
+    "2023-01-01-preview",
+    "2023-04-01",
+    "2023-07-01-preview",
+    "2023-10-01-preview",
+    "2024-02-01",
+    "2024-05-01-preview",
+    "2024-06-01-preview",
+    "2024-08-01-preview",
+    "2024-10-01-preview",
+    super::DEVCENTER_API_VERSION,
+];
+
+/// The status URL of a project's operation, api-version included: the SDK
+/// polls `Operation-Location` verbatim and adds none of its own.
+pub fn operation_path(project: &str, id: OperationId) -> String {
+    format!(
+        "/projects/{project}/operationstatuses/{id}?api-version={}",
+        super::DEVCENTER_API_VERSION
+    )
+}
+
+/// Dev Center routes, mounted at the root.
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/projects/{project_name}/operationstatuses/{operation_id}",
+        get(get_operation_status),
+    )
+}
+
+// GET /projects/{projectName}/operationstatuses/{operationId}?api-version=2025-02-01
+async fn get_operation_status(
+    State(app): State<AppState>,
+    Path((project_name, operation_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(&headers)).await?;
+    check_api_version(query.as_deref())?;
+    if !is_project_name(&project_name) {
+        return Err(CoreError::bad_request(
+            "InvalidParameter",
+            "projectName",
+            format!("projectName '{project_name}' must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{2,62}}$."),
+        )
+        .into());
+    }
+    let id = OperationId::parse(&operation_id).filter(|_| is_operation_id(&operation_id)).ok_or_else(|| {
+        CoreError::bad_request(
+            "InvalidParameter",
+            "operationId",
+            format!("operationId '{operation_id}' must match ^[a-zA-Z0-9]{{8}}-([a-zA-Z0-9]{{4}}-){{3}}[a-zA-Z0-9]{{12}}$."),
+        )
+    })?;
+    let scope = Scope::Project(project_name);
+    let op = ops::get(app.store.as_ref(), &caller, id, |op| op.scope == scope).await?;
+    if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
+        return Ok(unchanged);
+    }
+    Ok(super::json(
+        StatusCode::OK,
+        super::status_headers(&op, app.retry_after),
+        &render(&op),
+    ))
+}
+
+/// `api-version` must be present and one of `API_VERSIONS` (Azure's wording).
+fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
+    let requested = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "api-version")
+        .map(|(_, value)| value.into_owned());
+    match requested {
+        None => Err(CoreError::BadRequest {
+            code: "MissingApiVersionParameter",
+            message:
+                "The api-version query parameter (?api-version=) is required for all requests."
+                    .into(),
+            target: None,
+        }),
+        Some(v) if API_VERSIONS.contains(&v.as_str()) => Ok(()),
+        Some(v) => Err(CoreError::BadRequest {
+            code: "UnsupportedApiVersionValue",
+            message: format!(
+                "Unsupported api-version '{v}'. The supported api-versions are '{}'.",
+                API_VERSIONS.join(", ")
+            ),
+            target: None,
+        }),
+    }
+}
+
+/// The seed's operationId pattern; stricter than "any UUID" only in that it
+/// also refuses non-hex letters, which `OperationId::parse` already does.
+fn is_operation_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_alphanumeric()
+            }
+        })
+}
+
+/// Model → Dev Center `OperationStatus`.
+fn render(op: &Operation) -> wire::OperationStatus {
+    let Scope::Project(project) = &op.scope else {
+        unreachable!("only project operations are rendered")
+    };
+    let status = match op.state {
+        OpState::NotStarted => "NotStarted",
+        OpState::Running => "Running",
+        OpState::Succeeded | OpState::CompleteWithErrors => "Succeeded",
+        OpState::Failed => "Failed",
+        OpState::Canceled => "Canceled",
+    };
+    let succeeded = status == "Succeeded";
+    wire::OperationStatus {
+        id: format!("/projects/{project}/operationStatuses/{}", op.id),
+        name: op.id.to_string(),
+        status,
+        resource_id: op.resource_location.clone(),
+        start_time: op.started_at.map(|t| t.to_rfc3339_millis()),
+        end_time: op.finished_at.map(|t| t.to_rfc3339_millis()),
+        percent_complete: op.percent_complete,
+        properties: op.properties.clone().filter(|_| succeeded),
+        error: op.error.as_ref().map(wire_error),
+    }
+}
+
+fn wire_error(e: &crate::model::OperationError) -> wire::Error {
+    wire::Error {
+        code: e.code.clone(),
+        message: e.message.clone(),
+        target: e.target.clone(),
+        details: e
+            .details
+            .as_ref()
+            .map(|d| d.iter().map(wire_error).collect()),
+    }
+}
+
+/// Renders any core error in Azure.Core's envelope (the router's fallbacks).
+pub fn error_response(core: CoreError) -> Response {
+    Error(core).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kind, NewOperation, Timestamp};
+    use serde_json::json;
+
+    fn sample(state: OpState) -> Operation {
+        let request = NewOperation {
+            scope: Scope::parse("projects/myProject").unwrap(),
+            kind: Kind::parse("deleteDevBox").unwrap(),
+            resource_location: None,
+            details_location: None,
+            properties: json!({"k": "v"}).as_object().cloned(),
+        };
+        let id = OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").unwrap();
+        let mut op = Operation::new(
+            id,
+            request,
+            Timestamp::parse_rfc3339("2024-01-24T21:14:50Z").unwrap(),
+        );
+        op.state = state;
+        op.started_at = Timestamp::parse_rfc3339("2024-01-24T21:14:58.472Z");
+        op
+    }
+
+    /// The seed's sample response, exactly.
+    #[test]
+    fn renders_the_seed_sample() {
+        let body = serde_json::to_value(render(&sample(OpState::Running))).unwrap();
+        assert_eq!(
+            body,
+            json!({
+              "id": "/projects/myProject/operationStatuses/fa067167-e49d-41bd-8dd8-de719b9de3b3",
+              "name": "fa067167-e49d-41bd-8dd8-de719b9de3b3",
+              "status": "Running",
+              "startTime": "2024-01-24T21:14:58.472Z"
+            })
+        );
+    }
+
+    #[test]
+    fn never_emits_a_status_the_sdk_does_not_know() {
+        for state in OpState::ALL {
+            let status = render(&sample(state)).status;
+            assert!(
+                ["NotStarted", "Running", "Succeeded", "Failed", "Canceled"].contains(&status),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn properties_appear_only_once_succeeded() {
+        assert!(render(&sample(OpState::Running)).properties.is_none());
+        assert_eq!(
+            render(&sample(OpState::Succeeded)).properties,
+            json!({"k": "v"}).as_object().cloned()
+        );
+    }
+
+    #[test]
+    fn api_version_is_required_and_checked() {
+        assert!(check_api_version(Some("api-version=2025-02-01")).is_ok());
+        assert!(check_api_version(Some("x=1&api-version=2023-04-01")).is_ok());
+        let missing = check_api_version(Some("x=1")).unwrap_err();
+        assert_eq!(missing.code(), "MissingApiVersionParameter");
+        let unknown = check_api_version(Some("api-version=1999-01-01")).unwrap_err();
+        assert_eq!(unknown.code(), "UnsupportedApiVersionValue");
+        assert!(unknown.to_string().starts_with("Unsupported api-version '1999-01-01'. The supported api-versions are '2022-11-11-preview, "));
+    }
+}

@@ -1,0 +1,44 @@
+//! Face's `APIError` envelope. A 401 is worded exactly as Azure's API gateway
+//! words it for Cognitive Services keys: people search for that sentence.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::wire;
+use crate::dialect::json;
+use crate::error::CoreError;
+use crate::http::LoggedError;
+
+const GATEWAY_401: &str = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a \
+     valid key for an active subscription and use a correct regional API endpoint for your resource.";
+
+/// A core error rendered as a Face `APIError`.
+#[derive(Debug)]
+pub struct Error(pub CoreError);
+
+impl From<CoreError> for Error {
+    fn from(core: CoreError) -> Error {
+        Error(core)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let core = self.0;
+        let (code, message) = match &core {
+            CoreError::Unauthenticated { .. } => ("401".to_owned(), GATEWAY_401.to_owned()),
+            CoreError::BadRequest { .. } => ("BadArgument".to_owned(), core.public_message()),
+            other => (other.code().to_owned(), other.public_message()),
+        };
+        let mut headers = HeaderMap::new();
+        if matches!(core, CoreError::Unavailable(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        let body = wire::ApiError {
+            error: wire::Error { code, message },
+        };
+        let mut response = json(core.status(), headers, &body);
+        LoggedError::attach(&mut response, core);
+        response
+    }
+}

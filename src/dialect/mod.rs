@@ -1,0 +1,71 @@
+//! The client-facing dialects (SPEC §2): pure translations of the model to
+//! three Azure wire formats. A dialect parses its URL and credentials, calls
+//! `ops`, and renders the answer; it stores nothing and decides nothing.
+//!
+//! This file holds what all of them share: conditional GETs, `Retry-After`,
+//! JSON responses, and each operation's dialect URL.
+
+pub mod devcenter;
+pub mod face;
+pub mod sphere;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::model::{Operation, Scope};
+
+/// The api-version longrun puts in the Dev Center URLs it hands out.
+pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
+
+/// A JSON body with the `charset` Azure services send.
+pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {
+    json_as(status, headers, body, "application/json; charset=utf-8")
+}
+
+/// A JSON body with an explicit content type (e.g. `application/problem+json`).
+pub fn json_as(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: &impl Serialize,
+    content_type: &'static str,
+) -> Response {
+    let bytes = serde_json::to_vec(body).expect("wire types always serialize");
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (status, headers, bytes).into_response()
+}
+
+/// `ETag` always; `Retry-After` while the operation is not terminal, so
+/// pollers back off instead of spinning.
+pub fn status_headers(op: &Operation, retry_after: u32) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&op.etag()).expect("digits and quotes"),
+    );
+    if !op.state.is_terminal() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    headers
+}
+
+/// A 304 when `If-None-Match` names the current ETag (or `*`): a poll that
+/// finds nothing new costs no body.
+pub fn not_modified(request: &HeaderMap, op: &Operation, retry_after: u32) -> Option<Response> {
+    let listed = request.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let etag = op.etag();
+    let hit = listed
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(&etag));
+    hit.then(|| (StatusCode::NOT_MODIFIED, status_headers(op, retry_after)).into_response())
+}
+
+/// The URL a client should poll for `op`, in the dialect its scope belongs to.
+pub fn operation_location(op: &Operation) -> String {
+    match &op.scope {
+        Scope::Tenant(tenant) => sphere::operation_path(tenant, op),
+        Scope::Project(project) => devcenter::operation_path(project, op.id),
+        Scope::Account(_) => face::operation_path(op.id),
+    }
+}

@@ -1,0 +1,66 @@
+//! Azure Sphere public API wire types (seed 000), serde only. Names exactly
+//! as the Sphere reference documents them.
+//! <https://learn.microsoft.com/rest/api/azure-sphere/async-operations/get-image-upload-details>
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// `Operation`: PascalCase, integer enums, every member always present.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Operation {
+    /// Unique operation id.
+    pub operation_id: String,
+    /// Integer `OperationType` (7 = ImageUpload).
+    pub operation_type: u8,
+    /// Integer `State`: 0 NotStarted, 1 InProgress, 2 Complete, 3 Failed, 4 CompleteWithErrors.
+    pub state: u8,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Creation time, UTC.
+    #[serde(rename = "CreatedDateUTC")]
+    pub created_date_utc: String,
+    /// Start time, UTC.
+    #[serde(rename = "StartedDateUTC")]
+    pub started_date_utc: Option<String>,
+    /// Completion time, UTC.
+    #[serde(rename = "CompletedDateUTC")]
+    pub completed_date_utc: Option<String>,
+    /// Location of resources the operation created.
+    pub resource_location: Option<String>,
+    /// Where to get more details.
+    pub details_location: Option<String>,
+    /// Why it failed.
+    pub error: Option<ErrorResponse>,
+}
+
+/// `ErrorResponse`: an integer code and a message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorResponse {
+    /// 0 OperationFailed … 8 NotFound.
+    pub code: u8,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// `PublicApiErrorDetails`: RFC 7807 members; responses carry an array of them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublicApiErrorDetails {
+    /// Problem type URI.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation of this occurrence.
+    pub detail: String,
+    /// The request path it happened on.
+    pub instance: String,
+    /// String form of the error code.
+    pub error_code: String,
+    /// Extension members.
+    pub extensions: Map<String, Value>,
+}

@@ -1,0 +1,174 @@
+//! The error every front-end (native API and the three dialects) shares.
+//! `ops` and `auth` return it; each front-end renders it in its own envelope
+//! with its own codes, so the decision "which status" is made once, here.
+
+use axum::http::StatusCode;
+
+use crate::model::TransitionError;
+use crate::store::StoreError;
+
+/// A failure to answer a request, independent of any wire format.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// No such operation in the caller's reach (also: another scope's).
+    #[error("operation '{id}' was not found")]
+    NoSuchOperation {
+        /// The id as the caller wrote it.
+        id: String,
+    },
+    /// The request is malformed whatever the state.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code, e.g. `InvalidRequestContent`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+        /// The parameter or field at fault.
+        target: Option<String>,
+    },
+    /// The request conflicts with the operation's current state.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code, e.g. `OperationTerminal`.
+        code: &'static str,
+        /// What conflicts, naming the current state.
+        message: String,
+    },
+    /// `If-Match` named another version.
+    #[error("{message}")]
+    PreconditionFailed {
+        /// Which version is current.
+        message: String,
+    },
+    /// No credentials, or ones that identify nobody.
+    #[error("{message}")]
+    Unauthenticated {
+        /// Why (missing header, unknown key, revoked key).
+        message: String,
+    },
+    /// A known caller lacks the role for this call (never used for scope:
+    /// another scope's operations are `NoSuchOperation`).
+    #[error("{message}")]
+    Forbidden {
+        /// Which role is missing.
+        message: String,
+    },
+    /// No route matches the path (under a dialect's prefix).
+    #[error("no resource exists at '{path}'")]
+    NoSuchRoute {
+        /// The request path.
+        path: String,
+    },
+    /// The route exists but not with this method.
+    #[error("the method {method} is not allowed on this resource")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+    },
+    /// The request body is larger than the service accepts.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Storage cannot take the request now; the client should retry.
+    #[error("the service is temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or broken dependency; logged, never shown.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl CoreError {
+    /// The one place mapping failures to HTTP statuses.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CoreError::NoSuchOperation { .. } => StatusCode::NOT_FOUND,
+            CoreError::NoSuchRoute { .. } => StatusCode::NOT_FOUND,
+            CoreError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            CoreError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            CoreError::Conflict { .. } => StatusCode::CONFLICT,
+            CoreError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            CoreError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            CoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            CoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The Azure-style error code (`x-ms-error-code`, `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::NoSuchOperation { .. } => "OperationNotFound",
+            CoreError::BadRequest { code, .. } | CoreError::Conflict { code, .. } => code,
+            CoreError::NoSuchRoute { .. } => "NotFound",
+            CoreError::MethodNotAllowed { .. } => "MethodNotAllowed",
+            CoreError::PreconditionFailed { .. } => "PreconditionFailed",
+            CoreError::Unauthenticated { .. } => "Unauthorized",
+            CoreError::Forbidden { .. } => "Forbidden",
+            CoreError::PayloadTooLarge { .. } => "RequestBodyTooLarge",
+            CoreError::Unavailable(_) => "ServiceUnavailable",
+            CoreError::Internal(_) => "InternalServerError",
+        }
+    }
+
+    /// What a client may be told: internals stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            CoreError::Internal(_) => "An internal error occurred. Retry later; if it persists, report the x-ms-request-id.".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The parameter or field at fault, if one is.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            CoreError::BadRequest { target, .. } => target.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Shorthand for a 400 naming its parameter.
+    pub fn bad_request(code: &'static str, target: &str, message: impl Into<String>) -> CoreError {
+        CoreError::BadRequest {
+            code,
+            message: message.into(),
+            target: Some(target.to_owned()),
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> CoreError {
+        match e {
+            StoreError::Unavailable(why) => CoreError::Unavailable(why),
+            other => CoreError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<TransitionError> for CoreError {
+    fn from(e: TransitionError) -> CoreError {
+        let message = e.to_string();
+        match e {
+            TransitionError::AlreadyTerminal { .. } => CoreError::Conflict {
+                code: "OperationTerminal",
+                message,
+            },
+            TransitionError::IllegalTransition { .. } => CoreError::Conflict {
+                code: "InvalidStateTransition",
+                message,
+            },
+            TransitionError::ProgressDecreased { .. } => CoreError::Conflict {
+                code: "ProgressDecreased",
+                message,
+            },
+            TransitionError::InvalidValue { field, .. } => CoreError::BadRequest {
+                code: "InvalidRequestContent",
+                message,
+                target: Some(field.to_owned()),
+            },
+        }
+    }
+}

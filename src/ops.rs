@@ -1,0 +1,180 @@
+//! The use-cases every front-end shares: create, read, change, cancel. Each
+//! checks access, applies the model's rules and talks to the store; the
+//! front-ends only translate wire formats around these calls.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::CoreError;
+use crate::model::{
+    Applied, NewOperation, Operation, OperationId, Role, Timestamp, TransitionError,
+};
+use crate::store::{Store, StoreError};
+
+/// How many times a change is re-read and re-applied when another writer
+/// got in between (only without `If-Match`; with it, the first loss is a 412).
+const MAX_CAS_ATTEMPTS: usize = 16;
+
+/// Service-wide settings the use-cases need.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How long a terminal operation is kept (SPEC §1; at least 24 h).
+    pub retention: Duration,
+}
+
+/// The service's clock, truncated to the 100 ns Azure prints.
+pub fn now() -> Timestamp {
+    Timestamp::from_datetime(OffsetDateTime::now_utc())
+}
+
+/// The result of a create.
+#[derive(Debug)]
+pub enum Created {
+    /// A new operation was stored.
+    New(Operation),
+    /// The same request (same id, same body) was made before: its operation.
+    Existing(Operation),
+}
+
+/// The ETags an `If-Match` header lists (`*` matches any version).
+#[derive(Debug, Clone)]
+pub struct IfMatch(pub Vec<String>);
+
+impl IfMatch {
+    fn matches(&self, op: &Operation) -> bool {
+        let etag = op.etag();
+        self.0.iter().any(|tag| tag == "*" || *tag == etag)
+    }
+}
+
+/// Creates an operation (produce role, in a scope the key reaches).
+pub async fn create(
+    store: &dyn Store,
+    caller: &Principal,
+    id: Option<OperationId>,
+    request: NewOperation,
+) -> Result<Created, CoreError> {
+    caller.require(Role::Produce)?;
+    if !caller.can_read(&request.scope) {
+        return Err(CoreError::Forbidden {
+            message: format!(
+                "this key may not create operations in scope '{}'",
+                request.scope
+            ),
+        });
+    }
+    let chosen = id.is_some();
+    let id = id.unwrap_or_else(|| OperationId::from_uuid(Uuid::now_v7()));
+    let op = Operation::new(id, request, now());
+    match store.create_operation(&op).await {
+        Ok(()) => Ok(Created::New(op)),
+        Err(StoreError::AlreadyExists) if chosen => {
+            let existing = store.get_operation(id).await?;
+            match existing {
+                Some(existing)
+                    if existing.create_fingerprint == op.create_fingerprint
+                        && caller.can_read(&existing.scope) =>
+                {
+                    Ok(Created::Existing(existing))
+                }
+                _ => Err(CoreError::Conflict {
+                    code: "OperationIdInUse",
+                    message: format!("operation id '{id}' is already used by a different request"),
+                }),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads an operation the caller may see and `visible` accepts; anything
+/// else is "not found", so ids of other scopes cannot be probed.
+pub async fn get(
+    store: &dyn Store,
+    caller: &Principal,
+    id: OperationId,
+    visible: impl Fn(&Operation) -> bool,
+) -> Result<Operation, CoreError> {
+    match store.get_operation(id).await? {
+        Some(op) if caller.can_read(&op.scope) && visible(&op) => Ok(op),
+        _ => Err(CoreError::NoSuchOperation { id: id.to_string() }),
+    }
+}
+
+/// Applies a JSON merge patch (produce role).
+pub async fn patch(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    id: OperationId,
+    patch: &Value,
+    if_match: Option<&IfMatch>,
+) -> Result<Operation, CoreError> {
+    change(store, caller, id, if_match, |op| {
+        let changes = op.merge_patch(patch)?;
+        op.apply(changes, now(), policy.retention)
+    })
+    .await
+}
+
+/// Cancels an operation (produce role); canceling a Canceled one is a no-op.
+pub async fn cancel(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    id: OperationId,
+) -> Result<Operation, CoreError> {
+    change(store, caller, id, None, |op| {
+        op.cancel(now(), policy.retention)
+    })
+    .await
+}
+
+/// Read, decide, compare-and-swap; re-read on a lost race. Every decision
+/// is made against the version it is written over, so two racing changes
+/// (a cancel and a completion) can never both win.
+async fn change(
+    store: &dyn Store,
+    caller: &Principal,
+    id: OperationId,
+    if_match: Option<&IfMatch>,
+    decide: impl Fn(&Operation) -> Result<Applied, TransitionError>,
+) -> Result<Operation, CoreError> {
+    caller.require(Role::Produce)?;
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = get(store, caller, id, |_| true).await?;
+        if let Some(expected) = if_match
+            && !expected.matches(&current)
+        {
+            return Err(precondition_failed(&current));
+        }
+        let next = match decide(&current)? {
+            Applied::Unchanged => return Ok(current),
+            Applied::Changed(next) => next,
+        };
+        match store.update_operation(&next, current.version).await {
+            Ok(()) => return Ok(*next),
+            Err(StoreError::VersionMismatch) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(CoreError::NoSuchOperation { id: id.to_string() });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the operation is changing too quickly; retry".into(),
+    ))
+}
+
+fn precondition_failed(current: &Operation) -> CoreError {
+    CoreError::PreconditionFailed {
+        message: format!(
+            "If-Match does not match the current ETag {}",
+            current.etag()
+        ),
+    }
+}
