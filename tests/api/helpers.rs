@@ -1,0 +1,198 @@
+//! Starting a server per test, and a few request shorthands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use longrun::app::{self, AppState};
+use longrun::auth::keys;
+use longrun::model::{KeyScope, Role};
+use longrun::ops::{self, Policy};
+use longrun::store::{self, Store};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Seconds the test servers advertise in `Retry-After`.
+pub const RETRY_AFTER: u32 = 2;
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// A plain HTTP client.
+    pub client: reqwest::Client,
+    /// A `*`-scoped admin key's secret.
+    pub admin_key: String,
+    store: Arc<dyn Store>,
+    data_dir: PathBuf,
+    _owned_dir: Option<TempDir>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// A server on a fresh temporary data dir.
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        let mut app = TestApp::spawn_in(&path).await;
+        app._owned_dir = Some(dir);
+        app
+    }
+
+    /// A server on an existing data dir (for restart tests).
+    pub async fn spawn_in(data_dir: &Path) -> TestApp {
+        let store = store::open_data_dir(data_dir).expect("open store");
+        let (_, admin_key) =
+            keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now())
+                .await
+                .expect("admin key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            store: store.clone(),
+            policy: Arc::new(Policy {
+                retention: Duration::from_secs(7 * 86_400),
+            }),
+            retry_after: RETRY_AFTER,
+        };
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve(listener, state, async move {
+            let _ = stop.await;
+        }));
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            admin_key,
+            store,
+            data_dir: data_dir.to_owned(),
+            _owned_dir: None,
+            shutdown,
+            server,
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(self) -> PathBuf {
+        let _ = self.shutdown.send(());
+        self.server
+            .await
+            .expect("server task")
+            .expect("server result");
+        self.data_dir
+    }
+
+    /// A fresh key's secret.
+    pub async fn key(&self, scope: &str, role: Role) -> String {
+        let scope = KeyScope::parse(scope).unwrap();
+        keys::create(self.store.as_ref(), scope, role, None, ops::now())
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// `GET {address}{path}` with a bearer key.
+    pub async fn get_bearer(&self, path: &str, key: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/operations` as the admin.
+    pub async fn create(&self, body: Value) -> Response {
+        self.create_as(&self.admin_key.clone(), body).await
+    }
+
+    /// `POST /v1/operations` with `key`.
+    pub async fn create_as(&self, key: &str, body: Value) -> Response {
+        let url = format!("{}/v1/operations", self.address);
+        self.client
+            .post(url)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an operation and returns its native JSON (asserting 201).
+    pub async fn create_ok(&self, scope: &str, kind: &str) -> Value {
+        let response = self.create(json!({"scope": scope, "kind": kind})).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// `PATCH /v1/operations/{id}` as the admin.
+    pub async fn patch(&self, id: &str, body: Value) -> Response {
+        let url = format!("{}/v1/operations/{id}", self.address);
+        self.client
+            .patch(url)
+            .bearer_auth(&self.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// PATCH that must succeed; returns the new native JSON.
+    pub async fn patch_ok(&self, id: &str, body: Value) -> Value {
+        let response = self.patch(id, body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{:?}",
+            response.text().await
+        );
+        response.json().await.unwrap()
+    }
+}
+
+/// The id of a native operation JSON.
+pub fn id_of(op: &Value) -> String {
+    op["id"].as_str().unwrap().to_owned()
+}
+
+/// Asserts `value` is an RFC 3339 UTC string with `digits` fractional digits.
+pub fn assert_timestamp(value: &Value, digits: usize) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    let (whole, fraction) = text
+        .split_once('.')
+        .unwrap_or_else(|| panic!("no fraction: {text}"));
+    assert_eq!(whole.len(), 19, "{text}");
+    assert!(
+        longrun::model::Timestamp::parse_rfc3339(text).is_some(),
+        "{text}"
+    );
+    assert_eq!(fraction.len(), digits + 1, "{text}");
+    assert!(
+        fraction.ends_with('Z') && fraction[..digits].chars().all(|c| c.is_ascii_digit()),
+        "{text}"
+    );
+}
+
+/// The sorted member names of a JSON object.
+pub fn keys_of(value: &Value) -> Vec<String> {
+    let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// A random UUID no test ever created.
+pub fn unknown_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A fresh tenant id.
+pub fn tenant() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

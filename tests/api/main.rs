@@ -1,0 +1,10 @@
+//! Black-box tests: the real server on 127.0.0.1:0 with a temporary SQLite
+//! data dir, spoken to over HTTP. One binary, one module per front-end.
+
+mod binary;
+mod devcenter;
+mod face;
+mod helpers;
+mod native;
+mod restart;
+mod sphere;
