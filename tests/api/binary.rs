@@ -36,7 +36,8 @@ fn start_default_serve(dir: &std::path::Path) -> (Child, String) {
         }
         printed.push(line);
     }
-    panic!("longrun exited without listening: {printed:?}");
+    let status = child.wait();
+    panic!("longrun exited without listening ({status:?}): {printed:?}");
 }
 
 fn create_key(dir: &std::path::Path) -> String {
