@@ -54,9 +54,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -70,12 +68,7 @@ async fn unknown_route(request: Request) -> Response {
 
 async fn method_not_allowed(request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    error_for_path(
-        &path,
-        CoreError::MethodNotAllowed {
-            method: request.method().to_string(),
-        },
-    )
+    error_for_path(&path, CoreError::MethodNotAllowed { method: request.method().to_string() })
 }
 
 /// Unknown routes answer in the envelope of the dialect whose prefix matched.

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DataDir, ServeConfig};
+use crate::config::{ServeConfig, StoreConfig};
 
 /// longrun: a durable status service for long-running operations.
 #[derive(Debug, Parser)]
@@ -41,11 +41,11 @@ pub enum KeyCommand {
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
-        data_dir: DataDir,
+        store: StoreConfig,
     },
     /// List keys (never their secrets).
     List {
         #[command(flatten)]
-        data_dir: DataDir,
+        store: StoreConfig,
     },
 }

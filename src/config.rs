@@ -3,20 +3,51 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-/// Where the embedded store keeps its file.
+use crate::store::{self, Store};
+
+/// Where operations and keys are stored.
 #[derive(Debug, Clone, Args)]
-pub struct DataDir {
+pub struct StoreConfig {
     /// Directory for longrun's data (the SQLite file lives here).
-    #[arg(
-        long = "data-dir",
-        env = "LONGRUN_DATA_DIR",
-        default_value = "./longrun-data"
-    )]
-    pub path: PathBuf,
+    #[arg(long = "data-dir", env = "LONGRUN_DATA_DIR", default_value = "./longrun-data")]
+    pub data_dir: PathBuf,
+
+    /// A shared store instead of the embedded one: postgres://user@host/db.
+    #[arg(long = "store", env = "LONGRUN_STORE")]
+    pub url: Option<String>,
+
+    /// Most connections to a shared store (PostgreSQL) per node.
+    #[arg(long, env = "LONGRUN_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pool_size: u16,
+}
+
+impl StoreConfig {
+    /// Opens the store this configuration names.
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        store::open(self.url.as_deref(), &self.data_dir, usize::from(self.pool_size)).await
+    }
+
+    /// Where the data lives, for humans (never prints a password).
+    pub fn describe(&self) -> String {
+        match &self.url {
+            Some(url) => format!("store {}", url.rsplit('@').next().unwrap_or(url)),
+            None => format!("data in {}", self.data_dir.display()),
+        }
+    }
+
+    /// The flag that points another command at the same store.
+    pub fn flag(&self) -> String {
+        match &self.url {
+            Some(_) => "--store <the same URL>".to_owned(),
+            None => format!("--data-dir {}", self.data_dir.display()),
+        }
+    }
 }
 
 /// `longrun serve` settings.
@@ -27,7 +58,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 
     #[command(flatten)]
-    pub data_dir: DataDir,
+    pub store: StoreConfig,
 
     /// Seconds pollers are told to wait between polls (Retry-After), 1..=3600.
     #[arg(long, env = "LONGRUN_RETRY_AFTER", default_value_t = 5,
@@ -60,5 +91,15 @@ mod tests {
         assert_eq!(parse_retention("36h"), Ok(Duration::from_secs(36 * 3600)));
         assert!(parse_retention("23h").is_err());
         assert!(parse_retention("soon").is_err());
+    }
+
+    #[test]
+    fn describing_a_store_never_prints_its_password() {
+        let config = StoreConfig {
+            data_dir: "d".into(),
+            url: Some("postgres://u:secret@db.example/longrun".into()),
+            pool_size: 1,
+        };
+        assert_eq!(config.describe(), "store db.example/longrun");
     }
 }

@@ -116,7 +116,9 @@ impl CoreError {
     /// What a client may be told: internals stay in the log.
     pub fn public_message(&self) -> String {
         match self {
-            CoreError::Internal(_) => "An internal error occurred. Retry later; if it persists, report the x-ms-request-id.".into(),
+            CoreError::Internal(_) => {
+                "An internal error occurred. Retry later; if it persists, report the x-ms-request-id.".into()
+            }
             other => other.to_string(),
         }
     }
@@ -131,11 +133,7 @@ impl CoreError {
 
     /// Shorthand for a 400 naming its parameter.
     pub fn bad_request(code: &'static str, target: &str, message: impl Into<String>) -> CoreError {
-        CoreError::BadRequest {
-            code,
-            message: message.into(),
-            target: Some(target.to_owned()),
-        }
+        CoreError::BadRequest { code, message: message.into(), target: Some(target.to_owned()) }
     }
 }
 
@@ -152,23 +150,14 @@ impl From<TransitionError> for CoreError {
     fn from(e: TransitionError) -> CoreError {
         let message = e.to_string();
         match e {
-            TransitionError::AlreadyTerminal { .. } => CoreError::Conflict {
-                code: "OperationTerminal",
-                message,
-            },
-            TransitionError::IllegalTransition { .. } => CoreError::Conflict {
-                code: "InvalidStateTransition",
-                message,
-            },
-            TransitionError::ProgressDecreased { .. } => CoreError::Conflict {
-                code: "ProgressDecreased",
-                message,
-            },
-            TransitionError::InvalidValue { field, .. } => CoreError::BadRequest {
-                code: "InvalidRequestContent",
-                message,
-                target: Some(field.to_owned()),
-            },
+            TransitionError::AlreadyTerminal { .. } => CoreError::Conflict { code: "OperationTerminal", message },
+            TransitionError::IllegalTransition { .. } => {
+                CoreError::Conflict { code: "InvalidStateTransition", message }
+            }
+            TransitionError::ProgressDecreased { .. } => CoreError::Conflict { code: "ProgressDecreased", message },
+            TransitionError::InvalidValue { field, .. } => {
+                CoreError::BadRequest { code: "InvalidRequestContent", message, target: Some(field.to_owned()) }
+            }
         }
     }
 }

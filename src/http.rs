@@ -21,9 +21,7 @@ impl LoggedError {
     /// Attaches `core` to `response` when it is a server error.
     pub fn attach(response: &mut Response, core: CoreError) {
         if core.status().is_server_error() {
-            response
-                .extensions_mut()
-                .insert(LoggedError(Arc::new(format!("{core:#}"))));
+            response.extensions_mut().insert(LoggedError(Arc::new(format!("{core:#}"))));
         }
     }
 }
@@ -32,28 +30,17 @@ impl LoggedError {
 /// `x-ms-client-request-id`, and logs server errors with both.
 pub async fn request_context(request: Request, next: Next) -> Response {
     let request_id = Uuid::new_v4().to_string();
-    let client_request_id = request
-        .headers()
-        .get("x-ms-client-request-id")
-        .filter(|v| v.len() <= 256)
-        .cloned();
+    let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        "x-ms-request-id",
-        HeaderValue::from_str(&request_id).expect("a UUID is a header value"),
-    );
+    headers.insert("x-ms-request-id", HeaderValue::from_str(&request_id).expect("a UUID is a header value"));
     if let Some(id) = client_request_id {
         headers.insert("x-ms-client-request-id", id);
     }
     if response.status().is_server_error() {
-        let error = response
-            .extensions()
-            .get::<LoggedError>()
-            .map(|e| e.0.as_str())
-            .unwrap_or("(no detail)");
+        let error = response.extensions().get::<LoggedError>().map(|e| e.0.as_str()).unwrap_or("(no detail)");
         tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
     }
     response

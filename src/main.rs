@@ -1,6 +1,6 @@
 //! The `longrun` binary: parse the command line, run one command. Start-up
-//! problems (bad flags, unusable data dir or address) print one line and
-//! exit with code 2; failures while serving exit with 1.
+//! problems (bad flags, unusable store or address) print one line and exit
+//! with code 2; failures while serving exit with 1.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use longrun::cli::{Cli, Command, KeyCommand};
 use longrun::config::ServeConfig;
 use longrun::model::{KeyScope, Role};
 use longrun::ops::{self, Policy};
-use longrun::store;
 
 const CONFIG_ERROR: u8 = 2;
 
@@ -21,10 +20,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             let text = e.to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: invalid arguments")
-            );
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
             return ExitCode::from(CONFIG_ERROR);
         }
         Err(e) => e.exit(), // --help, --version
@@ -46,10 +42,11 @@ struct Failure {
 }
 
 fn config_error(e: impl std::fmt::Display) -> Failure {
-    Failure {
-        code: CONFIG_ERROR,
-        message: e.to_string(),
-    }
+    Failure { code: CONFIG_ERROR, message: format!("{e:#}") }
+}
+
+fn runtime_error(e: impl std::fmt::Display) -> Failure {
+    Failure { code: 1, message: format!("{e:#}") }
 }
 
 async fn run(command: Command) -> Result<(), Failure> {
@@ -60,8 +57,7 @@ async fn run(command: Command) -> Result<(), Failure> {
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Failure> {
-    let data_dir = &config.data_dir.path;
-    let store = store::open_data_dir(data_dir).map_err(|e| config_error(format!("{e:#}")))?;
+    let store = config.store.open().await.map_err(config_error)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -69,27 +65,14 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     if store.list_keys().await.map_err(config_error)?.is_empty() {
         println!(
             "No API keys yet; nothing can be read or written until you make one:\n  \
-             longrun key create --scope '*' --role admin --data-dir {}",
-            data_dir.display()
+             longrun key create --scope '*' --role admin {}",
+            config.store.flag()
         );
     }
-    println!(
-        "longrun listening on http://{address} (data in {})",
-        data_dir.display()
-    );
-    let state = AppState {
-        store,
-        policy: Arc::new(Policy {
-            retention: config.retention,
-        }),
-        retry_after: config.retry_after,
-    };
-    app::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| Failure {
-            code: 1,
-            message: format!("server failed: {e}"),
-        })?;
+    println!("longrun listening on http://{address} ({})", config.store.describe());
+    let state =
+        AppState { store, policy: Arc::new(Policy { retention: config.retention }), retry_after: config.retry_after };
+    app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -99,9 +82,8 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("cannot install the SIGTERM handler");
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},
@@ -114,24 +96,14 @@ async fn shutdown_signal() {
 
 async fn key(command: KeyCommand) -> Result<(), Failure> {
     match command {
-        KeyCommand::Create {
-            scope,
-            role,
-            name,
-            data_dir,
-        } => {
+        KeyCommand::Create { scope, role, name, store } => {
             let scope = KeyScope::parse(&scope).map_err(config_error)?;
-            let role = Role::parse(&role).ok_or_else(|| {
-                config_error(format!("role '{role}' must be read, produce or admin"))
-            })?;
-            let store =
-                store::open_data_dir(&data_dir.path).map_err(|e| config_error(format!("{e:#}")))?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| config_error(format!("role '{role}' must be read, produce or admin")))?;
+            let store = store.open().await.map_err(config_error)?;
             let (key, secret) = keys::create(store.as_ref(), scope, role, name, ops::now())
                 .await
-                .map_err(|e| Failure {
-                    code: 1,
-                    message: format!("cannot store the key: {e}"),
-                })?;
+                .map_err(|e| runtime_error(format!("cannot store the key: {e}")))?;
             eprintln!(
                 "Created {} (scope {}, role {}). The secret below is shown only once:",
                 key.id,
@@ -141,31 +113,20 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             println!("{secret}");
             Ok(())
         }
-        KeyCommand::List { data_dir } => {
-            let store =
-                store::open_data_dir(&data_dir.path).map_err(|e| config_error(format!("{e:#}")))?;
-            let keys = store.list_keys().await.map_err(|e| Failure {
-                code: 1,
-                message: e.to_string(),
-            })?;
-            println!(
-                "{:<40} {:<8} {:<10} {:<30} NAME",
-                "ID", "ROLE", "STATUS", "CREATED"
-            );
+        KeyCommand::List { store } => {
+            let store = store.open().await.map_err(config_error)?;
+            let keys = store.list_keys().await.map_err(runtime_error)?;
+            println!("{:<40} {:<8} {:<8} {:<25} {:<45} NAME", "ID", "ROLE", "STATUS", "CREATED", "SCOPE");
             for key in keys {
-                let status = if key.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let status = if key.revoked_at.is_some() { "revoked" } else { "active" };
                 println!(
-                    "{:<40} {:<8} {:<10} {:<30} {}  scope={}",
+                    "{:<40} {:<8} {:<8} {:<25} {:<45} {}",
                     key.id,
                     key.role.as_str(),
                     status,
                     key.created_at.to_rfc3339_millis(),
-                    key.name.unwrap_or_default(),
-                    key.scope
+                    key.scope.to_string(),
+                    key.name.unwrap_or_default()
                 );
             }
             Ok(())

@@ -10,9 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::CoreError;
-use crate::model::{
-    Applied, NewOperation, Operation, OperationId, Role, Timestamp, TransitionError,
-};
+use crate::model::{Applied, NewOperation, Operation, OperationId, Role, Timestamp, TransitionError};
 use crate::store::{Store, StoreError};
 
 /// How many times a change is re-read and re-applied when another writer
@@ -61,10 +59,7 @@ pub async fn create(
     caller.require(Role::Produce)?;
     if !caller.can_read(&request.scope) {
         return Err(CoreError::Forbidden {
-            message: format!(
-                "this key may not create operations in scope '{}'",
-                request.scope
-            ),
+            message: format!("this key may not create operations in scope '{}'", request.scope),
         });
     }
     let chosen = id.is_some();
@@ -76,8 +71,7 @@ pub async fn create(
             let existing = store.get_operation(id).await?;
             match existing {
                 Some(existing)
-                    if existing.create_fingerprint == op.create_fingerprint
-                        && caller.can_read(&existing.scope) =>
+                    if existing.create_fingerprint == op.create_fingerprint && caller.can_read(&existing.scope) =>
                 {
                     Ok(Created::Existing(existing))
                 }
@@ -128,10 +122,7 @@ pub async fn cancel(
     caller: &Principal,
     id: OperationId,
 ) -> Result<Operation, CoreError> {
-    change(store, caller, id, None, |op| {
-        op.cancel(now(), policy.retention)
-    })
-    .await
+    change(store, caller, id, None, |op| op.cancel(now(), policy.retention)).await
 }
 
 /// Read, decide, compare-and-swap; re-read on a lost race. Every decision
@@ -165,16 +156,9 @@ async fn change(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(CoreError::Unavailable(
-        "the operation is changing too quickly; retry".into(),
-    ))
+    Err(CoreError::Unavailable("the operation is changing too quickly; retry".into()))
 }
 
 fn precondition_failed(current: &Operation) -> CoreError {
-    CoreError::PreconditionFailed {
-        message: format!(
-            "If-Match does not match the current ETag {}",
-            current.etag()
-        ),
-    }
+    CoreError::PreconditionFailed { message: format!("If-Match does not match the current ETag {}", current.etag()) }
 }

@@ -26,19 +26,13 @@ pub async fn list_operations(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let query = query.unwrap_or_default();
-    let mut filter = ListFilter {
-        limit: DEFAULT_PAGE,
-        ..ListFilter::default()
-    };
+    let mut filter = ListFilter { limit: DEFAULT_PAGE, ..ListFilter::default() };
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let bad = |message: String| CoreError::bad_request("InvalidParameter", &name, message);
         match name.as_ref() {
             "scope" => filter.scope = Some(Scope::parse(&value).map_err(bad)?),
             "state" => {
-                filter.state = Some(
-                    OpState::parse(&value)
-                        .ok_or_else(|| bad(format!("unknown state '{value}'")))?,
-                )
+                filter.state = Some(OpState::parse(&value).ok_or_else(|| bad(format!("unknown state '{value}'")))?)
             }
             "kind" => filter.kind = Some(Kind::parse(&value).map_err(bad)?),
             "maxPageSize" => {
@@ -49,9 +43,7 @@ pub async fn list_operations(
                     .ok_or_else(|| bad(format!("maxPageSize must be 1..={MAX_PAGE}")))?
             }
             "continuationToken" => {
-                filter.after = Some(
-                    decode_token(&value).ok_or_else(|| bad("invalid continuation token".into()))?,
-                )
+                filter.after = Some(decode_token(&value).ok_or_else(|| bad("invalid continuation token".into()))?)
             }
             _ => return Err(bad(format!("unknown query parameter '{name}'")).into()),
         }
@@ -59,28 +51,15 @@ pub async fn list_operations(
     match (&caller.scope, &filter.scope) {
         (KeyScope::One(own), None) => filter.scope = Some(own.clone()),
         (KeyScope::One(own), Some(asked)) if own != asked => {
-            return Err(CoreError::Forbidden {
-                message: format!("this key may not list scope '{asked}'"),
-            }
-            .into());
+            return Err(CoreError::Forbidden { message: format!("this key may not list scope '{asked}'") }.into());
         }
         _ => {}
     }
-    let page = app
-        .store
-        .list_operations(&filter)
-        .await
-        .map_err(CoreError::from)?;
+    let page = app.store.list_operations(&filter).await.map_err(CoreError::from)?;
     let next_link = (page.len() == filter.limit as usize)
-        .then(|| {
-            page.last()
-                .map(|last| next_link(&filter, last.created_at, last.id))
-        })
+        .then(|| page.last().map(|last| next_link(&filter, last.created_at, last.id)))
         .flatten();
-    let body = OperationPage {
-        value: page.iter().map(OperationBody::from).collect(),
-        next_link,
-    };
+    let body = OperationPage { value: page.iter().map(OperationBody::from).collect(), next_link };
     Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &body))
 }
 
@@ -107,8 +86,5 @@ fn encode_token(at: Timestamp, id: OperationId) -> String {
 fn decode_token(token: &str) -> Option<(Timestamp, OperationId)> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
     let (nanos, id) = text.split_once('.')?;
-    Some((
-        Timestamp::from_unix_nanos(nanos.parse().ok()?),
-        OperationId::parse(id)?,
-    ))
+    Some((Timestamp::from_unix_nanos(nanos.parse().ok()?), OperationId::parse(id)?))
 }

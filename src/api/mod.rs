@@ -18,17 +18,10 @@ use crate::error::CoreError;
 
 /// Native routes, mounted at the root.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/operations",
-            get(list::list_operations).post(operations::create_operation),
-        )
-        .route(
-            "/v1/operations/{id}",
-            get(operations::get_operation)
-                .patch(operations::patch_operation)
-                .post(operations::post_action),
-        )
+    Router::new().route("/v1/operations", get(list::list_operations).post(operations::create_operation)).route(
+        "/v1/operations/{id}",
+        get(operations::get_operation).patch(operations::patch_operation).post(operations::post_action),
+    )
 }
 
 /// The caller, from `Authorization: Bearer <key>`.

@@ -31,14 +31,8 @@ pub async fn create_operation(
         Created::Existing(op) => (StatusCode::OK, op),
     };
     let mut headers = dialect::status_headers(&op, app.retry_after);
-    headers.insert(
-        header::LOCATION,
-        header_value(&format!("/v1/operations/{}", op.id)),
-    );
-    headers.insert(
-        "operation-location",
-        header_value(&dialect::operation_location(&op)),
-    );
+    headers.insert(header::LOCATION, header_value(&format!("/v1/operations/{}", op.id)));
+    headers.insert("operation-location", header_value(&dialect::operation_location(&op)));
     if op.state.is_terminal() {
         // A create replayed after the operation ended still tells the
         // client when to poll; it will find the terminal state at once.
@@ -73,15 +67,7 @@ pub async fn patch_operation(
     let id = parse_id(&id)?;
     let patch: Value = parse_json(body)?;
     let if_match = if_match(&headers)?;
-    let op = ops::patch(
-        app.store.as_ref(),
-        &app.policy,
-        &caller,
-        id,
-        &patch,
-        if_match.as_ref(),
-    )
-    .await?;
+    let op = ops::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
     Ok(respond(&op, app.retry_after))
 }
 
@@ -93,10 +79,7 @@ pub async fn post_action(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let Some(id) = id_action.strip_suffix(":cancel") else {
-        return Err(CoreError::NoSuchRoute {
-            path: format!("/v1/operations/{id_action}"),
-        }
-        .into());
+        return Err(CoreError::NoSuchRoute { path: format!("/v1/operations/{id_action}") }.into());
     };
     let id = parse_id(id)?;
     let op = ops::cancel(app.store.as_ref(), &app.policy, &caller, id).await?;
@@ -104,11 +87,7 @@ pub async fn post_action(
 }
 
 fn respond(op: &Operation, retry_after: u32) -> Response {
-    dialect::json(
-        StatusCode::OK,
-        dialect::status_headers(op, retry_after),
-        &OperationBody::from(op),
-    )
+    dialect::json(StatusCode::OK, dialect::status_headers(op, retry_after), &OperationBody::from(op))
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -118,14 +97,8 @@ fn header_value(s: &str) -> HeaderValue {
 /// Reads a JSON body, mapping every failure to a 400/413 in our envelope.
 fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, CoreError> {
     let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        },
-        _ => CoreError::BadRequest {
-            code: "InvalidRequestContent",
-            message: e.body_text(),
-            target: None,
-        },
+        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: MAX_BODY_BYTES },
+        _ => CoreError::BadRequest { code: "InvalidRequestContent", message: e.body_text(), target: None },
     })?;
     serde_json::from_slice(&bytes).map_err(|e| CoreError::BadRequest {
         code: "InvalidRequestContent",
@@ -135,21 +108,16 @@ fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
 }
 
 fn parse_id(id: &str) -> Result<OperationId, CoreError> {
-    OperationId::parse(id).ok_or_else(|| {
-        CoreError::bad_request(
-            "InvalidParameter",
-            "id",
-            format!("operation id '{id}' is not a UUID"),
-        )
-    })
+    OperationId::parse(id)
+        .ok_or_else(|| CoreError::bad_request("InvalidParameter", "id", format!("operation id '{id}' is not a UUID")))
 }
 
 /// The client-chosen id, from `Operation-Id` or the body (they must agree).
 fn chosen_id(headers: &HeaderMap, in_body: Option<&str>) -> Result<Option<OperationId>, CoreError> {
     let in_header = match headers.get("operation-id") {
-        Some(v) => Some(v.to_str().map_err(|_| {
-            CoreError::bad_request("InvalidParameter", "Operation-Id", "not ASCII")
-        })?),
+        Some(v) => {
+            Some(v.to_str().map_err(|_| CoreError::bad_request("InvalidParameter", "Operation-Id", "not ASCII"))?)
+        }
         None => None,
     };
     match (in_header, in_body) {
@@ -165,10 +133,8 @@ fn chosen_id(headers: &HeaderMap, in_body: Option<&str>) -> Result<Option<Operat
 
 /// Wire → model, naming the field at fault.
 fn validate(request: CreateOperation) -> Result<NewOperation, CoreError> {
-    let scope = Scope::parse(&request.scope)
-        .map_err(|e| CoreError::bad_request("InvalidParameter", "scope", e))?;
-    let kind = Kind::parse(&request.kind)
-        .map_err(|e| CoreError::bad_request("InvalidParameter", "kind", e))?;
+    let scope = Scope::parse(&request.scope).map_err(|e| CoreError::bad_request("InvalidParameter", "scope", e))?;
+    let kind = Kind::parse(&request.kind).map_err(|e| CoreError::bad_request("InvalidParameter", "kind", e))?;
     if matches!(scope, Scope::Tenant(_)) && sphere::operation_type(kind.as_ref()).is_none() {
         return Err(CoreError::bad_request(
             "InvalidParameter",
@@ -179,16 +145,11 @@ fn validate(request: CreateOperation) -> Result<NewOperation, CoreError> {
             ),
         ));
     }
-    for (field, value) in [
-        ("resourceLocation", &request.resource_location),
-        ("detailsLocation", &request.details_location),
-    ] {
+    for (field, value) in
+        [("resourceLocation", &request.resource_location), ("detailsLocation", &request.details_location)]
+    {
         if value.as_ref().is_some_and(|v| v.len() > 2048) {
-            return Err(CoreError::bad_request(
-                "InvalidParameter",
-                field,
-                "longer than 2048 bytes",
-            ));
+            return Err(CoreError::bad_request("InvalidParameter", field, "longer than 2048 bytes"));
         }
     }
     Ok(NewOperation {
@@ -205,10 +166,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, CoreError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| {
-        CoreError::bad_request("InvalidParameter", "If-Match", "If-Match must be ASCII")
-    })?;
-    Ok(Some(IfMatch(
-        text.split(',').map(|tag| tag.trim().to_owned()).collect(),
-    )))
+    let text =
+        value.to_str().map_err(|_| CoreError::bad_request("InvalidParameter", "If-Match", "If-Match must be ASCII"))?;
+    Ok(Some(IfMatch(text.split(',').map(|tag| tag.trim().to_owned()).collect())))
 }

@@ -16,19 +16,11 @@ pub const SECRET_PREFIX: &str = "lr_";
 
 /// Hex SHA-256 of a secret: what the store indexes.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A new key and its secret, which exists only in the return value.
-pub fn generate(
-    scope: KeyScope,
-    role: Role,
-    name: Option<String>,
-    now: Timestamp,
-) -> (ApiKey, String) {
+pub fn generate(scope: KeyScope, role: Role, name: Option<String>, now: Timestamp) -> (ApiKey, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));

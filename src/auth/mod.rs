@@ -33,11 +33,7 @@ impl Principal {
             Ok(())
         } else {
             Err(CoreError::Forbidden {
-                message: format!(
-                    "this key has the '{}' role; this call needs '{}'",
-                    self.role.as_str(),
-                    role.as_str()
-                ),
+                message: format!("this key has the '{}' role; this call needs '{}'", self.role.as_str(), role.as_str()),
             })
         }
     }
@@ -46,29 +42,18 @@ impl Principal {
 /// Resolves a presented secret to its principal.
 pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Principal, CoreError> {
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-        return Err(CoreError::Unauthenticated {
-            message: "No credentials were presented.".into(),
-        });
+        return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
     let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
     match key {
-        Some(key) if key.allows(Role::Read) => Ok(Principal {
-            key_id: key.id,
-            scope: key.scope,
-            role: key.role,
-        }),
-        _ => Err(CoreError::Unauthenticated {
-            message: "The presented key is not valid.".into(),
-        }),
+        Some(key) if key.allows(Role::Read) => Ok(Principal { key_id: key.id, scope: key.scope, role: key.role }),
+        _ => Err(CoreError::Unauthenticated { message: "The presented key is not valid.".into() }),
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -13,10 +13,24 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error::CoreError;
 use crate::model::{Operation, Scope};
 
 /// The api-version longrun puts in the Dev Center URLs it hands out.
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
+
+/// Headers every error envelope carries: `Retry-After` when the failure is
+/// temporary (503), so clients back off instead of giving up or hammering.
+pub fn error_headers(core: &CoreError) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if matches!(core, CoreError::Unavailable(_)) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+    }
+    headers
+}
+
+/// Seconds a client should wait after a 503.
+const UNAVAILABLE_RETRY_AFTER: &str = "2";
 
 /// A JSON body with the `charset` Azure services send.
 pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {
@@ -39,10 +53,7 @@ pub fn json_as(
 /// pollers back off instead of spinning.
 pub fn status_headers(op: &Operation, retry_after: u32) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&op.etag()).expect("digits and quotes"),
-    );
+    headers.insert(header::ETAG, HeaderValue::from_str(&op.etag()).expect("digits and quotes"));
     if !op.state.is_terminal() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
@@ -54,10 +65,8 @@ pub fn status_headers(op: &Operation, retry_after: u32) -> HeaderMap {
 pub fn not_modified(request: &HeaderMap, op: &Operation, retry_after: u32) -> Option<Response> {
     let listed = request.get(header::IF_NONE_MATCH)?.to_str().ok()?;
     let etag = op.etag();
-    let hit = listed
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(&etag));
+    let hit =
+        listed.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(&etag));
     hit.then(|| (StatusCode::NOT_MODIFIED, status_headers(op, retry_after)).into_response())
 }
 

@@ -58,13 +58,9 @@ impl Scope {
                 .map(|id| Scope::Tenant(id.uuid()))
                 .ok_or_else(|| format!("scope '{s}': a tenant id must be a UUID")),
             "projects" if is_project_name(name) => Ok(Scope::Project(name.to_owned())),
-            "projects" => Err(format!(
-                "scope '{s}': a project name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{2,62}}$"
-            )),
+            "projects" => Err(format!("scope '{s}': a project name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{2,62}}$")),
             "accounts" if is_account_name(name) => Ok(Scope::Account(name.to_owned())),
-            "accounts" => Err(format!(
-                "scope '{s}': an account name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{1,63}}$"
-            )),
+            "accounts" => Err(format!("scope '{s}': an account name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{1,63}}$")),
             _ => Err(scope_syntax(s)),
         }
     }
@@ -115,9 +111,7 @@ impl Kind {
         if ok {
             Ok(Kind(s.to_owned()))
         } else {
-            Err(format!(
-                "kind '{s}' must be camelCase: ^[a-z][a-zA-Z0-9]{{0,63}}$"
-            ))
+            Err(format!("kind '{s}' must be camelCase: ^[a-z][a-zA-Z0-9]{{0,63}}$"))
         }
     }
 }
@@ -142,34 +136,17 @@ mod tests {
     fn operation_ids_must_be_hyphenated_uuids() {
         assert!(OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").is_some());
         assert!(OperationId::parse("FA067167-E49D-41BD-8DD8-DE719B9DE3B3").is_some());
-        for bad in [
-            "",
-            "not-a-uuid",
-            "fa067167e49d41bd8dd8de719b9de3b3",
-            "{fa067167-e49d-41bd-8dd8-de719b9de3b3}",
-        ] {
+        for bad in ["", "not-a-uuid", "fa067167e49d41bd8dd8de719b9de3b3", "{fa067167-e49d-41bd-8dd8-de719b9de3b3}"] {
             assert!(OperationId::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn scopes_round_trip_and_reject_bad_names() {
-        for good in [
-            "tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb",
-            "projects/myProject",
-            "accounts/contoso-face",
-        ] {
+        for good in ["tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb", "projects/myProject", "accounts/contoso-face"] {
             assert_eq!(Scope::parse(good).unwrap().to_string(), good);
         }
-        for bad in [
-            "",
-            "tenants/x",
-            "projects/ab",
-            "projects/-abc",
-            "accounts/a b",
-            "buckets/x",
-            "projects",
-        ] {
+        for bad in ["", "tenants/x", "projects/ab", "projects/-abc", "accounts/a b", "buckets/x", "projects"] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
     }
@@ -177,22 +154,13 @@ mod tests {
     #[test]
     fn tenant_scopes_are_normalised_to_lowercase() {
         let scope = Scope::parse("tenants/143ADBC9-1BF0-4BE2-84A2-084A331D81CB").unwrap();
-        assert_eq!(
-            scope.to_string(),
-            "tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb"
-        );
+        assert_eq!(scope.to_string(), "tenants/143adbc9-1bf0-4be2-84a2-084a331d81cb");
     }
 
     #[test]
     fn kinds_are_camel_case() {
         assert!(Kind::parse("imageUpload").is_ok());
-        for bad in [
-            "",
-            "ImageUpload",
-            "image-upload",
-            "image upload",
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "ImageUpload", "image-upload", "image upload", &"a".repeat(65)] {
             assert!(Kind::parse(bad).is_err(), "{bad}");
         }
     }

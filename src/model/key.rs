@@ -26,9 +26,7 @@ impl Role {
 
     /// Parses `read`, `produce` or `admin`.
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Read, Role::Produce, Role::Admin]
-            .into_iter()
-            .find(|role| role.as_str() == s)
+        [Role::Read, Role::Produce, Role::Admin].into_iter().find(|role| role.as_str() == s)
     }
 }
 
@@ -44,11 +42,7 @@ pub enum KeyScope {
 impl KeyScope {
     /// Parses `*` or a scope.
     pub fn parse(s: &str) -> Result<KeyScope, String> {
-        if s == "*" {
-            Ok(KeyScope::All)
-        } else {
-            Scope::parse(s).map(KeyScope::One)
-        }
+        if s == "*" { Ok(KeyScope::All) } else { Scope::parse(s).map(KeyScope::One) }
     }
 
     /// True when this key may see operations of `scope`.

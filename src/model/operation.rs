@@ -157,10 +157,7 @@ mod tests {
         let now = Timestamp::from_unix_nanos(1_000);
         let id = OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").unwrap();
         let op = Operation::new(id, request(Value::Null), now);
-        assert_eq!(
-            (op.state, op.version, op.last_action_at),
-            (State::NotStarted, 1, now)
-        );
+        assert_eq!((op.state, op.version, op.last_action_at), (State::NotStarted, 1, now));
         assert_eq!(op.etag(), "\"1\"");
     }
 }

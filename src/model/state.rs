@@ -66,10 +66,7 @@ mod tests {
 
     #[test]
     fn only_not_started_and_running_are_not_terminal() {
-        let open: Vec<State> = State::ALL
-            .into_iter()
-            .filter(|s| !s.is_terminal())
-            .collect();
+        let open: Vec<State> = State::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
         assert_eq!(open, vec![State::NotStarted, State::Running]);
     }
 

@@ -28,15 +28,11 @@ impl Timestamp {
 
     /// This instant plus a duration (saturating far in the future).
     pub fn plus(self, by: std::time::Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(by.as_nanos().min(i64::MAX as u128) as i64),
-        )
+        Timestamp(self.0.saturating_add(by.as_nanos().min(i64::MAX as u128) as i64))
     }
 
     fn datetime(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// RFC 3339 with seven fractional digits, as .NET's "o" format prints:
@@ -67,9 +63,7 @@ impl Timestamp {
 
     /// Parses any RFC 3339 timestamp (used by tests and CLI input).
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(Timestamp::from_datetime)
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(Timestamp::from_datetime)
     }
 }
 
@@ -86,10 +80,7 @@ mod tests {
 
     #[test]
     fn truncates_below_100_ns() {
-        assert_eq!(
-            Timestamp::from_unix_nanos(1_234_567_899).unix_nanos(),
-            1_234_567_800
-        );
+        assert_eq!(Timestamp::from_unix_nanos(1_234_567_899).unix_nanos(), 1_234_567_800);
     }
 
     #[test]

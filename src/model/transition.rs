@@ -39,14 +39,8 @@ pub struct Changes {
 }
 
 /// The names a merge patch may touch, and those it may not.
-pub const WRITABLE_FIELDS: [&str; 6] = [
-    "state",
-    "percentComplete",
-    "resourceLocation",
-    "detailsLocation",
-    "properties",
-    "error",
-];
+pub const WRITABLE_FIELDS: [&str; 6] =
+    ["state", "percentComplete", "resourceLocation", "detailsLocation", "properties", "error"];
 const SERVICE_FIELDS: [&str; 11] = [
     "id",
     "scope",
@@ -85,28 +79,18 @@ impl Operation {
 
     /// Applies an RFC 7396 JSON merge patch to the writable fields.
     pub fn merge_patch(&self, patch: &Value) -> Result<Changes, TransitionError> {
-        let invalid =
-            |field: &'static str, reason: String| TransitionError::InvalidValue { field, reason };
+        let invalid = |field: &'static str, reason: String| TransitionError::InvalidValue { field, reason };
         let Value::Object(fields) = patch else {
-            return Err(invalid(
-                "body",
-                "a merge patch must be a JSON object".into(),
-            ));
+            return Err(invalid("body", "a merge patch must be a JSON object".into()));
         };
         for name in fields.keys() {
             if SERVICE_FIELDS.contains(&name.as_str()) {
-                return Err(invalid(
-                    "body",
-                    format!("'{name}' is set by the service and cannot be patched"),
-                ));
+                return Err(invalid("body", format!("'{name}' is set by the service and cannot be patched")));
             }
             if !WRITABLE_FIELDS.contains(&name.as_str()) {
                 return Err(invalid(
                     "body",
-                    format!(
-                        "unknown field '{name}'; writable fields are {}",
-                        WRITABLE_FIELDS.join(", ")
-                    ),
+                    format!("unknown field '{name}'; writable fields are {}", WRITABLE_FIELDS.join(", ")),
                 ));
             }
         }
@@ -119,12 +103,7 @@ impl Operation {
     }
 
     /// Moves the operation to `to`, or says why it may not.
-    pub fn apply(
-        &self,
-        to: Changes,
-        now: Timestamp,
-        retention: Duration,
-    ) -> Result<Applied, TransitionError> {
+    pub fn apply(&self, to: Changes, now: Timestamp, retention: Duration) -> Result<Applied, TransitionError> {
         if to == self.changes() {
             return Ok(Applied::Unchanged);
         }
@@ -158,10 +137,7 @@ impl Operation {
 
     /// Cancels the operation (idempotent when it is already Canceled).
     pub fn cancel(&self, now: Timestamp, retention: Duration) -> Result<Applied, TransitionError> {
-        let to = Changes {
-            state: State::Canceled,
-            ..self.changes()
-        };
+        let to = Changes { state: State::Canceled, ..self.changes() };
         self.apply(to, now, retention)
     }
 }
@@ -178,10 +154,7 @@ fn check_state_move(from: State, to: State) -> Result<(), TransitionError> {
 /// Entering Running, or finishing with a result, means the work ran. Failing
 /// or canceling before it ran leaves no start time: that would be invented.
 fn starts_the_work(state: State) -> bool {
-    matches!(
-        state,
-        State::Running | State::Succeeded | State::CompleteWithErrors
-    )
+    matches!(state, State::Running | State::Succeeded | State::CompleteWithErrors)
 }
 
 fn check_progress(current: Option<f64>, requested: Option<f64>) -> Result<(), TransitionError> {
@@ -194,46 +167,36 @@ fn check_progress(current: Option<f64>, requested: Option<f64>) -> Result<(), Tr
         });
     }
     match (current, requested) {
-        (Some(current), None) => Err(TransitionError::ProgressDecreased {
-            current,
-            requested: "null".into(),
-        }),
-        (Some(current), Some(p)) if p < current => Err(TransitionError::ProgressDecreased {
-            current,
-            requested: p.to_string(),
-        }),
+        (Some(current), None) => Err(TransitionError::ProgressDecreased { current, requested: "null".into() }),
+        (Some(current), Some(p)) if p < current => {
+            Err(TransitionError::ProgressDecreased { current, requested: p.to_string() })
+        }
         _ => Ok(()),
     }
 }
 
 fn check_error(state: State, error: Option<&OperationError>) -> Result<(), TransitionError> {
-    let invalid = |reason: String| TransitionError::InvalidValue {
-        field: "error",
-        reason,
-    };
+    let invalid = |reason: String| TransitionError::InvalidValue { field: "error", reason };
     match (state, error) {
-        (State::Failed, None) => Err(invalid(
-            "a Failed operation needs an error {code, message}".into(),
-        )),
+        (State::Failed, None) => Err(invalid("a Failed operation needs an error {code, message}".into())),
         (State::Failed | State::CompleteWithErrors, Some(e))
             if e.code.trim().is_empty() || e.message.trim().is_empty() =>
         {
             Err(invalid("code and message must not be empty".into()))
         }
         (State::Failed | State::CompleteWithErrors, _) => Ok(()),
-        (other, Some(_)) => Err(invalid(format!(
-            "only Failed or CompleteWithErrors operations carry an error, not {other}"
-        ))),
+        (other, Some(_)) => {
+            Err(invalid(format!("only Failed or CompleteWithErrors operations carry an error, not {other}")))
+        }
         (_, None) => Ok(()),
     }
 }
 
 fn check_location(field: &'static str, location: Option<&str>) -> Result<(), TransitionError> {
     match location {
-        Some(s) if s.len() > MAX_LOCATION_LEN => Err(TransitionError::InvalidValue {
-            field,
-            reason: format!("longer than {MAX_LOCATION_LEN} bytes"),
-        }),
+        Some(s) if s.len() > MAX_LOCATION_LEN => {
+            Err(TransitionError::InvalidValue { field, reason: format!("longer than {MAX_LOCATION_LEN} bytes") })
+        }
         _ => Ok(()),
     }
 }
@@ -268,12 +231,7 @@ mod tests {
     }
 
     fn error() -> OperationError {
-        OperationError {
-            code: "DiskFull".into(),
-            message: "no space".into(),
-            target: None,
-            details: None,
-        }
+        OperationError { code: "DiskFull".into(), message: "no space".into(), target: None, details: None }
     }
 
     fn move_to(state: State) -> Changes {
@@ -319,18 +277,11 @@ mod tests {
 
     #[test]
     fn timestamps_are_stamped_by_the_service() {
-        let running = match operation_in(State::NotStarted).apply(
-            move_to(State::Running),
-            at(1),
-            RETENTION,
-        ) {
+        let running = match operation_in(State::NotStarted).apply(move_to(State::Running), at(1), RETENTION) {
             Ok(Applied::Changed(op)) => op,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            (running.started_at, running.finished_at),
-            (Some(at(1)), None)
-        );
+        assert_eq!((running.started_at, running.finished_at), (Some(at(1)), None));
         let done = match running.apply(move_to(State::Succeeded), at(9), RETENTION) {
             Ok(Applied::Changed(op)) => op,
             other => panic!("{other:?}"),
@@ -343,27 +294,16 @@ mod tests {
 
     #[test]
     fn canceling_before_the_work_ran_leaves_no_start_time() {
-        let Ok(Applied::Changed(op)) = operation_in(State::NotStarted).cancel(at(3), RETENTION)
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (op.state, op.started_at, op.finished_at),
-            (State::Canceled, None, Some(at(3)))
-        );
+        let Ok(Applied::Changed(op)) = operation_in(State::NotStarted).cancel(at(3), RETENTION) else { panic!() };
+        assert_eq!((op.state, op.started_at, op.finished_at), (State::Canceled, None, Some(at(3))));
     }
 
     #[test]
     fn canceling_twice_is_a_no_op_and_canceling_a_finished_operation_is_refused() {
-        assert_eq!(
-            operation_in(State::Canceled).cancel(at(3), RETENTION),
-            Ok(Applied::Unchanged)
-        );
+        assert_eq!(operation_in(State::Canceled).cancel(at(3), RETENTION), Ok(Applied::Unchanged));
         assert_eq!(
             operation_in(State::Succeeded).cancel(at(3), RETENTION),
-            Err(TransitionError::AlreadyTerminal {
-                state: State::Succeeded
-            })
+            Err(TransitionError::AlreadyTerminal { state: State::Succeeded })
         );
     }
 
@@ -371,29 +311,15 @@ mod tests {
     fn progress_never_decreases_and_stays_in_range() {
         let mut op = operation_in(State::Running);
         op.percent_complete = Some(40.0);
-        let with = |p: Option<f64>| Changes {
-            percent_complete: p,
-            ..move_to(State::Running)
-        };
-        assert!(matches!(
-            op.apply(with(Some(41.5)), at(1), RETENTION),
-            Ok(Applied::Changed(_))
-        ));
-        assert_eq!(
-            op.apply(with(Some(40.0)), at(1), RETENTION),
-            Ok(Applied::Unchanged)
-        );
+        let with = |p: Option<f64>| Changes { percent_complete: p, ..move_to(State::Running) };
+        assert!(matches!(op.apply(with(Some(41.5)), at(1), RETENTION), Ok(Applied::Changed(_))));
+        assert_eq!(op.apply(with(Some(40.0)), at(1), RETENTION), Ok(Applied::Unchanged));
         for refused in [Some(39.0), None] {
             let e = op.apply(with(refused), at(1), RETENTION).unwrap_err();
-            assert!(
-                matches!(e, TransitionError::ProgressDecreased { .. }) && e.is_conflict(),
-                "{e:?}"
-            );
+            assert!(matches!(e, TransitionError::ProgressDecreased { .. }) && e.is_conflict(), "{e:?}");
         }
         for out_of_range in [-1.0, 100.5, f64::NAN] {
-            let e = op
-                .apply(with(Some(out_of_range)), at(1), RETENTION)
-                .unwrap_err();
+            let e = op.apply(with(Some(out_of_range)), at(1), RETENTION).unwrap_err();
             assert!(!e.is_conflict(), "{e:?}");
         }
     }
@@ -401,49 +327,29 @@ mod tests {
     #[test]
     fn failed_needs_an_error_and_only_failures_carry_one() {
         let op = operation_in(State::Running);
-        let failed_without = Changes {
-            error: None,
-            ..move_to(State::Failed)
-        };
+        let failed_without = Changes { error: None, ..move_to(State::Failed) };
         assert!(matches!(
             op.apply(failed_without, at(1), RETENTION),
             Err(TransitionError::InvalidValue { field: "error", .. })
         ));
-        let running_with = Changes {
-            error: Some(error()),
-            ..move_to(State::Running)
-        };
+        let running_with = Changes { error: Some(error()), ..move_to(State::Running) };
         assert!(op.apply(running_with, at(1), RETENTION).is_err());
-        let partial = Changes {
-            error: Some(error()),
-            ..move_to(State::CompleteWithErrors)
-        };
-        assert!(matches!(
-            op.apply(partial, at(1), RETENTION),
-            Ok(Applied::Changed(_))
-        ));
+        let partial = Changes { error: Some(error()), ..move_to(State::CompleteWithErrors) };
+        assert!(matches!(op.apply(partial, at(1), RETENTION), Ok(Applied::Changed(_))));
     }
 
     #[test]
     fn merge_patch_merges_properties_and_refuses_service_fields() {
         let mut op = operation_in(State::Running);
         op.properties = json!({"a": 1, "b": {"c": 2}}).as_object().cloned();
-        let changes = op
-            .merge_patch(&json!({"percentComplete": 10, "properties": {"b": {"c": null, "d": 3}}}))
-            .unwrap();
-        assert_eq!(
-            changes.properties,
-            json!({"a": 1, "b": {"d": 3}}).as_object().cloned()
-        );
+        let changes =
+            op.merge_patch(&json!({"percentComplete": 10, "properties": {"b": {"c": null, "d": 3}}})).unwrap();
+        assert_eq!(changes.properties, json!({"a": 1, "b": {"d": 3}}).as_object().cloned());
         assert_eq!(changes.percent_complete, Some(10.0));
         assert_eq!(changes.state, State::Running);
-        for bad in [
-            json!({"id": "x"}),
-            json!({"colour": "red"}),
-            json!([1]),
-            json!({"state": null}),
-            json!({"state": "Done"}),
-        ] {
+        for bad in
+            [json!({"id": "x"}), json!({"colour": "red"}), json!([1]), json!({"state": null}), json!({"state": "Done"})]
+        {
             assert!(op.merge_patch(&bad).is_err(), "{bad}");
         }
     }

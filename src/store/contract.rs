@@ -1,12 +1,13 @@
 //! The behaviour every `Store` backend must show, as one suite each backend's
 //! tests call (`contract::run(&store)`). A new backend is done when this passes.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{ListFilter, Store, StoreError};
 use crate::model::{
-    ApiKey, Applied, KeyScope, Kind, NewOperation, Operation, OperationId, Role, Scope, State,
-    Timestamp,
+    ApiKey, Applied, KeyScope, Kind, NewOperation, Operation, OperationId, Role, Scope, State, Timestamp,
 };
 
 /// A NotStarted operation in `scope` with a fresh id.
@@ -23,12 +24,85 @@ pub fn sample_operation(scope: &str) -> Operation {
 }
 
 /// Runs every contract check against `store`.
-pub async fn run(store: &dyn Store) {
-    create_then_get_returns_the_same_record(store).await;
-    creating_an_existing_id_is_refused(store).await;
-    updates_are_compare_and_swap(store).await;
-    list_filters_and_pages_newest_first(store).await;
-    keys_are_found_by_hash(store).await;
+pub async fn run(store: Arc<dyn Store>) {
+    create_then_get_returns_the_same_record(store.as_ref()).await;
+    creating_an_existing_id_is_refused(store.as_ref()).await;
+    updates_are_compare_and_swap(store.as_ref()).await;
+    racing_updates_of_one_version_have_exactly_one_winner(store.clone()).await;
+    list_filters_and_pages_newest_first(store.as_ref()).await;
+    purge_removes_only_expired_operations(store.as_ref()).await;
+    committed_changes_reach_the_feed(store.as_ref()).await;
+    keys_are_found_by_hash(store.as_ref()).await;
+}
+
+fn advance(op: &Operation, state: State, at: Timestamp) -> Operation {
+    let changes = crate::model::Changes { state, ..op.changes() };
+    match op.apply(changes, at, std::time::Duration::from_secs(86_400)) {
+        Ok(Applied::Changed(next)) => *next,
+        other => panic!("{} -> {state} must be allowed: {other:?}", op.state),
+    }
+}
+
+async fn racing_updates_of_one_version_have_exactly_one_winner(store: Arc<dyn Store>) {
+    let op = sample_operation("projects/contract-race");
+    store.create_operation(&op).await.unwrap();
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let mut next = advance(&op, State::Running, op.created_at);
+        next.percent_complete = Some(f64::from(i));
+        racers.push(tokio::spawn(async move { store.update_operation(&next, 1).await }));
+    }
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(()) => winners += 1,
+            Err(StoreError::VersionMismatch) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.get_operation(op.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn purge_removes_only_expired_operations(store: &dyn Store) {
+    let open = sample_operation("projects/contract-purge");
+    let done = sample_operation("projects/contract-purge");
+    store.create_operation(&open).await.unwrap();
+    store.create_operation(&done).await.unwrap();
+    let finished = advance(&done, State::Succeeded, done.created_at);
+    store.update_operation(&finished, done.version).await.unwrap();
+    let expiry = finished.expires_at.expect("terminal operations expire");
+
+    // Other suites' rows may expire too; count only ours.
+    store.purge_expired(expiry, 10_000).await.unwrap();
+    assert!(store.get_operation(done.id).await.unwrap().is_some(), "not before its expiry");
+    let purged = store.purge_expired(expiry.plus(std::time::Duration::from_nanos(100)), 10_000).await.unwrap();
+    assert!(purged >= 1);
+    assert_eq!(store.get_operation(done.id).await.unwrap(), None);
+    assert!(store.get_operation(open.id).await.unwrap().is_some(), "open operations never expire");
+}
+
+async fn committed_changes_reach_the_feed(store: &dyn Store) {
+    let mut feed = store.feed().subscribe();
+    let op = sample_operation("projects/contract-feed");
+    store.create_operation(&op).await.unwrap();
+    let running = advance(&op, State::Running, op.created_at);
+    store.update_operation(&running, op.version).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv())
+            .await
+            .expect("a change within 5 s")
+            .expect("feed open");
+        if change.id == op.id {
+            assert_eq!(change.scope, op.scope);
+            seen.push(change.version);
+        }
+    }
+    assert_eq!(seen, vec![1, 2]);
+    // A refused write announces nothing.
+    assert!(store.update_operation(&running, op.version).await.is_err());
 }
 
 async fn create_then_get_returns_the_same_record(store: &dyn Store) {
@@ -49,30 +123,14 @@ async fn creating_an_existing_id_is_refused(store: &dyn Store) {
 async fn updates_are_compare_and_swap(store: &dyn Store) {
     let op = sample_operation("projects/contract-cas");
     store.create_operation(&op).await.unwrap();
-    let changes = crate::model::Changes {
-        state: State::Running,
-        percent_complete: Some(10.0),
-        ..op.changes()
-    };
-    let Ok(Applied::Changed(running)) = op.apply(
-        changes,
-        op.created_at,
-        std::time::Duration::from_secs(86_400),
-    ) else {
-        panic!("NotStarted -> Running must be allowed")
-    };
+    let mut running = advance(&op, State::Running, op.created_at);
+    running.percent_complete = Some(10.0);
     store.update_operation(&running, op.version).await.unwrap();
-    assert_eq!(
-        store.get_operation(op.id).await.unwrap(),
-        Some(*running.clone())
-    );
+    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(running.clone()));
 
     // A second writer that read version 1 loses.
     let stale = store.update_operation(&running, op.version).await;
-    assert!(
-        matches!(stale, Err(StoreError::VersionMismatch)),
-        "{stale:?}"
-    );
+    assert!(matches!(stale, Err(StoreError::VersionMismatch)), "{stale:?}");
     let missing = sample_operation("projects/contract-cas");
     let gone = store.update_operation(&missing, 1).await;
     assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
@@ -87,16 +145,9 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
         store.create_operation(&op).await.unwrap();
         created.push(op);
     }
-    store
-        .create_operation(&sample_operation("projects/contract-other"))
-        .await
-        .unwrap();
+    store.create_operation(&sample_operation("projects/contract-other")).await.unwrap();
 
-    let mut filter = ListFilter {
-        scope: Some(scope.clone()),
-        limit: 2,
-        ..ListFilter::default()
-    };
+    let mut filter = ListFilter { scope: Some(scope.clone()), limit: 2, ..ListFilter::default() };
     let mut seen = Vec::new();
     loop {
         let page = store.list_operations(&filter).await.unwrap();
@@ -114,12 +165,8 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
     let expected: Vec<OperationId> = created.iter().rev().map(|op| op.id).collect();
     assert_eq!(seen, expected);
 
-    let by_state = ListFilter {
-        scope: Some(scope.clone()),
-        state: Some(State::Running),
-        limit: 10,
-        ..ListFilter::default()
-    };
+    let by_state =
+        ListFilter { scope: Some(scope.clone()), state: Some(State::Running), limit: 10, ..ListFilter::default() };
     assert!(store.list_operations(&by_state).await.unwrap().is_empty());
     let by_kind = ListFilter {
         scope: Some(scope),
@@ -141,14 +188,8 @@ async fn keys_are_found_by_hash(store: &dyn Store) {
         revoked_at: None,
     };
     store.create_key(&key).await.unwrap();
-    assert_eq!(
-        store.find_key_by_hash(&key.hash).await.unwrap(),
-        Some(key.clone())
-    );
+    assert_eq!(store.find_key_by_hash(&key.hash).await.unwrap(), Some(key.clone()));
     assert_eq!(store.find_key_by_hash("nope").await.unwrap(), None);
     assert!(store.list_keys().await.unwrap().contains(&key));
-    assert!(matches!(
-        store.create_key(&key).await,
-        Err(StoreError::AlreadyExists)
-    ));
+    assert!(matches!(store.create_key(&key).await, Err(StoreError::AlreadyExists)));
 }

@@ -5,6 +5,8 @@
 //! Contract shared by every backend: a method that returns `Ok` for a write
 //! has committed it durably.
 
+pub mod feed;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::Path;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use self::feed::ChangeFeed;
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, State, Timestamp};
 
 /// A backend-neutral storage failure.
@@ -57,24 +60,41 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one operation by id, whatever its scope (callers filter).
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError>;
     /// Replaces an operation if its stored version is still `expected_version`.
-    async fn update_operation(
-        &self,
-        op: &Operation,
-        expected_version: i64,
-    ) -> Result<(), StoreError>;
+    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError>;
     /// Lists operations newest first (created_at, then id, descending).
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError>;
+    /// Deletes up to `limit` terminal operations whose retention ended
+    /// before `now`; returns how many went.
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
     /// Stores a new API key.
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Finds a key by the hex SHA-256 of its secret.
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, newest first.
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// The feed of committed changes, from every node sharing this store.
+    fn feed(&self) -> Arc<dyn ChangeFeed>;
 }
 
 /// Opens the default embedded store: `longrun.db` under `data_dir`.
 pub fn open_data_dir(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(sqlite::SqliteStore::open_dir(data_dir)?))
+}
+
+/// Opens the store a `--store` value names: a `postgres://` (or
+/// `postgresql://`) URL, or `sqlite:` followed by a data directory. With no
+/// value, the SQLite file under `data_dir`.
+pub async fn open(store: Option<&str>, data_dir: &Path, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {
+    match store {
+        None => open_data_dir(data_dir),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PostgresStore::connect(url, pool_size).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => open_data_dir(Path::new(url.trim_start_matches("sqlite:"))),
+        Some(other) => anyhow::bail!(
+            "unknown store '{other}': use postgres://user@host/db or sqlite:<data dir> (or leave it unset for SQLite in --data-dir)"
+        ),
+    }
 }
 
 #[cfg(test)]

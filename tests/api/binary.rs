@@ -1,63 +1,22 @@
 //! The real `longrun` binary: the README's start command, key creation,
 //! graceful shutdown, and one-line config errors with exit code 2.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
+use crate::helpers::{ServeProcess, cli_key};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_longrun");
-
-/// Starts `longrun serve` with no flags in `dir` (so the default data dir
-/// `./longrun-data` lands there), on a free port, and returns its address.
-fn start_default_serve(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .arg("serve")
-        .current_dir(dir)
-        .env("LONGRUN_LISTEN", "127.0.0.1:0")
-        .env_remove("LONGRUN_DATA_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start longrun");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = Vec::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("longrun listening on ") {
-            let address = rest.split_whitespace().next().unwrap().to_owned();
-            assert!(
-                printed
-                    .iter()
-                    .any(|l: &String| l.contains("longrun key create")),
-                "first start explains the first key: {printed:?}"
-            );
-            return (child, address);
-        }
-        printed.push(line);
-    }
-    let status = child.wait();
-    panic!("longrun exited without listening ({status:?}): {printed:?}");
-}
-
-fn create_key(dir: &std::path::Path) -> String {
-    let output = Command::new(BINARY)
-        .args([
-            "key", "create", "--scope", "*", "--role", "admin", "--name", "test",
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 #[tokio::test]
 async fn serve_with_defaults_stores_under_longrun_data_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address) = start_default_serve(dir.path());
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let address = server.address.clone();
     assert!(dir.path().join("longrun-data/longrun.db").exists());
-    let key = create_key(dir.path());
+    assert!(server.printed.iter().any(|l| l.contains("longrun key create")), "the first start explains the first key");
+    let key = cli_key(dir.path(), &["--name", "test"], "*", "admin");
     assert!(key.starts_with("lr_"), "{key}");
 
     let client = reqwest::Client::new();
@@ -77,22 +36,12 @@ async fn serve_with_defaults_stores_under_longrun_data_and_stops_cleanly_on_sigt
         .unwrap();
     assert_eq!(created.status(), 201);
 
-    let listed = Command::new(BINARY)
-        .args(["key", "list"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let listed = Command::new(BINARY).args(["key", "list"]).current_dir(dir.path()).output().unwrap();
     let listed = String::from_utf8(listed.stdout).unwrap();
-    assert!(
-        listed.contains("admin") && listed.contains("test") && !listed.contains(&key),
-        "{listed}"
-    );
+    assert!(listed.contains("admin") && listed.contains("test") && !listed.contains(&key), "{listed}");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = server.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
@@ -105,22 +54,12 @@ fn bad_config_prints_one_line_and_exits_2() {
         vec!["serve", "--listen", "nonsense"],
         vec!["serve", "--retention", "1h"],
         vec!["serve", "--retry-after", "0"],
-        vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            file.to_str().unwrap(),
-        ],
+        vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", file.to_str().unwrap()],
         vec!["key", "create", "--scope", "buckets/x"],
         vec!["key", "create", "--scope", "*", "--role", "owner"],
         vec!["frobnicate"],
     ] {
-        let output = Command::new(BINARY)
-            .args(&args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+        let output = Command::new(BINARY).args(&args).current_dir(dir.path()).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");

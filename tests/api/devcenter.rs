@@ -31,10 +31,7 @@ async fn a_running_operation_reads_like_the_seed_sample() {
     assert!(uuid::Uuid::parse_str(headers["x-ms-request-id"].to_str().unwrap()).is_ok());
     let body: Value = response.json().await.unwrap();
     assert_eq!(keys_of(&body), ["id", "name", "startTime", "status"]);
-    assert_eq!(
-        body["id"],
-        format!("/projects/myProject/operationStatuses/{id}").as_str()
-    );
+    assert_eq!(body["id"], format!("/projects/myProject/operationStatuses/{id}").as_str());
     assert_eq!(body["name"], id.as_str());
     assert_eq!(body["status"], "Running");
     assert_timestamp(&body["startTime"], 3);
@@ -44,16 +41,9 @@ async fn a_running_operation_reads_like_the_seed_sample() {
 async fn request_ids_are_unique_per_response() {
     let app = TestApp::spawn().await;
     let id = id_of(&app.create_ok("projects/myProject", "deleteDevBox").await);
-    let first = app
-        .get_bearer(&status_path("myProject", &id), &app.admin_key)
-        .await;
-    let second = app
-        .get_bearer(&status_path("myProject", &id), &app.admin_key)
-        .await;
-    assert_ne!(
-        first.headers()["x-ms-request-id"],
-        second.headers()["x-ms-request-id"]
-    );
+    let first = app.get_bearer(&status_path("myProject", &id), &app.admin_key).await;
+    let second = app.get_bearer(&status_path("myProject", &id), &app.admin_key).await;
+    assert_ne!(first.headers()["x-ms-request-id"], second.headers()["x-ms-request-id"]);
 }
 
 #[tokio::test]
@@ -64,37 +54,17 @@ async fn terminal_states_map_to_the_sdks_vocabulary() {
             json!({"state": "Succeeded", "percentComplete": 100, "resourceLocation": "/boxes/b1", "properties": {"k": "v"}}),
             "Succeeded",
         ),
-        (
-            json!({"state": "Failed", "error": {"code": "QuotaExceeded", "message": "no capacity"}}),
-            "Failed",
-        ),
-        (
-            json!({"state": "CompleteWithErrors", "error": {"code": "Partial", "message": "one disk kept"}}),
-            "Succeeded",
-        ),
+        (json!({"state": "Failed", "error": {"code": "QuotaExceeded", "message": "no capacity"}}), "Failed"),
+        (json!({"state": "CompleteWithErrors", "error": {"code": "Partial", "message": "one disk kept"}}), "Succeeded"),
     ];
     for (patch, status) in cases {
         let id = id_of(&app.create_ok("projects/myProject", "deleteDevBox").await);
-        app.patch_ok(
-            &id,
-            json!({"state": "Running", "percentComplete": 10, "properties": {"k": "v"}}),
-        )
-        .await;
-        let running: Value = app
-            .get_bearer(&status_path("myProject", &id), &app.admin_key)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            running.get("properties").is_none(),
-            "properties only once succeeded"
-        );
+        app.patch_ok(&id, json!({"state": "Running", "percentComplete": 10, "properties": {"k": "v"}})).await;
+        let running: Value = app.get_bearer(&status_path("myProject", &id), &app.admin_key).await.json().await.unwrap();
+        assert!(running.get("properties").is_none(), "properties only once succeeded");
         assert_eq!(running["percentComplete"], 10.0);
         app.patch_ok(&id, patch.clone()).await;
-        let response = app
-            .get_bearer(&status_path("myProject", &id), &app.admin_key)
-            .await;
+        let response = app.get_bearer(&status_path("myProject", &id), &app.admin_key).await;
         assert!(response.headers().get("retry-after").is_none());
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["status"], status, "{patch}");
@@ -116,22 +86,14 @@ async fn terminal_states_map_to_the_sdks_vocabulary() {
         .send()
         .await
         .unwrap();
-    let body: Value = app
-        .get_bearer(&status_path("myProject", &id), &app.admin_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_bearer(&status_path("myProject", &id), &app.admin_key).await.json().await.unwrap();
     assert_eq!(body["status"], "Canceled");
 }
 
 async fn assert_error(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(response.headers()["x-ms-error-code"], code);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json; charset=utf-8"
-    );
+    assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], code);
     assert!(body["error"]["message"].is_string());
@@ -142,46 +104,21 @@ async fn assert_error(response: reqwest::Response, status: StatusCode, code: &st
 async fn api_version_is_required_and_must_be_known() {
     let app = TestApp::spawn().await;
     let id = id_of(&app.create_ok("projects/myProject", "deleteDevBox").await);
-    let missing = app
-        .get_bearer(
-            &format!("/projects/myProject/operationstatuses/{id}"),
-            &app.admin_key,
-        )
-        .await;
-    let body = assert_error(
-        missing,
-        StatusCode::BAD_REQUEST,
-        "MissingApiVersionParameter",
-    )
-    .await;
+    let missing = app.get_bearer(&format!("/projects/myProject/operationstatuses/{id}"), &app.admin_key).await;
+    let body = assert_error(missing, StatusCode::BAD_REQUEST, "MissingApiVersionParameter").await;
     assert_eq!(
         body,
         json!({"error": {"code": "MissingApiVersionParameter", "message": "The api-version query parameter (?api-version=) is required for all requests."}})
     );
     let unknown = app
-        .get_bearer(
-            &format!("/projects/myProject/operationstatuses/{id}?api-version=1999-01-01"),
-            &app.admin_key,
-        )
+        .get_bearer(&format!("/projects/myProject/operationstatuses/{id}?api-version=1999-01-01"), &app.admin_key)
         .await;
-    let body = assert_error(
-        unknown,
-        StatusCode::BAD_REQUEST,
-        "UnsupportedApiVersionValue",
-    )
-    .await;
+    let body = assert_error(unknown, StatusCode::BAD_REQUEST, "UnsupportedApiVersionValue").await;
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message
-            .starts_with("Unsupported api-version '1999-01-01'. The supported api-versions are '"),
-        "{message}"
-    );
+    assert!(message.starts_with("Unsupported api-version '1999-01-01'. The supported api-versions are '"), "{message}");
     assert!(message.ends_with("2025-02-01'."), "{message}");
     let older = app
-        .get_bearer(
-            &format!("/projects/myProject/operationstatuses/{id}?api-version=2023-04-01"),
-            &app.admin_key,
-        )
+        .get_bearer(&format!("/projects/myProject/operationstatuses/{id}?api-version=2023-04-01"), &app.admin_key)
         .await;
     assert_eq!(older.status(), StatusCode::OK);
 }
@@ -194,35 +131,24 @@ async fn malformed_names_are_400_and_unknown_or_foreign_ids_are_404() {
         (status_path("ab", &id), "projectName"),
         (status_path("-abc", &id), "projectName"),
         (status_path("myProject", "not-a-uuid"), "operationId"),
-        (
-            status_path("myProject", &format!("{{{id}}}")),
-            "operationId",
-        ),
+        (status_path("myProject", &format!("{{{id}}}")), "operationId"),
     ] {
-        let body = assert_error(
-            app.get_bearer(&path, &app.admin_key).await,
-            StatusCode::BAD_REQUEST,
-            "InvalidParameter",
-        )
-        .await;
+        let body =
+            assert_error(app.get_bearer(&path, &app.admin_key).await, StatusCode::BAD_REQUEST, "InvalidParameter")
+                .await;
         assert_eq!(body["error"]["target"], target, "{path}");
     }
     let unknown = unknown_id();
     let body = assert_error(
-        app.get_bearer(&status_path("myProject", &unknown), &app.admin_key)
-            .await,
+        app.get_bearer(&status_path("myProject", &unknown), &app.admin_key).await,
         StatusCode::NOT_FOUND,
         "OperationNotFound",
     )
     .await;
-    assert_eq!(
-        body["error"]["message"],
-        format!("operation '{unknown}' was not found")
-    );
+    assert_eq!(body["error"]["message"], format!("operation '{unknown}' was not found"));
     // The id exists, but in another project: same 404.
     assert_error(
-        app.get_bearer(&status_path("myProject", &id), &app.admin_key)
-            .await,
+        app.get_bearer(&status_path("myProject", &id), &app.admin_key).await,
         StatusCode::NOT_FOUND,
         "OperationNotFound",
     )
@@ -230,8 +156,7 @@ async fn malformed_names_are_400_and_unknown_or_foreign_ids_are_404() {
     // A key for another project, through the right URL: same 404.
     let other = app.key("projects/myProject", Role::Read).await;
     assert_error(
-        app.get_bearer(&status_path("theirProject", &id), &other)
-            .await,
+        app.get_bearer(&status_path("theirProject", &id), &other).await,
         StatusCode::NOT_FOUND,
         "OperationNotFound",
     )
@@ -242,20 +167,11 @@ async fn malformed_names_are_400_and_unknown_or_foreign_ids_are_404() {
 async fn missing_or_wrong_credentials_are_401_with_a_bearer_challenge() {
     let app = TestApp::spawn().await;
     let id = id_of(&app.create_ok("projects/myProject", "deleteDevBox").await);
-    let anonymous = app
-        .client
-        .get(format!("{}{}", app.address, status_path("myProject", &id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        anonymous.headers()["www-authenticate"],
-        r#"Bearer realm="longrun", error="invalid_token""#
-    );
+    let anonymous = app.client.get(format!("{}{}", app.address, status_path("myProject", &id))).send().await.unwrap();
+    assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="longrun", error="invalid_token""#);
     assert_error(anonymous, StatusCode::UNAUTHORIZED, "Unauthorized").await;
     assert_error(
-        app.get_bearer(&status_path("myProject", &id), "lr_wrong")
-            .await,
+        app.get_bearer(&status_path("myProject", &id), "lr_wrong").await,
         StatusCode::UNAUTHORIZED,
         "Unauthorized",
     )
@@ -265,8 +181,6 @@ async fn missing_or_wrong_credentials_are_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn unknown_routes_under_projects_answer_in_this_envelope() {
     let app = TestApp::spawn().await;
-    let response = app
-        .get_bearer("/projects/myProject/devboxes", &app.admin_key)
-        .await;
+    let response = app.get_bearer("/projects/myProject/devboxes", &app.admin_key).await;
     assert_error(response, StatusCode::NOT_FOUND, "NotFound").await;
 }

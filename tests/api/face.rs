@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_timestamp, id_of, keys_of, unknown_id};
 
 async fn get(app: &TestApp, base: &str, id: &str, key: Option<&str>) -> reqwest::Response {
-    let mut request = app
-        .client
-        .get(format!("{}/face/{base}/operations/{id}", app.address));
+    let mut request = app.client.get(format!("{}/face/{base}/operations/{id}", app.address));
     if let Some(key) = key {
         request = request.header("Ocp-Apim-Subscription-Key", key);
     }
@@ -22,21 +20,8 @@ async fn a_snapshot_operation_reads_like_the_seed_under_both_base_paths() {
     let key = app.key("accounts/contoso", Role::Read).await;
     let id = id_of(&app.create_ok("accounts/contoso", "takeSnapshot").await);
 
-    let body: Value = get(&app, "v1.0-preview", &id, Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        keys_of(&body),
-        [
-            "createdTime",
-            "lastActionTime",
-            "message",
-            "resourceLocation",
-            "status"
-        ]
-    );
+    let body: Value = get(&app, "v1.0-preview", &id, Some(&key)).await.json().await.unwrap();
+    assert_eq!(keys_of(&body), ["createdTime", "lastActionTime", "message", "resourceLocation", "status"]);
     assert_eq!(body["status"], "notStarted");
 
     app.patch_ok(&id, json!({"state": "Running"})).await;
@@ -46,29 +31,15 @@ async fn a_snapshot_operation_reads_like_the_seed_under_both_base_paths() {
     assert_eq!(running.json::<Value>().await.unwrap()["status"], "running");
 
     let snapshot = format!("/snapshots/{}", unknown_id());
-    app.patch_ok(
-        &id,
-        json!({"state": "Succeeded", "resourceLocation": snapshot}),
-    )
-    .await;
+    app.patch_ok(&id, json!({"state": "Succeeded", "resourceLocation": snapshot})).await;
     for base in ["v1.0-preview", "v1.0"] {
         let response = get(&app, base, &id, Some(&key)).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json; charset=utf-8"
-        );
+        assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
         let body: Value = response.json().await.unwrap();
         assert_eq!(
             keys_of(&body),
-            [
-                "createdTime",
-                "finishedTime",
-                "lastActionTime",
-                "message",
-                "resourceLocation",
-                "status"
-            ]
+            ["createdTime", "finishedTime", "lastActionTime", "message", "resourceLocation", "status"]
         );
         assert_eq!(body["status"], "succeeded");
         assert_eq!(body["resourceLocation"], snapshot.as_str());
@@ -83,16 +54,13 @@ async fn a_snapshot_operation_reads_like_the_seed_under_both_base_paths() {
 async fn failures_and_cancellations_are_failed_with_a_message() {
     let app = TestApp::spawn().await;
     let failed = id_of(&app.create_ok("accounts/contoso", "applySnapshot").await);
-    app.patch_ok(&failed, json!({"state": "Failed", "error": {"code": "TargetChanged", "message": "the target was edited"}})).await;
-    let body: Value = get(&app, "v1.0", &failed, Some(&app.admin_key))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (body["status"].clone(), body["message"].clone()),
-        (json!("failed"), json!("the target was edited"))
-    );
+    app.patch_ok(
+        &failed,
+        json!({"state": "Failed", "error": {"code": "TargetChanged", "message": "the target was edited"}}),
+    )
+    .await;
+    let body: Value = get(&app, "v1.0", &failed, Some(&app.admin_key)).await.json().await.unwrap();
+    assert_eq!((body["status"].clone(), body["message"].clone()), (json!("failed"), json!("the target was edited")));
 
     let canceled = id_of(&app.create_ok("accounts/contoso", "applySnapshot").await);
     app.client
@@ -101,21 +69,14 @@ async fn failures_and_cancellations_are_failed_with_a_message() {
         .send()
         .await
         .unwrap();
-    let body: Value = get(&app, "v1.0", &canceled, Some(&app.admin_key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get(&app, "v1.0", &canceled, Some(&app.admin_key)).await.json().await.unwrap();
     assert_eq!(body["status"], "failed");
     assert!(body["message"].as_str().unwrap().contains("canceled"));
 }
 
 async fn assert_api_error(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json; charset=utf-8"
-    );
+    assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
     let body: Value = response.json().await.unwrap();
     assert_eq!(keys_of(&body), ["error"]);
     assert_eq!(keys_of(&body["error"]), ["code", "message"]);
@@ -129,12 +90,7 @@ async fn a_wrong_or_missing_key_gets_the_gateways_401() {
     let id = id_of(&app.create_ok("accounts/contoso", "takeSnapshot").await);
     let expected = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
     for key in [None, Some("lr_wrong"), Some("")] {
-        let body = assert_api_error(
-            get(&app, "v1.0", &id, key).await,
-            StatusCode::UNAUTHORIZED,
-            "401",
-        )
-        .await;
+        let body = assert_api_error(get(&app, "v1.0", &id, key).await, StatusCode::UNAUTHORIZED, "401").await;
         assert_eq!(body, expected);
     }
 }
@@ -143,39 +99,17 @@ async fn a_wrong_or_missing_key_gets_the_gateways_401() {
 async fn malformed_ids_are_400_and_unknown_or_foreign_ids_are_404() {
     let app = TestApp::spawn().await;
     let key = app.key("accounts/contoso", Role::Read).await;
-    assert_api_error(
-        get(&app, "v1.0", "not-a-uuid", Some(&key)).await,
-        StatusCode::BAD_REQUEST,
-        "BadArgument",
-    )
-    .await;
+    assert_api_error(get(&app, "v1.0", "not-a-uuid", Some(&key)).await, StatusCode::BAD_REQUEST, "BadArgument").await;
     let unknown = unknown_id();
-    let body = assert_api_error(
-        get(&app, "v1.0", &unknown, Some(&key)).await,
-        StatusCode::NOT_FOUND,
-        "OperationNotFound",
-    )
-    .await;
-    assert_eq!(
-        body["error"]["message"],
-        format!("operation '{unknown}' was not found")
-    );
+    let body =
+        assert_api_error(get(&app, "v1.0", &unknown, Some(&key)).await, StatusCode::NOT_FOUND, "OperationNotFound")
+            .await;
+    assert_eq!(body["error"]["message"], format!("operation '{unknown}' was not found"));
 
     let theirs = id_of(&app.create_ok("accounts/fabrikam", "takeSnapshot").await);
-    let foreign = get(&app, "v1.0", &theirs, Some(&key))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let missing = get(&app, "v1.0", &unknown, Some(&key))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        foreign.replace(&theirs, "ID"),
-        missing.replace(&unknown, "ID")
-    );
+    let foreign = get(&app, "v1.0", &theirs, Some(&key)).await.text().await.unwrap();
+    let missing = get(&app, "v1.0", &unknown, Some(&key)).await.text().await.unwrap();
+    assert_eq!(foreign.replace(&theirs, "ID"), missing.replace(&unknown, "ID"));
 
     // A project operation is not a Face operation, even for a `*` key.
     let project_op = id_of(&app.create_ok("projects/demo", "deleteDevBox").await);
@@ -190,11 +124,6 @@ async fn malformed_ids_are_400_and_unknown_or_foreign_ids_are_404() {
 #[tokio::test]
 async fn unknown_routes_under_face_answer_in_this_envelope() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(format!("{}/face/v1.0/persongroups", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(format!("{}/face/v1.0/persongroups", app.address)).send().await.unwrap();
     assert_api_error(response, StatusCode::NOT_FOUND, "NotFound").await;
 }

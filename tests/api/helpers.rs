@@ -46,19 +46,18 @@ impl TestApp {
     /// A server on an existing data dir (for restart tests).
     pub async fn spawn_in(data_dir: &Path) -> TestApp {
         let store = store::open_data_dir(data_dir).expect("open store");
+        TestApp::spawn_on(store, data_dir).await
+    }
+
+    /// A server on a store the test opened itself (e.g. PostgreSQL).
+    pub async fn spawn_on(store: Arc<dyn Store>, data_dir: &Path) -> TestApp {
         let (_, admin_key) =
-            keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now())
-                .await
-                .expect("admin key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+            keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState {
             store: store.clone(),
-            policy: Arc::new(Policy {
-                retention: Duration::from_secs(7 * 86_400),
-            }),
+            policy: Arc::new(Policy { retention: Duration::from_secs(7 * 86_400) }),
             retry_after: RETRY_AFTER,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -80,30 +79,19 @@ impl TestApp {
     /// Stops the server gracefully and waits for it.
     pub async fn stop(self) -> PathBuf {
         let _ = self.shutdown.send(());
-        self.server
-            .await
-            .expect("server task")
-            .expect("server result");
+        self.server.await.expect("server task").expect("server result");
         self.data_dir
     }
 
     /// A fresh key's secret.
     pub async fn key(&self, scope: &str, role: Role) -> String {
         let scope = KeyScope::parse(scope).unwrap();
-        keys::create(self.store.as_ref(), scope, role, None, ops::now())
-            .await
-            .unwrap()
-            .1
+        keys::create(self.store.as_ref(), scope, role, None, ops::now()).await.unwrap().1
     }
 
     /// `GET {address}{path}` with a bearer key.
     pub async fn get_bearer(&self, path: &str, key: &str) -> Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
+        self.client.get(format!("{}{path}", self.address)).bearer_auth(key).send().await.unwrap()
     }
 
     /// `POST /v1/operations` as the admin.
@@ -114,13 +102,7 @@ impl TestApp {
     /// `POST /v1/operations` with `key`.
     pub async fn create_as(&self, key: &str, body: Value) -> Response {
         let url = format!("{}/v1/operations", self.address);
-        self.client
-            .post(url)
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(url).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
     /// Creates an operation and returns its native JSON (asserting 201).
@@ -133,24 +115,13 @@ impl TestApp {
     /// `PATCH /v1/operations/{id}` as the admin.
     pub async fn patch(&self, id: &str, body: Value) -> Response {
         let url = format!("{}/v1/operations/{id}", self.address);
-        self.client
-            .patch(url)
-            .bearer_auth(&self.admin_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.client.patch(url).bearer_auth(&self.admin_key).json(&body).send().await.unwrap()
     }
 
     /// PATCH that must succeed; returns the new native JSON.
     pub async fn patch_ok(&self, id: &str, body: Value) -> Value {
         let response = self.patch(id, body).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "{:?}",
-            response.text().await
-        );
+        assert_eq!(response.status(), StatusCode::OK, "{:?}", response.text().await);
         response.json().await.unwrap()
     }
 }
@@ -162,22 +133,12 @@ pub fn id_of(op: &Value) -> String {
 
 /// Asserts `value` is an RFC 3339 UTC string with `digits` fractional digits.
 pub fn assert_timestamp(value: &Value, digits: usize) {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"));
-    let (whole, fraction) = text
-        .split_once('.')
-        .unwrap_or_else(|| panic!("no fraction: {text}"));
+    let text = value.as_str().unwrap_or_else(|| panic!("not a string: {value}"));
+    let (whole, fraction) = text.split_once('.').unwrap_or_else(|| panic!("no fraction: {text}"));
     assert_eq!(whole.len(), 19, "{text}");
-    assert!(
-        longrun::model::Timestamp::parse_rfc3339(text).is_some(),
-        "{text}"
-    );
+    assert!(longrun::model::Timestamp::parse_rfc3339(text).is_some(), "{text}");
     assert_eq!(fraction.len(), digits + 1, "{text}");
-    assert!(
-        fraction.ends_with('Z') && fraction[..digits].chars().all(|c| c.is_ascii_digit()),
-        "{text}"
-    );
+    assert!(fraction.ends_with('Z') && fraction[..digits].chars().all(|c| c.is_ascii_digit()), "{text}");
 }
 
 /// The sorted member names of a JSON object.
@@ -195,4 +156,71 @@ pub fn unknown_id() -> String {
 /// A fresh tenant id.
 pub fn tenant() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// The PostgreSQL server tests may use, or `None` with a printed SKIPPED.
+pub fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var("LONGRUN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("SKIPPED {test}: LONGRUN_TEST_POSTGRES_URL is unset");
+    }
+    url
+}
+
+/// A `longrun serve` child process, killed when dropped.
+pub struct ServeProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// What it printed before it listened.
+    pub printed: Vec<String>,
+}
+
+impl ServeProcess {
+    /// Runs the real binary with `args` (plus `--listen 127.0.0.1:0`) in
+    /// `dir`, and waits for its "listening on" line.
+    pub fn start(dir: &Path, args: &[&str]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+            .arg("serve")
+            .args(args)
+            .current_dir(dir)
+            .env("LONGRUN_LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start longrun");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut printed = Vec::new();
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("longrun listening on ") {
+                let address = rest.split_whitespace().next().unwrap().to_owned();
+                return ServeProcess { child, address, printed };
+            }
+            printed.push(line);
+        }
+        let status = child.wait();
+        panic!("longrun exited without listening ({status:?}): {printed:?}");
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `longrun key create` through the real binary; returns the secret.
+pub fn cli_key(dir: &Path, store_args: &[&str], scope: &str, role: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+        .args(["key", "create", "--scope", scope, "--role", role])
+        .args(store_args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }

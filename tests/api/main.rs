@@ -6,5 +6,7 @@ mod devcenter;
 mod face;
 mod helpers;
 mod native;
+mod nodes;
+mod outage;
 mod restart;
 mod sphere;

@@ -15,11 +15,7 @@ async fn operations_read_back_unchanged_after_a_restart() {
             "deleteDevBox",
             json!({"state": "Running", "percentComplete": 33.5, "properties": {"a": [1, 2]}}),
         ),
-        (
-            "accounts/keep",
-            "takeSnapshot",
-            json!({"state": "Succeeded", "resourceLocation": "/snapshots/s1"}),
-        ),
+        ("accounts/keep", "takeSnapshot", json!({"state": "Succeeded", "resourceLocation": "/snapshots/s1"})),
         (
             "projects/keep",
             "startDevBox",
@@ -35,22 +31,12 @@ async fn operations_read_back_unchanged_after_a_restart() {
 
     let second = TestApp::spawn_in(dir.path()).await;
     for op in before {
-        let response = second
-            .get_bearer(&format!("/v1/operations/{}", id_of(&op)), &key)
-            .await;
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::OK,
-            "the old key still works"
-        );
+        let response = second.get_bearer(&format!("/v1/operations/{}", id_of(&op)), &key).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "the old key still works");
         assert_eq!(response.json::<Value>().await.unwrap(), op);
     }
 }
 
 async fn read(app: &TestApp, id: &str) -> Value {
-    app.get_bearer(&format!("/v1/operations/{id}"), &app.admin_key)
-        .await
-        .json()
-        .await
-        .unwrap()
+    app.get_bearer(&format!("/v1/operations/{id}"), &app.admin_key).await.json().await.unwrap()
 }

@@ -1,12 +1,12 @@
 //! Azure.Core's error envelope, with the code also in `x-ms-error-code`.
 //! The native `/v1` API speaks the same envelope and reuses this.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire;
 use crate::auth::BEARER_CHALLENGE;
-use crate::dialect::json;
+use crate::dialect::{error_headers, json};
 use crate::error::CoreError;
 use crate::http::LoggedError;
 
@@ -32,19 +32,10 @@ impl IntoResponse for Error {
                 details: None,
             },
         };
-        let mut headers = HeaderMap::new();
+        let mut headers = error_headers(&core);
         headers.insert("x-ms-error-code", HeaderValue::from_static(code));
-        match &core {
-            CoreError::Unauthenticated { .. } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(BEARER_CHALLENGE),
-                );
-            }
-            CoreError::Unavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
+        if matches!(core, CoreError::Unauthenticated { .. }) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
         }
         let mut response = json(core.status(), headers, &body);
         LoggedError::attach(&mut response, core);

@@ -38,18 +38,12 @@ pub const API_VERSIONS: [&str; 11] = [
 /// The status URL of a project's operation, api-version included: the SDK
 /// polls `Operation-Location` verbatim and adds none of its own.
 pub fn operation_path(project: &str, id: OperationId) -> String {
-    format!(
-        "/projects/{project}/operationstatuses/{id}?api-version={}",
-        super::DEVCENTER_API_VERSION
-    )
+    format!("/projects/{project}/operationstatuses/{id}?api-version={}", super::DEVCENTER_API_VERSION)
 }
 
 /// Dev Center routes, mounted at the root.
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/projects/{project_name}/operationstatuses/{operation_id}",
-        get(get_operation_status),
-    )
+    Router::new().route("/projects/{project_name}/operationstatuses/{operation_id}", get(get_operation_status))
 }
 
 // GET /projects/{projectName}/operationstatuses/{operationId}?api-version=2025-02-01
@@ -73,7 +67,9 @@ async fn get_operation_status(
         CoreError::bad_request(
             "InvalidParameter",
             "operationId",
-            format!("operationId '{operation_id}' must match ^[a-zA-Z0-9]{{8}}-([a-zA-Z0-9]{{4}}-){{3}}[a-zA-Z0-9]{{12}}$."),
+            format!(
+                "operationId '{operation_id}' must match ^[a-zA-Z0-9]{{8}}-([a-zA-Z0-9]{{4}}-){{3}}[a-zA-Z0-9]{{12}}$."
+            ),
         )
     })?;
     let scope = Scope::Project(project_name);
@@ -81,11 +77,7 @@ async fn get_operation_status(
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }
-    Ok(super::json(
-        StatusCode::OK,
-        super::status_headers(&op, app.retry_after),
-        &render(&op),
-    ))
+    Ok(super::json(StatusCode::OK, super::status_headers(&op, app.retry_after), &render(&op)))
 }
 
 /// `api-version` must be present and one of `API_VERSIONS` (Azure's wording).
@@ -96,9 +88,7 @@ fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
     match requested {
         None => Err(CoreError::BadRequest {
             code: "MissingApiVersionParameter",
-            message:
-                "The api-version query parameter (?api-version=) is required for all requests."
-                    .into(),
+            message: "The api-version query parameter (?api-version=) is required for all requests.".into(),
             target: None,
         }),
         Some(v) if API_VERSIONS.contains(&v.as_str()) => Ok(()),
@@ -117,20 +107,16 @@ fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
 /// also refuses non-hex letters, which `OperationId::parse` already does.
 fn is_operation_id(s: &str) -> bool {
     s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_alphanumeric()
-            }
-        })
+        && s.char_indices().all(
+            |(i, c)| {
+                if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_alphanumeric() }
+            },
+        )
 }
 
 /// Model → Dev Center `OperationStatus`.
 fn render(op: &Operation) -> wire::OperationStatus {
-    let Scope::Project(project) = &op.scope else {
-        unreachable!("only project operations are rendered")
-    };
+    let Scope::Project(project) = &op.scope else { unreachable!("only project operations are rendered") };
     let status = match op.state {
         OpState::NotStarted => "NotStarted",
         OpState::Running => "Running",
@@ -157,10 +143,7 @@ fn wire_error(e: &crate::model::OperationError) -> wire::Error {
         code: e.code.clone(),
         message: e.message.clone(),
         target: e.target.clone(),
-        details: e
-            .details
-            .as_ref()
-            .map(|d| d.iter().map(wire_error).collect()),
+        details: e.details.as_ref().map(|d| d.iter().map(wire_error).collect()),
     }
 }
 
@@ -184,11 +167,7 @@ mod tests {
             properties: json!({"k": "v"}).as_object().cloned(),
         };
         let id = OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").unwrap();
-        let mut op = Operation::new(
-            id,
-            request,
-            Timestamp::parse_rfc3339("2024-01-24T21:14:50Z").unwrap(),
-        );
+        let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2024-01-24T21:14:50Z").unwrap());
         op.state = state;
         op.started_at = Timestamp::parse_rfc3339("2024-01-24T21:14:58.472Z");
         op
@@ -213,20 +192,14 @@ mod tests {
     fn never_emits_a_status_the_sdk_does_not_know() {
         for state in OpState::ALL {
             let status = render(&sample(state)).status;
-            assert!(
-                ["NotStarted", "Running", "Succeeded", "Failed", "Canceled"].contains(&status),
-                "{status}"
-            );
+            assert!(["NotStarted", "Running", "Succeeded", "Failed", "Canceled"].contains(&status), "{status}");
         }
     }
 
     #[test]
     fn properties_appear_only_once_succeeded() {
         assert!(render(&sample(OpState::Running)).properties.is_none());
-        assert_eq!(
-            render(&sample(OpState::Succeeded)).properties,
-            json!({"k": "v"}).as_object().cloned()
-        );
+        assert_eq!(render(&sample(OpState::Succeeded)).properties, json!({"k": "v"}).as_object().cloned());
     }
 
     #[test]
@@ -237,6 +210,10 @@ mod tests {
         assert_eq!(missing.code(), "MissingApiVersionParameter");
         let unknown = check_api_version(Some("api-version=1999-01-01")).unwrap_err();
         assert_eq!(unknown.code(), "UnsupportedApiVersionValue");
-        assert!(unknown.to_string().starts_with("Unsupported api-version '1999-01-01'. The supported api-versions are '2022-11-11-preview, "));
+        assert!(
+            unknown.to_string().starts_with(
+                "Unsupported api-version '1999-01-01'. The supported api-versions are '2022-11-11-preview, "
+            )
+        );
     }
 }

@@ -1,11 +1,10 @@
 //! Face's `APIError` envelope. A 401 is worded exactly as Azure's API gateway
 //! words it for Cognitive Services keys: people search for that sentence.
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire;
-use crate::dialect::json;
+use crate::dialect::{error_headers, json};
 use crate::error::CoreError;
 use crate::http::LoggedError;
 
@@ -30,13 +29,8 @@ impl IntoResponse for Error {
             CoreError::BadRequest { .. } => ("BadArgument".to_owned(), core.public_message()),
             other => (other.code().to_owned(), other.public_message()),
         };
-        let mut headers = HeaderMap::new();
-        if matches!(core, CoreError::Unavailable(_)) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        let body = wire::ApiError {
-            error: wire::Error { code, message },
-        };
+        let headers = error_headers(&core);
+        let body = wire::ApiError { error: wire::Error { code, message } };
         let mut response = json(core.status(), headers, &body);
         LoggedError::attach(&mut response, core);
         response

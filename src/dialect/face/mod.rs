@@ -30,14 +30,8 @@ pub fn operation_path(id: OperationId) -> String {
 /// Face routes, mounted at the root.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/face/v1.0-preview/operations/{operation_id}",
-            get(get_operation_status),
-        )
-        .route(
-            "/face/v1.0/operations/{operation_id}",
-            get(get_operation_status),
-        )
+        .route("/face/v1.0-preview/operations/{operation_id}", get(get_operation_status))
+        .route("/face/v1.0/operations/{operation_id}", get(get_operation_status))
 }
 
 // GET {Endpoint}/face/v1.0-preview/operations/{operationId}
@@ -55,18 +49,11 @@ async fn get_operation_status(
             format!("Invalid operationId '{operation_id}': it must be a UUID."),
         )
     })?;
-    let op = ops::get(app.store.as_ref(), &caller, id, |op| {
-        matches!(op.scope, Scope::Account(_))
-    })
-    .await?;
+    let op = ops::get(app.store.as_ref(), &caller, id, |op| matches!(op.scope, Scope::Account(_))).await?;
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }
-    Ok(super::json(
-        StatusCode::OK,
-        super::status_headers(&op, app.retry_after),
-        &render(&op),
-    ))
+    Ok(super::json(StatusCode::OK, super::status_headers(&op, app.retry_after), &render(&op)))
 }
 
 /// Model → Face `OperationStatus`. Face knows no Canceled or partial
@@ -113,11 +100,7 @@ mod tests {
             properties: None,
         };
         let id = OperationId::parse("a63a3bdd-a1db-4d05-87b8-dbad6850062a").unwrap();
-        let mut op = Operation::new(
-            id,
-            request,
-            Timestamp::parse_rfc3339("2018-12-25T11:41:02.2331413Z").unwrap(),
-        );
+        let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2018-12-25T11:41:02.2331413Z").unwrap());
         op.state = state;
         op.last_action_at = Timestamp::parse_rfc3339("2018-12-25T11:51:27.8705696Z").unwrap();
         op
@@ -144,16 +127,9 @@ mod tests {
     #[test]
     fn failures_and_cancellations_carry_a_message() {
         let mut failed = sample(OpState::Failed);
-        failed.error = Some(OperationError {
-            code: "X".into(),
-            message: "source changed".into(),
-            target: None,
-            details: None,
-        });
-        assert_eq!(
-            (render(&failed).status, render(&failed).message.as_deref()),
-            ("failed", Some("source changed"))
-        );
+        failed.error =
+            Some(OperationError { code: "X".into(), message: "source changed".into(), target: None, details: None });
+        assert_eq!((render(&failed).status, render(&failed).message.as_deref()), ("failed", Some("source changed")));
         let canceled = render(&sample(OpState::Canceled));
         assert_eq!(canceled.status, "failed");
         assert!(canceled.message.unwrap().contains("canceled"));

@@ -1,12 +1,12 @@
 //! Sphere's error envelope: a JSON array of RFC 7807 `PublicApiErrorDetails`,
 //! served as `application/problem+json`.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire::PublicApiErrorDetails;
 use crate::auth::BEARER_CHALLENGE;
-use crate::dialect::json_as;
+use crate::dialect::{error_headers, json_as};
 use crate::error::CoreError;
 use crate::http::LoggedError;
 
@@ -20,10 +20,7 @@ pub struct Error {
 impl Error {
     /// Wraps `core` for the request at `path`.
     pub fn at(path: &str) -> impl FnOnce(CoreError) -> Error + '_ {
-        move |core| Error {
-            core,
-            instance: path.to_owned(),
-        }
+        move |core| Error { core, instance: path.to_owned() }
     }
 }
 
@@ -43,19 +40,11 @@ impl IntoResponse for Error {
             error_code: self.core.code().into(),
             extensions: Default::default(),
         }];
-        let mut headers = HeaderMap::new();
+        let mut headers = error_headers(&self.core);
         if matches!(self.core, CoreError::Unauthenticated { .. }) {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(BEARER_CHALLENGE),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
         }
-        let mut response = json_as(
-            status,
-            headers,
-            &body,
-            "application/problem+json; charset=utf-8",
-        );
+        let mut response = json_as(status, headers, &body, "application/problem+json; charset=utf-8");
         LoggedError::attach(&mut response, self.core);
         response
     }

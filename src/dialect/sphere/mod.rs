@@ -50,33 +50,19 @@ const ERROR_CODES: [&str; 9] = [
 
 /// The integer of a kind in `OPERATION_TYPES`, if it is a Sphere type.
 pub fn operation_type(kind: &str) -> Option<u8> {
-    OPERATION_TYPES
-        .iter()
-        .position(|t| *t == kind)
-        .map(|i| i as u8)
+    OPERATION_TYPES.iter().position(|t| *t == kind).map(|i| i as u8)
 }
 
 /// The typed status URL of a tenant's operation.
 pub fn operation_path(tenant: &Uuid, op: &Operation) -> String {
-    format!(
-        "/v2/tenants/{}/operationTypes/{}/operations/{}",
-        tenant.hyphenated(),
-        op.kind,
-        op.id
-    )
+    format!("/v2/tenants/{}/operationTypes/{}/operations/{}", tenant.hyphenated(), op.kind, op.id)
 }
 
 /// Sphere routes, mounted at the root.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v2/tenants/{tenant_id}/operationTypes/{operation_type}/operations/{operation_id}",
-            get(get_typed),
-        )
-        .route(
-            "/v2/tenants/{tenant_id}/operations/{operation_id}",
-            get(get_generic),
-        )
+        .route("/v2/tenants/{tenant_id}/operationTypes/{operation_type}/operations/{operation_id}", get(get_typed))
+        .route("/v2/tenants/{tenant_id}/operations/{operation_id}", get(get_generic))
 }
 
 // GET /v2/tenants/{tenantId}/operationTypes/{operationType}/operations/{operationId}
@@ -86,15 +72,7 @@ async fn get_typed(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    read(
-        &app,
-        &headers,
-        &tenant_id,
-        Some(&operation_type),
-        &operation_id,
-    )
-    .await
-    .map_err(Error::at(uri.path()))
+    read(&app, &headers, &tenant_id, Some(&operation_type), &operation_id).await.map_err(Error::at(uri.path()))
 }
 
 // GET /v2/tenants/{tenantId}/operations/{operationId}
@@ -104,9 +82,7 @@ async fn get_generic(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    read(&app, &headers, &tenant_id, None, &operation_id)
-        .await
-        .map_err(Error::at(uri.path()))
+    read(&app, &headers, &tenant_id, None, &operation_id).await.map_err(Error::at(uri.path()))
 }
 
 async fn read(
@@ -119,11 +95,7 @@ async fn read(
     let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
     let tenant = OperationId::parse(tenant_id)
         .ok_or_else(|| {
-            CoreError::bad_request(
-                "InvalidParameter",
-                "tenantId",
-                format!("tenantId '{tenant_id}' is not a UUID."),
-            )
+            CoreError::bad_request("InvalidParameter", "tenantId", format!("tenantId '{tenant_id}' is not a UUID."))
         })?
         .uuid();
     let id = OperationId::parse(operation_id).ok_or_else(|| {
@@ -148,11 +120,7 @@ async fn read(
     if let Some(unchanged) = super::not_modified(headers, &op, app.retry_after) {
         return Ok(unchanged);
     }
-    Ok(super::json(
-        StatusCode::OK,
-        super::status_headers(&op, app.retry_after),
-        &render(&tenant, &op),
-    ))
+    Ok(super::json(StatusCode::OK, super::status_headers(&op, app.retry_after), &render(&tenant, &op)))
 }
 
 /// Model → Sphere `Operation`.
@@ -165,10 +133,7 @@ fn render(tenant: &Uuid, op: &Operation) -> wire::Operation {
         OpState::CompleteWithErrors => 4,
     };
     let error = match (op.state, &op.error) {
-        (OpState::Canceled, _) => Some(wire::ErrorResponse {
-            code: 0,
-            message: "The operation was canceled.".into(),
-        }),
+        (OpState::Canceled, _) => Some(wire::ErrorResponse { code: 0, message: "The operation was canceled.".into() }),
         (_, Some(e)) => Some(wire::ErrorResponse {
             code: ERROR_CODES.iter().position(|c| *c == e.code).unwrap_or(0) as u8,
             message: e.message.clone(),
@@ -184,11 +149,7 @@ fn render(tenant: &Uuid, op: &Operation) -> wire::Operation {
         started_date_utc: op.started_at.map(|t| t.to_rfc3339_ticks()),
         completed_date_utc: op.finished_at.map(|t| t.to_rfc3339_ticks()),
         resource_location: op.resource_location.clone(),
-        details_location: Some(
-            op.details_location
-                .clone()
-                .unwrap_or_else(|| operation_path(tenant, op)),
-        ),
+        details_location: Some(op.details_location.clone().unwrap_or_else(|| operation_path(tenant, op))),
         error,
     }
 }
@@ -215,11 +176,7 @@ mod tests {
             properties: None,
         };
         let id = OperationId::parse("0193f0a2-7c1e-7b3a-9f4e-2d5c6b7a8e90").unwrap();
-        let mut op = Operation::new(
-            id,
-            request,
-            Timestamp::parse_rfc3339("2026-11-23T10:00:00.1234567Z").unwrap(),
-        );
+        let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2026-11-23T10:00:00.1234567Z").unwrap());
         op.state = state;
         op.version = 7;
         if state != OpState::NotStarted {
@@ -232,9 +189,7 @@ mod tests {
     #[test]
     fn renders_the_wire_sample() {
         let op = sample(OpState::Running);
-        let Scope::Tenant(tenant) = op.scope else {
-            unreachable!()
-        };
+        let Scope::Tenant(tenant) = op.scope else { unreachable!() };
         let body = serde_json::to_value(render(&tenant, &op)).unwrap();
         assert_eq!(
             body,
@@ -265,9 +220,7 @@ mod tests {
         ];
         for (state, int) in expected {
             let op = sample(state);
-            let Scope::Tenant(tenant) = op.scope else {
-                unreachable!()
-            };
+            let Scope::Tenant(tenant) = op.scope else { unreachable!() };
             let body = render(&tenant, &op);
             assert_eq!(body.state, int, "{state}");
             if state == OpState::Canceled {
@@ -281,23 +234,11 @@ mod tests {
     #[test]
     fn maps_known_error_codes_to_their_integers() {
         let mut op = sample(OpState::Failed);
-        op.error = Some(OperationError {
-            code: "Conflict".into(),
-            message: "busy".into(),
-            target: None,
-            details: None,
-        });
-        let Scope::Tenant(tenant) = op.scope else {
-            unreachable!()
-        };
-        assert_eq!(
-            serde_json::to_value(render(&tenant, &op)).unwrap()["Error"],
-            json!({"Code": 7, "Message": "busy"})
-        );
+        op.error =
+            Some(OperationError { code: "Conflict".into(), message: "busy".into(), target: None, details: None });
+        let Scope::Tenant(tenant) = op.scope else { unreachable!() };
+        assert_eq!(serde_json::to_value(render(&tenant, &op)).unwrap()["Error"], json!({"Code": 7, "Message": "busy"}));
         op.error.as_mut().unwrap().code = "ImageSignatureInvalid".into();
-        assert_eq!(
-            serde_json::to_value(render(&tenant, &op)).unwrap()["Error"]["Code"],
-            json!(0)
-        );
+        assert_eq!(serde_json::to_value(render(&tenant, &op)).unwrap()["Error"]["Code"], json!(0));
     }
 }

@@ -19,8 +19,9 @@ use tokio::sync::{Semaphore, oneshot};
 
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
+use super::feed::{ChangeFeed, LocalFeed};
 use super::{ListFilter, Store, StoreError};
-use crate::model::{ApiKey, Operation, OperationId};
+use crate::model::{ApiKey, Operation, OperationId, Timestamp};
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "longrun.db";
@@ -32,6 +33,7 @@ const MAX_READERS: usize = 8;
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Arc<ReadPool>,
+    feed: LocalFeed,
 }
 
 struct ReadPool {
@@ -43,15 +45,14 @@ struct ReadPool {
 impl SqliteStore {
     /// Opens (creating if needed) `longrun.db` in `dir`, creating `dir` too.
     pub fn open_dir(dir: &Path) -> anyhow::Result<SqliteStore> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
         SqliteStore::open(&dir.join(FILE_NAME))
     }
 
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let mut conn = Connection::open(path)
-            .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+        let mut conn =
+            Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
         // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
         // a 2xx promises durability, so every commit syncs the WAL.
         conn.execute_batch(
@@ -64,9 +65,11 @@ impl SqliteStore {
         schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
 
         let (sender, jobs) = mpsc::channel();
+        let feed = LocalFeed::default();
+        let writer_feed = feed.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, jobs))
+            .spawn(move || writer::run(conn, jobs, writer_feed))
             .context("cannot start the SQLite writer thread")?;
         Ok(SqliteStore {
             writer: sender,
@@ -75,17 +78,16 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(MAX_READERS)),
             }),
+            feed,
         })
     }
 
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    async fn write(&self, write: Write) -> Result<u64, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.writer
             .send(Job { write, reply })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        outcome.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 
     /// Runs `query` on a pooled read connection on the blocking thread pool.
@@ -94,13 +96,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let permit = self
-            .readers
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(anyhow::Error::new)?;
+        let permit = self.readers.permits.clone().acquire_owned().await.map_err(anyhow::Error::new)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -121,9 +117,7 @@ impl ReadPool {
         }
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
         Ok(conn)
@@ -137,7 +131,7 @@ impl ReadPool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_operation(&self, op: &Operation) -> Result<(), StoreError> {
-        self.write(Write::CreateOperation(op.clone())).await
+        self.write(Write::CreateOperation(op.clone())).await.map(drop)
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
@@ -150,13 +144,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_operation(
-        &self,
-        op: &Operation,
-        expected_version: i64,
-    ) -> Result<(), StoreError> {
-        self.write(Write::UpdateOperation(op.clone(), expected_version))
-            .await
+    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
+        self.write(Write::UpdateOperation(op.clone(), expected_version)).await.map(drop)
     }
 
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
@@ -191,7 +180,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.write(Write::CreateKey(key.clone())).await
+        self.write(Write::CreateKey(key.clone())).await.map(drop)
+    }
+
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(Write::PurgeExpired(now, limit)).await
+    }
+
+    fn feed(&self) -> Arc<dyn ChangeFeed> {
+        Arc::new(self.feed.clone())
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
@@ -207,8 +204,7 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(|conn| {
-            let sql =
-                format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([], key_from_row)?;
             rows.collect()
@@ -225,21 +221,15 @@ mod tests {
     async fn sqlite_meets_the_store_contract() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open_dir(dir.path()).unwrap();
-        crate::store::contract::run(&store).await;
+        crate::store::contract::run(Arc::new(store)).await;
     }
 
     #[test]
     fn a_database_from_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
-        let error = SqliteStore::open(&path)
-            .err()
-            .expect("must refuse")
-            .to_string();
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let error = SqliteStore::open(&path).err().expect("must refuse").to_string();
         let chain = format!("{:#}", SqliteStore::open(&path).err().unwrap());
         assert!(chain.contains("schema version 99"), "{error} / {chain}");
     }

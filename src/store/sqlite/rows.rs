@@ -18,14 +18,11 @@ fn bad(index: usize, what: String) -> rusqlite::Error {
 
 fn json<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> rusqlite::Result<Option<T>> {
     let text: Option<String> = row.get(index)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| bad(index, e.to_string())))
-        .transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|e| bad(index, e.to_string()))).transpose()
 }
 
 fn time(row: &Row, index: usize) -> rusqlite::Result<Option<Timestamp>> {
-    Ok(row
-        .get::<_, Option<i64>>(index)?
-        .map(Timestamp::from_unix_nanos))
+    Ok(row.get::<_, Option<i64>>(index)?.map(Timestamp::from_unix_nanos))
 }
 
 /// Builds an `Operation` from a row selected with `OPERATION_COLUMNS`.
@@ -69,16 +66,8 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
         Box::new(op.finished_at.map(Timestamp::unix_nanos)),
         Box::new(op.resource_location.clone()),
         Box::new(op.details_location.clone()),
-        Box::new(to_json(
-            op.properties
-                .as_ref()
-                .map(|p| serde_json::to_string(p).expect("JSON map")),
-        )),
-        Box::new(to_json(
-            op.error
-                .as_ref()
-                .map(|e| serde_json::to_string(e).expect("error struct")),
-        )),
+        Box::new(to_json(op.properties.as_ref().map(|p| serde_json::to_string(p).expect("JSON map")))),
+        Box::new(to_json(op.error.as_ref().map(|e| serde_json::to_string(e).expect("error struct")))),
         Box::new(op.version),
         Box::new(op.expires_at.map(Timestamp::unix_nanos)),
         Box::new(op.create_fingerprint.clone()),

@@ -54,8 +54,7 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)
-            .with_context(|| format!("schema migration {version} failed"))?;
+        tx.execute_batch(sql).with_context(|| format!("schema migration {version} failed"))?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }

@@ -12,8 +12,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::rows::{OPERATION_COLUMNS, operation_params};
-use crate::model::{ApiKey, Operation};
+use crate::model::{ApiKey, Operation, Timestamp};
 use crate::store::StoreError;
+use crate::store::feed::{Change, LocalFeed};
 
 /// Most jobs committed together; bounds the latency one commit adds.
 const MAX_BATCH: usize = 256;
@@ -26,18 +27,34 @@ pub enum Write {
     UpdateOperation(Operation, i64),
     /// Insert a new API key.
     CreateKey(ApiKey),
+    /// Delete up to `limit` operations whose retention ended before `now`.
+    PurgeExpired(Timestamp, u32),
+}
+
+impl Write {
+    /// The change listeners hear about once this write commits.
+    fn change(&self) -> Option<Change> {
+        match self {
+            Write::CreateOperation(op) | Write::UpdateOperation(op, _) => {
+                Some(Change { id: op.id, scope: op.scope.clone(), version: op.version })
+            }
+            Write::CreateKey(_) | Write::PurgeExpired(..) => None,
+        }
+    }
 }
 
 /// A write and where to send its outcome.
 pub struct Job {
     /// What to do.
     pub write: Write,
-    /// Answered after the COMMIT that made the write durable (or failed).
-    pub reply: oneshot::Sender<Result<(), StoreError>>,
+    /// Answered after the COMMIT that made the write durable (or failed),
+    /// with the number of rows it touched.
+    pub reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
 /// Runs until every sender is dropped, then returns (closing the connection).
-pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
+/// Announces each committed change on `feed`, after the COMMIT.
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -48,6 +65,11 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
         }
         let outcomes = commit_batch(&mut conn, &batch);
         for (job, outcome) in batch.into_iter().zip(outcomes) {
+            if outcome.is_ok()
+                && let Some(change) = job.write.change()
+            {
+                feed.publish(change);
+            }
             // A caller that gave up (request dropped) is not an error here.
             let _ = job.reply.send(outcome);
         }
@@ -56,7 +78,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>) {
 
 /// Applies the batch in one transaction; per-job failures roll back only
 /// that job's savepoint. If the COMMIT itself fails, every job fails.
-fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), StoreError>> {
+fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<u64, StoreError>> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -80,7 +102,7 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<(), StoreErr
     }
 }
 
-fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
+fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
     match write {
         Write::CreateOperation(op) => {
             let sql = format!(
@@ -90,7 +112,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             let params = operation_params(op);
             conn.prepare_cached(&sql)?
                 .execute(rusqlite::params_from_iter(params.iter()))
-                .map(drop)
+                .map(|n| n as u64)
                 .map_err(map_insert_error)
         }
         Write::UpdateOperation(op, expected) => {
@@ -100,20 +122,14 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                        expires_at = ?15 WHERE id = ?1 AND version = ?17";
             let mut params = operation_params(op);
             params.push(Box::new(*expected));
-            let changed = conn
-                .prepare_cached(sql)?
-                .execute(rusqlite::params_from_iter(params.iter()))?;
+            let changed = conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))?;
             if changed == 1 {
-                return Ok(());
+                return Ok(1);
             }
             let exists: bool = conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE id = ?1)")?
                 .query_row(params![op.id.to_string()], |row| row.get(0))?;
-            Err(if exists {
-                StoreError::VersionMismatch
-            } else {
-                StoreError::NotFound
-            })
+            Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
         }
         Write::CreateKey(key) => conn
             .prepare_cached(
@@ -129,8 +145,14 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                 key.created_at.unix_nanos(),
                 key.revoked_at.map(|t| t.unix_nanos()),
             ])
-            .map(drop)
+            .map(|n| n as u64)
             .map_err(map_insert_error),
+        Write::PurgeExpired(now, limit) => {
+            let sql = "DELETE FROM operations WHERE id IN \
+                       (SELECT id FROM operations WHERE expires_at < ?1 LIMIT ?2)";
+            let purged = conn.prepare_cached(sql)?.execute(params![now.unix_nanos(), limit])?;
+            Ok(purged as u64)
+        }
     }
 }
 
@@ -146,9 +168,7 @@ pub fn map_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
         Some(DiskFull) => StoreError::Unavailable("the disk is full".into()),
-        Some(DatabaseBusy | DatabaseLocked) => {
-            StoreError::Unavailable("the database is busy".into())
-        }
+        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable("the database is busy".into()),
         Some(SystemIoFailure | CannotOpen) => StoreError::Unavailable(format!("I/O error: {e}")),
         _ => StoreError::Other(anyhow::Error::new(e).context("SQLite")),
     }

@@ -1,0 +1,81 @@
+//! Turns PostgreSQL `NOTIFY` messages into local change events, so a change
+//! committed through any node reaches the listeners of this one. Keeps one
+//! dedicated connection, and reconnects by itself when the database returns.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::model::{OperationId, Scope};
+use crate::store::feed::{Change, LocalFeed};
+
+/// The channel every write notifies on.
+pub const CHANNEL: &str = "longrun_changes";
+
+/// Runs forever: listen, forward, and on any failure wait and listen again.
+pub async fn run(config: tokio_postgres::Config, feed: LocalFeed) {
+    loop {
+        if let Err(e) = listen_once(&config, &feed).await {
+            tracing::warn!(error = %e, "PostgreSQL change listener lost its connection; reconnecting");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyhow::Result<()> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (messages, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    // The connection must be polled for the LISTEN below to complete, so it
+    // is driven in its own task, which also hands over the notifications.
+    let driver = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if messages.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    while let Some(payload) = incoming.recv().await {
+        match parse(&payload) {
+            Some(change) => feed.publish(change),
+            None => tracing::warn!(payload, "ignoring a malformed change notification"),
+        }
+    }
+    driver.await??;
+    Ok(())
+}
+
+/// The payload the writes send: `"{id} {version} {scope}"`.
+pub fn payload_sql() -> &'static str {
+    "id::text || ' ' || version::text || ' ' || scope"
+}
+
+fn parse(payload: &str) -> Option<Change> {
+    let mut parts = payload.splitn(3, ' ');
+    let id = OperationId::parse(parts.next()?)?;
+    let version = parts.next()?.parse().ok()?;
+    let scope = Scope::parse(parts.next()?).ok()?;
+    Some(Change { id, scope, version })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_writes_send() {
+        let change = parse("fa067167-e49d-41bd-8dd8-de719b9de3b3 7 projects/p01").unwrap();
+        assert_eq!(change.version, 7);
+        assert_eq!(change.scope.to_string(), "projects/p01");
+        assert!(parse("nonsense").is_none());
+    }
+}

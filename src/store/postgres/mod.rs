@@ -1,0 +1,336 @@
+//! The shared backend: PostgreSQL, for several stateless longrun nodes.
+//!
+//! Every write is one autocommitted statement that also `NOTIFY`s the change
+//! (delivered only if it commits), so there is no transaction to hold open
+//! and no node-local state to keep in sync. Every call is bounded in time: a
+//! database that is away yields `Unavailable` (HTTP 503) quickly, and the
+//! pool reconnects by itself when it returns.
+
+mod listener;
+mod rows;
+mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use self::rows::{
+    KEY_COLUMNS, OPERATION_COLUMNS, as_params, key_from_row, operation_from_row, operation_params, update_params,
+};
+use super::feed::{ChangeFeed, LocalFeed};
+use super::{ListFilter, Store, StoreError};
+use crate::model::{ApiKey, Operation, OperationId, Timestamp};
+
+/// Longest any one store call may take before it is reported unavailable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    feed: LocalFeed,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects, migrates, and starts listening for changes.
+    pub async fn connect(url: &str, pool_size: usize) -> anyhow::Result<PostgresStore> {
+        let mut config: tokio_postgres::Config = url.parse().context("invalid PostgreSQL URL")?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.keepalives_idle(Duration::from_secs(10));
+        if config.get_application_name().is_none() {
+            config.application_name("longrun");
+        }
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .context("cannot build the PostgreSQL pool")?;
+        let mut client = pool.get().await.context("cannot connect to PostgreSQL")?;
+        schema::migrate(&mut client).await.context("PostgreSQL schema")?;
+        drop(client);
+        let feed = LocalFeed::default();
+        let listener = tokio::spawn(listener::run(config, feed.clone()));
+        Ok(PostgresStore { pool, feed, listener })
+    }
+
+    /// Runs `f` on a pooled connection, bounded by `CALL_TIMEOUT`.
+    async fn with<T>(&self, f: impl AsyncFnOnce(&Object) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let call = async {
+            let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
+            f(&client).await
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
+    }
+}
+
+/// Maps driver errors: lost connections and server shutdowns are
+/// `Unavailable` (retry later); constraint violations are conflicts.
+fn map_error(e: tokio_postgres::Error) -> StoreError {
+    let unavailable = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::DISK_FULL,
+        SqlState::OUT_OF_MEMORY,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+    ];
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
+        Some(code) if unavailable.contains(code) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+        None => StoreError::Unavailable(format!("PostgreSQL connection: {e}")),
+        Some(_) => StoreError::Other(anyhow::Error::new(e).context("PostgreSQL")),
+    }
+}
+
+fn decode<T>(result: anyhow::Result<T>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Other(e.context("PostgreSQL row")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        let params = operation_params(op);
+        self.with(async |client| {
+            let sql = format!(
+                "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *) \
+                 SELECT pg_notify('{}', {}) FROM written",
+                listener::CHANNEL,
+                listener::payload_sql()
+            );
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            client.execute(&statement, &as_params(&params)).await.map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
+        self.with(async |client| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1");
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
+            row.map(|row| decode(operation_from_row(&row))).transpose()
+        })
+        .await
+    }
+
+    async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
+        let params = update_params(op, expected_version);
+        self.with(async |client| {
+            let sql = format!(
+                "WITH written AS (UPDATE operations SET state = $2, percent_complete = $3, started_at = $4, \
+                 last_action_at = $5, finished_at = $6, resource_location = $7, details_location = $8, \
+                 properties = $9, error = $10, version = $11, expires_at = $12 \
+                 WHERE id = $1 AND version = $13 RETURNING *) \
+                 SELECT pg_notify('{}', {}) FROM written",
+                listener::CHANNEL,
+                listener::payload_sql()
+            );
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            if client.execute(&statement, &as_params(&params)).await.map_err(map_error)? == 1 {
+                return Ok(());
+            }
+            let exists = client
+                .query_opt("SELECT 1 FROM operations WHERE id = $1", &[&op.id.uuid()])
+                .await
+                .map_err(map_error)?
+                .is_some();
+            Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
+        })
+        .await
+    }
+
+    async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
+        let scope = filter.scope.as_ref().map(|s| s.to_string());
+        let state = filter.state.map(|s| s.as_str());
+        let kind = filter.kind.as_ref().map(|k| k.to_string());
+        let after_at = filter.after.map(|(at, _)| at.unix_nanos());
+        let after_id = filter.after.map(|(_, id)| id.uuid());
+        let limit = i64::from(filter.limit);
+        self.with(async |client| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations
+                 WHERE ($1::text IS NULL OR scope = $1)
+                   AND ($2::text IS NULL OR state = $2)
+                   AND ($3::text IS NULL OR kind = $3)
+                   AND ($4::bigint IS NULL OR (created_at, id) < ($4, $5::uuid))
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $6"
+            );
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            let rows = client
+                .query(&statement, &[&scope, &state, &kind, &after_at, &after_id, &limit])
+                .await
+                .map_err(map_error)?;
+            rows.iter().map(|row| decode(operation_from_row(row))).collect()
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.with(async |client| {
+            let sql = "DELETE FROM operations WHERE id IN \
+                       (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2)";
+            client.execute(sql, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let scope = key.scope.to_string();
+        let revoked = key.revoked_at.map(|t| t.unix_nanos());
+        self.with(async |client| {
+            client
+                .execute(
+                    "INSERT INTO api_keys (id, hash, scope, role, name, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &key.id,
+                        &key.hash,
+                        &scope,
+                        &key.role.as_str(),
+                        &key.name,
+                        &key.created_at.unix_nanos(),
+                        &revoked,
+                    ],
+                )
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.with(async |client| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            let row = client.query_opt(&statement, &[&hash]).await.map_err(map_error)?;
+            row.map(|row| decode(key_from_row(&row))).transpose()
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with(async |client| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
+            let rows = client.query(&sql, &[]).await.map_err(map_error)?;
+            rows.iter().map(|row| decode(key_from_row(row))).collect()
+        })
+        .await
+    }
+
+    fn feed(&self) -> Arc<dyn ChangeFeed> {
+        Arc::new(self.feed.clone())
+    }
+}
+
+/// Creates an empty schema with a random name and returns `base_url`
+/// pointed at it (through `search_path`), so test runs and benchmark runs
+/// never see each other's rows. Drop it with `drop_scratch_schema`.
+pub async fn scratch_schema(base_url: &str) -> anyhow::Result<String> {
+    let schema = format!("longrun_scratch_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) =
+        tokio_postgres::connect(base_url, NoTls).await.context("cannot connect to PostgreSQL")?;
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await?;
+    drop(client);
+    let _ = driver.await;
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{base_url}{separator}options=-csearch_path%3D{schema}"))
+}
+
+/// Drops the schema a `scratch_schema` URL points at.
+pub async fn drop_scratch_schema(scratch_url: &str) -> anyhow::Result<()> {
+    let schema = scratch_url.rsplit("search_path%3D").next().context("not a scratch URL")?;
+    let (client, connection) = tokio_postgres::connect(scratch_url, NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server the PostgreSQL half runs against, or `None` (skipped).
+    fn test_url() -> Option<String> {
+        let url = std::env::var("LONGRUN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+        if url.is_none() {
+            eprintln!("SKIPPED: LONGRUN_TEST_POSTGRES_URL is unset, so the PostgreSQL half did not run");
+        }
+        url
+    }
+
+    #[tokio::test]
+    async fn postgres_meets_the_store_contract() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let store = PostgresStore::connect(&url, 8).await.unwrap();
+        crate::store::contract::run(Arc::new(store)).await;
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_change_through_one_node_reaches_the_feed_of_another() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let (a, b) = (PostgresStore::connect(&url, 2).await.unwrap(), PostgresStore::connect(&url, 2).await.unwrap());
+        let mut heard_on_b = b.feed().subscribe();
+        // The listener connects in the background; retry until B hears A.
+        let op = crate::store::contract::sample_operation("projects/cross-node");
+        a.create_operation(&op).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut version = 1;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), heard_on_b.recv()).await {
+                Ok(Ok(change)) if change.id == op.id => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    assert!(tokio::time::Instant::now() < deadline, "node B never heard node A");
+                    let mut next = a.get_operation(op.id).await.unwrap().unwrap();
+                    next.version = version + 1;
+                    a.update_operation(&next, version).await.unwrap();
+                    version += 1;
+                }
+            }
+        }
+        drop((a, b));
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let starts = (0..4).map(|_| PostgresStore::connect(&url, 2));
+        for started in futures_util::future::join_all(starts).await {
+            started.expect("every node starts");
+        }
+        drop_scratch_schema(&url).await.unwrap();
+    }
+}

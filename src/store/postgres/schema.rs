@@ -1,0 +1,76 @@
+//! The PostgreSQL schema, as numbered migrations, applied at start-up under
+//! an advisory lock so nodes starting together never race.
+
+use anyhow::{Context, bail};
+use deadpool_postgres::Object;
+
+/// Migration N is `MIGRATIONS[N - 1]`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: operations and API keys. Timestamps are Unix nanoseconds (bigint):
+    // timestamptz keeps microseconds, and Azure prints 100 ns ticks.
+    "CREATE TABLE operations (
+        id uuid PRIMARY KEY,
+        scope text NOT NULL,
+        kind text NOT NULL,
+        state text NOT NULL,
+        percent_complete double precision,
+        created_at bigint NOT NULL,
+        started_at bigint,
+        last_action_at bigint NOT NULL,
+        finished_at bigint,
+        resource_location text,
+        details_location text,
+        properties jsonb,
+        error jsonb,
+        version bigint NOT NULL,
+        expires_at bigint,
+        create_fingerprint text NOT NULL
+    );
+    CREATE INDEX operations_by_scope ON operations (scope, created_at DESC, id DESC);
+    CREATE INDEX operations_by_time ON operations (created_at DESC, id DESC);
+    CREATE INDEX operations_expiring ON operations (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        hash text NOT NULL UNIQUE,
+        scope text NOT NULL,
+        role text NOT NULL,
+        name text,
+        created_at bigint NOT NULL,
+        revoked_at bigint
+    );",
+];
+
+/// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.
+const MIGRATION_LOCK: i64 = 0x6c6f_6e67_7275_6e00; // "longrun\0"
+
+/// Brings the schema up to date; refuses a schema newer than this build.
+pub async fn migrate(client: &mut Object) -> anyhow::Result<()> {
+    client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+    let outcome = apply_pending(client).await;
+    client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+    outcome
+}
+
+async fn apply_pending(client: &mut Object) -> anyhow::Result<()> {
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS longrun_schema (version integer NOT NULL)")
+        .await
+        .context("cannot create the schema version table")?;
+    let found: i32 =
+        client.query_opt("SELECT version FROM longrun_schema", &[]).await?.map(|row| row.get(0)).unwrap_or(0);
+    let current = MIGRATIONS.len() as i32;
+    if found > current {
+        bail!(
+            "the database has schema version {found}, newer than this longrun understands ({current}); run the newer longrun"
+        );
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i32 + 1;
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await.with_context(|| format!("schema migration {version} failed"))?;
+        tx.execute("DELETE FROM longrun_schema", &[]).await?;
+        tx.execute("INSERT INTO longrun_schema (version) VALUES ($1)", &[&version]).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
