@@ -23,6 +23,8 @@ pub mod http;
 pub mod model;
 /// Use-cases shared by every front-end.
 pub mod ops;
+/// Background work: due emulator-script steps.
+pub mod runner;
 /// The `Store` trait and its backends.
 pub mod store;
 /// Logging set-up.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::CoreError;
-use crate::model::{Applied, NewOperation, Operation, OperationId, Role, Timestamp, TransitionError};
+use crate::model::{Applied, NewOperation, Operation, OperationId, Role, Script, Timestamp, TransitionError};
 use crate::store::{Store, StoreError};
 
 /// How many times a change is re-read and re-applied when another writer
@@ -65,6 +65,9 @@ pub async fn create(
     let chosen = id.is_some();
     let id = id.unwrap_or_else(|| OperationId::from_uuid(Uuid::now_v7()));
     let op = Operation::new(id, request, now());
+    if let Some(script) = &op.script {
+        Script::validate(&script.steps, &op).map_err(|e| CoreError::bad_request("InvalidParameter", "script", e))?;
+    }
     match store.create_operation(&op).await {
         Ok(()) => Ok(Created::New(op)),
         Err(StoreError::AlreadyExists) if chosen => {

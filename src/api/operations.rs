@@ -158,6 +158,7 @@ fn validate(request: CreateOperation) -> Result<NewOperation, CoreError> {
         resource_location: request.resource_location,
         details_location: request.details_location,
         properties: request.properties,
+        script: request.script,
     })
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{Operation, OperationError};
+use crate::model::{Operation, OperationError, ScriptStep};
 
 /// `POST /v1/operations` body.
 #[derive(Debug, Deserialize)]
@@ -21,6 +21,8 @@ pub struct CreateOperation {
     pub details_location: Option<String>,
     /// Initial properties.
     pub properties: Option<Map<String, Value>>,
+    /// Emulator steps the service applies by itself.
+    pub script: Option<Vec<ScriptStep>>,
 }
 
 /// An operation as the native API shows it.

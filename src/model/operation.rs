@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Kind, OperationError, OperationId, Scope, State, Timestamp};
+use super::{Kind, OperationError, OperationId, Scope, Script, ScriptStep, State, Timestamp};
 
 /// One long-running operation, dialect-neutral (SPEC §1).
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,8 @@ pub struct Operation {
     pub version: i64,
     /// When a terminal operation may be purged (retention).
     pub expires_at: Option<Timestamp>,
+    /// The emulator script still to run, if any.
+    pub script: Option<Script>,
     /// SHA-256 of the creating request, so a repeated create with the same
     /// client-chosen id can tell "same request again" from "different request".
     pub create_fingerprint: String,
@@ -61,6 +63,9 @@ pub struct NewOperation {
     pub details_location: Option<String>,
     /// Initial properties.
     pub properties: Option<Map<String, Value>>,
+    /// Steps the service applies by itself (emulator mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Vec<ScriptStep>>,
 }
 
 impl NewOperation {
@@ -93,6 +98,7 @@ impl Operation {
             error: None,
             version: 1,
             expires_at: None,
+            script: request.script.map(|steps| Script { steps, next: 0 }),
             create_fingerprint,
         }
     }
@@ -140,6 +146,7 @@ mod tests {
             resource_location: None,
             details_location: None,
             properties: properties.as_object().cloned(),
+            script: None,
         }
     }
 

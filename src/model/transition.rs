@@ -220,6 +220,7 @@ mod tests {
             resource_location: None,
             details_location: None,
             properties: None,
+            script: None,
         };
         let id = OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").unwrap();
         let mut op = Operation::new(id, request, at(0));

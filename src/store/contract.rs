@@ -18,6 +18,7 @@ pub fn sample_operation(scope: &str) -> Operation {
         resource_location: Some("/boxes/1".into()),
         details_location: None,
         properties: serde_json::json!({"region": "westus"}).as_object().cloned(),
+        script: None,
     };
     let now = Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
     Operation::new(OperationId::from_uuid(Uuid::now_v7()), request, now)
@@ -32,6 +33,7 @@ pub async fn run(store: Arc<dyn Store>) {
     list_filters_and_pages_newest_first(store.as_ref()).await;
     purge_removes_only_expired_operations(store.as_ref()).await;
     committed_changes_reach_the_feed(store.as_ref()).await;
+    due_script_steps_are_found_and_advance(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
 }
 
@@ -192,4 +194,36 @@ async fn keys_are_found_by_hash(store: &dyn Store) {
     assert_eq!(store.find_key_by_hash("nope").await.unwrap(), None);
     assert!(store.list_keys().await.unwrap().contains(&key));
     assert!(matches!(store.create_key(&key).await, Err(StoreError::AlreadyExists)));
+}
+
+async fn due_script_steps_are_found_and_advance(store: &dyn Store) {
+    use crate::model::ScriptStep;
+    let mut op = sample_operation("projects/contract-script");
+    let step = |secs: u64, state: State| ScriptStep {
+        after: std::time::Duration::from_secs(secs),
+        state,
+        percent_complete: None,
+        resource_location: None,
+        error: None,
+    };
+    op.script =
+        Some(crate::model::Script { steps: vec![step(10, State::Running), step(20, State::Succeeded)], next: 0 });
+    store.create_operation(&op).await.unwrap();
+    let due = |op: &Operation| op.script_due_at().unwrap();
+    let mine = |ops: Vec<Operation>| ops.into_iter().filter(|o| o.id == op.id).collect::<Vec<_>>();
+
+    let before = Timestamp::from_unix_nanos(due(&op).unix_nanos() - 1);
+    assert!(mine(store.due_scripts(before, 10_000).await.unwrap()).is_empty(), "not yet due");
+    let found = mine(store.due_scripts(due(&op), 10_000).await.unwrap());
+    assert_eq!(found, vec![op.clone()]);
+
+    let running = op.run_script_step(due(&op), std::time::Duration::from_secs(86_400)).unwrap();
+    store.update_operation(&running, op.version).await.unwrap();
+    assert_eq!(store.get_operation(op.id).await.unwrap().as_ref(), Some(&running));
+    assert!(mine(store.due_scripts(due(&op), 10_000).await.unwrap()).is_empty(), "the first step is done");
+    let finished = running.run_script_step(due(&running), std::time::Duration::from_secs(86_400)).unwrap();
+    store.update_operation(&finished, running.version).await.unwrap();
+    assert_eq!(finished.state, State::Succeeded);
+    let far_future = Timestamp::from_unix_nanos(i64::MAX);
+    assert!(mine(store.due_scripts(far_future, 10_000).await.unwrap()).is_empty(), "a finished script is never due");
 }

@@ -66,6 +66,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` terminal operations whose retention ended
     /// before `now`; returns how many went.
     async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// Operations whose next script step is due at `now`, oldest due first.
+    async fn due_scripts(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
     /// Stores a new API key.
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Finds a key by the hex SHA-256 of its secret.

@@ -165,6 +165,7 @@ mod tests {
             resource_location: None,
             details_location: None,
             properties: json!({"k": "v"}).as_object().cloned(),
+            script: None,
         };
         let id = OperationId::parse("fa067167-e49d-41bd-8dd8-de719b9de3b3").unwrap();
         let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2024-01-24T21:14:50Z").unwrap());

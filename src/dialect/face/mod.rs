@@ -98,6 +98,7 @@ mod tests {
             resource_location: Some("/snapshots/e58b3f08-1e8b-4165-81df-aa9858f233dc".into()),
             details_location: None,
             properties: None,
+            script: None,
         };
         let id = OperationId::parse("a63a3bdd-a1db-4d05-87b8-dbad6850062a").unwrap();
         let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2018-12-25T11:41:02.2331413Z").unwrap());

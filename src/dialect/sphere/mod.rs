@@ -174,6 +174,7 @@ mod tests {
             resource_location: None,
             details_location: None,
             properties: None,
+            script: None,
         };
         let id = OperationId::parse("0193f0a2-7c1e-7b3a-9f4e-2d5c6b7a8e90").unwrap();
         let mut op = Operation::new(id, request, Timestamp::parse_rfc3339("2026-11-23T10:00:00.1234567Z").unwrap());

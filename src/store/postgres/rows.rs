@@ -10,7 +10,7 @@ use crate::model::{ApiKey, KeyScope, Kind, Operation, OperationId, Role, Scope, 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint";
+     expires_at, create_fingerprint, script, script_due_at";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -26,6 +26,7 @@ pub fn operation_from_row(row: &Row) -> anyhow::Result<Operation> {
     let state: &str = row.get(3);
     let properties: Option<Value> = row.get(11);
     let error: Option<Value> = row.get(12);
+    let script: Option<Value> = row.get(16);
     Ok(Operation {
         id: OperationId::from_uuid(row.get::<_, Uuid>(0)),
         scope: Scope::parse(scope).map_err(anyhow::Error::msg)?,
@@ -48,10 +49,11 @@ pub fn operation_from_row(row: &Row) -> anyhow::Result<Operation> {
         version: row.get(13),
         expires_at: time(row, 14),
         create_fingerprint: row.get(15),
+        script: script.map(serde_json::from_value).transpose()?,
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `$1..$16`.
+/// The values for `OPERATION_COLUMNS`, in order, as `$1..$18`.
 pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql + Sync + Send>> {
     vec![
         Box::new(op.id.uuid()),
@@ -70,15 +72,17 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql + Sync + Send>> {
         Box::new(op.version),
         Box::new(op.expires_at.map(Timestamp::unix_nanos)),
         Box::new(op.create_fingerprint.clone()),
+        Box::new(op.script.as_ref().map(|s| serde_json::to_value(s).expect("script struct"))),
+        Box::new(op.script_due_at().map(Timestamp::unix_nanos)),
     ]
 }
 
 /// The values of an update: id, the mutable columns, then the expected version.
 pub fn update_params(op: &Operation, expected_version: i64) -> Vec<Box<dyn ToSql + Sync + Send>> {
     let mut all = operation_params(op);
-    // Keep id (0) and the columns a change may touch (3, 4, 6..=14); drop
-    // scope, kind, created_at and the fingerprint, which never change.
-    let keep = [0, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    // Keep id (0) and the columns a change may touch (3, 4, 6..=14, 16, 17);
+    // drop scope, kind, created_at and the fingerprint, which never change.
+    let keep = [0, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17];
     let mut kept: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(keep.len() + 1);
     for (index, param) in all.drain(..).enumerate() {
         if keep.contains(&index) {

@@ -38,6 +38,10 @@ const MIGRATIONS: &[&str] = &[
         created_at bigint NOT NULL,
         revoked_at bigint
     );",
+    // 2: emulator scripts, and when their next step is due.
+    "ALTER TABLE operations ADD COLUMN script jsonb;
+    ALTER TABLE operations ADD COLUMN script_due_at bigint;
+    CREATE INDEX operations_script_due ON operations (script_due_at) WHERE script_due_at IS NOT NULL;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

@@ -179,6 +179,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn due_scripts(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE script_due_at <= ?1 ORDER BY script_due_at LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![now.unix_nanos(), limit], operation_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         self.write(Write::CreateKey(key.clone())).await.map(drop)
     }

@@ -7,7 +7,7 @@ use crate::model::{ApiKey, KeyScope, Kind, Operation, OperationId, Role, Scope, 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint";
+     expires_at, create_fingerprint, script, script_due_at";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -48,10 +48,11 @@ pub fn operation_from_row(row: &Row) -> rusqlite::Result<Operation> {
         version: row.get(13)?,
         expires_at: time(row, 14)?,
         create_fingerprint: row.get(15)?,
+        script: json(row, 16)?,
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `?1..?16`.
+/// The values for `OPERATION_COLUMNS`, in order, as `?1..?18`.
 pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
     let to_json = |v: Option<String>| v;
     vec![
@@ -71,6 +72,8 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
         Box::new(op.version),
         Box::new(op.expires_at.map(Timestamp::unix_nanos)),
         Box::new(op.create_fingerprint.clone()),
+        Box::new(op.script.as_ref().map(|s| serde_json::to_string(s).expect("script struct"))),
+        Box::new(op.script_due_at().map(Timestamp::unix_nanos)),
     ]
 }
 

@@ -37,6 +37,10 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
     ) STRICT;",
+    // 2: emulator scripts, and when their next step is due.
+    "ALTER TABLE operations ADD COLUMN script TEXT;
+    ALTER TABLE operations ADD COLUMN script_due_at INTEGER;
+    CREATE INDEX operations_script_due ON operations (script_due_at) WHERE script_due_at IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
