@@ -30,6 +30,17 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// Seconds a poller is told to wait (`Retry-After`).
     pub retry_after: u32,
+    /// Whether operations started through emulated initiators run the
+    /// default demo script (`serve --demo`).
+    pub demo: bool,
+}
+
+impl AppState {
+    /// The script an emulated initiator attaches: the demo flow in demo
+    /// mode, none otherwise (a worker advances the operation).
+    pub fn initiator_script(&self, resource_location: Option<String>) -> Option<Vec<crate::model::ScriptStep>> {
+        self.demo.then(|| crate::demo::default_script(resource_location))
+    }
 }
 
 /// The whole HTTP surface.
@@ -49,12 +60,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Runs the node's background work (script steps) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    background.abort();
+    served
 }
 
 async fn healthz() -> impl IntoResponse {

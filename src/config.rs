@@ -65,6 +65,11 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub retry_after: u32,
 
+    /// Emulator mode: operations started through the Azure-style initiating
+    /// calls advance by themselves (Running after 1 s, Succeeded after 3 s).
+    #[arg(long, env = "LONGRUN_DEMO")]
+    pub demo: bool,
+
     /// How long finished operations are kept, e.g. 7d or 36h (at least 24h).
     #[arg(long, env = "LONGRUN_RETENTION", default_value = "7d", value_parser = parse_retention)]
     pub retention: Duration,

@@ -13,6 +13,8 @@ pub mod auth;
 pub mod cli;
 /// `serve` configuration.
 pub mod config;
+/// Default scripts of `serve --demo`.
+pub mod demo;
 /// Client-facing Azure dialects: Sphere, Dev Center, Face.
 pub mod dialect;
 /// The error shared by every front-end.

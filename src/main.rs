@@ -70,8 +70,12 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         );
     }
     println!("longrun listening on http://{address} ({})", config.store.describe());
-    let state =
-        AppState { store, policy: Arc::new(Policy { retention: config.retention }), retry_after: config.retry_after };
+    let state = AppState {
+        store,
+        policy: Arc::new(Policy { retention: config.retention }),
+        retry_after: config.retry_after,
+        demo: config.demo,
+    };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())

@@ -26,7 +26,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A `*`-scoped admin key's secret.
     pub admin_key: String,
-    store: Arc<dyn Store>,
+    /// The store the server uses (tests drive background steps on it).
+    pub store: Arc<dyn Store>,
     data_dir: PathBuf,
     _owned_dir: Option<TempDir>,
     shutdown: oneshot::Sender<()>,
@@ -59,6 +60,7 @@ impl TestApp {
             store: store.clone(),
             policy: Arc::new(Policy { retention: Duration::from_secs(7 * 86_400) }),
             retry_after: RETRY_AFTER,
+            demo: true,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {

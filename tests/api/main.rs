@@ -5,6 +5,7 @@ mod binary;
 mod devcenter;
 mod face;
 mod helpers;
+mod initiators;
 mod native;
 mod nodes;
 mod outage;

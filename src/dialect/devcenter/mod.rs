@@ -2,6 +2,7 @@
 //! project, with `api-version` checked and bearer keys. Translate only.
 
 mod error;
+mod initiate;
 mod wire;
 
 pub use error::Error;
@@ -10,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 
 use crate::app::AppState;
 use crate::auth;
@@ -43,7 +44,10 @@ pub fn operation_path(project: &str, id: OperationId) -> String {
 
 /// Dev Center routes, mounted at the root.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/projects/{project_name}/operationstatuses/{operation_id}", get(get_operation_status))
+    Router::new().route("/projects/{project_name}/operationstatuses/{operation_id}", get(get_operation_status)).route(
+        "/projects/{project_name}/users/{user_id}/devboxes/{dev_box_name}",
+        delete(initiate::delete_dev_box).post(initiate::dev_box_action),
+    )
 }
 
 // GET /projects/{projectName}/operationstatuses/{operationId}?api-version=2025-02-01
@@ -134,7 +138,18 @@ fn render(op: &Operation) -> wire::OperationStatus {
         end_time: op.finished_at.map(|t| t.to_rfc3339_millis()),
         percent_complete: op.percent_complete,
         properties: op.properties.clone().filter(|_| succeeded),
-        error: op.error.as_ref().map(wire_error),
+        error: match (&op.error, op.state) {
+            (Some(e), _) => Some(wire_error(e)),
+            // azure-core treats Canceled as a failure and raises with the
+            // body's error; without one its message is unhelpful.
+            (None, OpState::Canceled) => Some(wire::Error {
+                code: "OperationCanceled".into(),
+                message: "The operation was canceled.".into(),
+                target: None,
+                details: None,
+            }),
+            (None, _) => None,
+        },
     }
 }
 

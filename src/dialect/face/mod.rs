@@ -3,6 +3,7 @@
 //! calls), keyed by `Ocp-Apim-Subscription-Key`. Translate only.
 
 mod error;
+mod initiate;
 mod wire;
 
 pub use error::Error;
@@ -11,10 +12,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::auth;
+use crate::auth::{self, Principal};
 use crate::error::CoreError;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
 use crate::ops;
@@ -29,9 +30,20 @@ pub fn operation_path(id: OperationId) -> String {
 
 /// Face routes, mounted at the root.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/face/v1.0-preview/operations/{operation_id}", get(get_operation_status))
-        .route("/face/v1.0/operations/{operation_id}", get(get_operation_status))
+    let mut router = Router::new();
+    for base in ["/face/v1.0-preview", "/face/v1.0"] {
+        router = router
+            .route(&format!("{base}/operations/{{operation_id}}"), get(get_operation_status))
+            .route(&format!("{base}/snapshots"), post(initiate::take_snapshot))
+            .route(&format!("{base}/snapshots/{{snapshot_id}}/apply"), post(initiate::apply_snapshot));
+    }
+    router
+}
+
+/// The caller, from `Ocp-Apim-Subscription-Key`.
+async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreError> {
+    let key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
+    auth::authenticate(app.store.as_ref(), key).await
 }
 
 // GET {Endpoint}/face/v1.0-preview/operations/{operationId}
@@ -40,8 +52,7 @@ async fn get_operation_status(
     Path(operation_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
-    let caller = auth::authenticate(app.store.as_ref(), key).await?;
+    let caller = caller(&app, &headers).await?;
     let id = OperationId::parse(&operation_id).ok_or_else(|| {
         CoreError::bad_request(
             "BadArgument",

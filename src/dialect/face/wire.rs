@@ -1,7 +1,7 @@
 //! Face API (snapshot) wire types (seed 002), serde only.
 //! <https://learn.microsoft.com/rest/api/faceapi/snapshot/get-operation-status>
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `OperationStatus`: camelCase, lowercase status values.
 #[derive(Debug, Serialize)]
@@ -36,4 +36,50 @@ pub struct Error {
     pub code: String,
     /// Error message.
     pub message: String,
+}
+
+/// `TakeSnapshotRequest` (Snapshot - Take).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeSnapshotRequest {
+    /// `FaceList`, `LargeFaceList`, `LargePersonGroup` or `PersonGroup`.
+    #[serde(rename = "type")]
+    pub object_type: SnapshotObjectType,
+    /// The source object's id.
+    pub object_id: String,
+    /// Subscription ids allowed to apply the snapshot.
+    pub apply_scope: Vec<uuid::Uuid>,
+    /// Up to 16 KB of user data.
+    pub user_data: Option<String>,
+}
+
+/// `SnapshotObjectType`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum SnapshotObjectType {
+    /// A face list.
+    FaceList,
+    /// A large face list.
+    LargeFaceList,
+    /// A large person group.
+    LargePersonGroup,
+    /// A person group.
+    PersonGroup,
+}
+
+/// `ApplySnapshotRequest` (Snapshot - Apply).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplySnapshotRequest {
+    /// The target object's id.
+    pub object_id: String,
+    /// Only `CreateNew` exists; parsed so that anything else is refused.
+    #[allow(dead_code)]
+    pub mode: Option<SnapshotApplyMode>,
+}
+
+/// `SnapshotApplyMode`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub enum SnapshotApplyMode {
+    /// Create a new object from the snapshot.
+    CreateNew,
 }

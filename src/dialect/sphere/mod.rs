@@ -2,6 +2,7 @@
 //! "AsyncOperations - Get", with bearer keys. Translate only.
 
 mod error;
+mod initiate;
 mod wire;
 
 pub use error::Error;
@@ -10,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -63,6 +64,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v2/tenants/{tenant_id}/operationTypes/{operation_type}/operations/{operation_id}", get(get_typed))
         .route("/v2/tenants/{tenant_id}/operations/{operation_id}", get(get_generic))
+        .route("/v2/tenants/{tenant_id}/images", post(initiate::upload_image))
 }
 
 // GET /v2/tenants/{tenantId}/operationTypes/{operationType}/operations/{operationId}

@@ -1,0 +1,89 @@
+//! Dev Center's initiating calls (SPEC §2.5): delete, start, stop and
+//! restart a dev box. Each starts an operation in the project and answers as
+//! Dev Center does: 202 with an `OperationStatus` body (the SDK parses it)
+//! and `Operation-Location` (api-version included: the SDK polls it verbatim).
+//! <https://learn.microsoft.com/rest/api/devcenter/developer/dev-boxes/delete-dev-box>
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::{Error, check_api_version, operation_path, render};
+use crate::app::AppState;
+use crate::auth;
+use crate::dialect;
+use crate::error::CoreError;
+use crate::model::id::is_project_name;
+use crate::model::{Kind, NewOperation, Scope};
+use crate::ops::{self, Created};
+
+// DELETE /projects/{projectName}/users/{userId}/devboxes/{devBoxName}?api-version=…
+pub async fn delete_dev_box(
+    State(app): State<AppState>,
+    Path((project, user, dev_box)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    start(&app, &headers, query.as_deref(), &project, &user, &dev_box, "deleteDevBox").await
+}
+
+// POST /projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start|:stop|:restart?api-version=…
+pub async fn dev_box_action(
+    State(app): State<AppState>,
+    Path((project, user, name_action)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let (dev_box, kind) = match name_action.rsplit_once(':') {
+        Some((name, "start")) => (name, "startDevBox"),
+        Some((name, "stop")) => (name, "stopDevBox"),
+        Some((name, "restart")) => (name, "restartDevBox"),
+        _ => return Err(CoreError::MethodNotAllowed { method: "POST".into() }.into()),
+    };
+    start(&app, &headers, query.as_deref(), &project, &user, dev_box, kind).await
+}
+
+async fn start(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    project: &str,
+    user: &str,
+    dev_box: &str,
+    kind: &str,
+) -> Result<Response, Error> {
+    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
+    check_api_version(query)?;
+    let invalid = |target: &str, value: &str| {
+        CoreError::bad_request("InvalidParameter", target, format!("{target} '{value}' is not valid."))
+    };
+    if !is_project_name(project) {
+        return Err(invalid("projectName", project).into());
+    }
+    if user != "me" && !super::is_operation_id(user) {
+        return Err(invalid("userId", user).into());
+    }
+    if !is_project_name(dev_box) {
+        return Err(invalid("devBoxName", dev_box).into());
+    }
+    let resource = format!("/projects/{project}/users/{user}/devboxes/{dev_box}");
+    let request = NewOperation {
+        scope: Scope::Project(project.to_owned()),
+        kind: Kind::parse(kind).expect("a valid literal kind"),
+        resource_location: Some(resource.clone()),
+        details_location: None,
+        properties: None,
+        script: app.initiator_script(Some(resource)),
+    };
+    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), &caller, None, request).await?;
+    let Scope::Project(project) = &op.scope else { unreachable!("created in a project") };
+    let status_url = HeaderValue::from_str(&operation_path(project, op.id)).expect("a path");
+    let mut response_headers = dialect::status_headers(&op, app.retry_after);
+    response_headers.insert("operation-location", status_url.clone());
+    // Only the delete sends Location: azure-core follows a POST's Location
+    // with one more GET once the operation succeeds.
+    if kind == "deleteDevBox" {
+        response_headers.insert(header::LOCATION, status_url);
+    }
+    Ok(dialect::json(StatusCode::ACCEPTED, response_headers, &render(&op)))
+}

@@ -1,0 +1,102 @@
+//! Face's initiating calls (SPEC §2.5): Snapshot - Take and Snapshot - Apply.
+//! Each starts an operation in the caller's account and answers as Face
+//! does: 202, no body, `Operation-Location: /operations/{id}`.
+//! <https://learn.microsoft.com/rest/api/faceapi/snapshot/take>
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::wire::{ApplySnapshotRequest, TakeSnapshotRequest};
+use super::{Error, caller};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::CoreError;
+use crate::model::{KeyScope, Kind, NewOperation, Scope};
+use crate::ops::{self, Created};
+
+// POST {Endpoint}/face/v1.0/snapshots
+pub async fn take_snapshot(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let request: TakeSnapshotRequest = parse(&body)?;
+    check_object_id(&request.object_id)?;
+    if request.apply_scope.is_empty() {
+        return Err(bad("applyScope must list at least one subscription id.").into());
+    }
+    if request.user_data.as_ref().is_some_and(|d| d.len() > 16 * 1024) {
+        return Err(bad("userData is longer than 16 KB.").into());
+    }
+    let properties = json!({
+        "type": request.object_type,
+        "objectId": request.object_id,
+        "applyScope": request.apply_scope,
+    });
+    let snapshot = format!("/snapshots/{}", Uuid::new_v4());
+    start(&app, &caller, "takeSnapshot", properties, snapshot).await
+}
+
+// POST {Endpoint}/face/v1.0/snapshots/{snapshotId}/apply
+pub async fn apply_snapshot(
+    State(app): State<AppState>,
+    Path(snapshot_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    let snapshot = Uuid::try_parse(&snapshot_id).map_err(|_| bad("Invalid snapshotId: it must be a UUID."))?;
+    let request: ApplySnapshotRequest = parse(&body)?;
+    check_object_id(&request.object_id)?;
+    let properties = json!({"snapshotId": snapshot, "objectId": request.object_id, "mode": "CreateNew"});
+    // Face returns the target's path; the snapshot's object type is not
+    // known here, so person groups (the common case) stand for all types.
+    let target = format!("/persongroups/{}", request.object_id);
+    start(&app, &caller, "applySnapshot", properties, target).await
+}
+
+async fn start(
+    app: &AppState,
+    caller: &Principal,
+    kind: &str,
+    properties: serde_json::Value,
+    resource_location: String,
+) -> Result<Response, Error> {
+    let KeyScope::One(scope @ Scope::Account(_)) = &caller.scope else {
+        return Err(CoreError::Forbidden {
+            message: "Starting a Face operation needs a key bound to one account (accounts/{name}).".into(),
+        }
+        .into());
+    };
+    let request = NewOperation {
+        scope: scope.clone(),
+        kind: Kind::parse(kind).expect("a valid literal kind"),
+        resource_location: None,
+        details_location: None,
+        properties: properties.as_object().cloned(),
+        script: app.initiator_script(Some(resource_location)),
+    };
+    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), caller, None, request).await?;
+    let mut headers = HeaderMap::new();
+    let location = format!("/operations/{}", op.id);
+    headers.insert("operation-location", HeaderValue::from_str(&location).expect("a path"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(app.retry_after));
+    Ok((StatusCode::ACCEPTED, headers).into_response())
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
+    serde_json::from_slice(body).map_err(|e| bad(&format!("Invalid request body: {e}")))
+}
+
+/// Face ids: lowercase letters, digits, '-' and '_', at most 64.
+fn check_object_id(id: &str) -> Result<(), CoreError> {
+    let ok = (1..=64).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok { Ok(()) } else { Err(bad("Invalid objectId: use 1-64 lowercase letters, digits, '-' or '_'.")) }
+}
+
+fn bad(message: &str) -> CoreError {
+    CoreError::BadRequest { code: "BadArgument", message: message.to_owned(), target: None }
+}

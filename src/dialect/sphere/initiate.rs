@@ -1,0 +1,73 @@
+//! Sphere's initiating call (SPEC §2.5): upload an image. Starts an
+//! `imageUpload` operation in the tenant and answers 200 with its
+//! `Operation`, as Sphere's public API does. The image bytes are counted,
+//! not kept: longrun tracks the operation, not the artifact.
+//! <https://learn.microsoft.com/rest/api/azure-sphere/image/upload-image>
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Error, render};
+use crate::app::AppState;
+use crate::auth;
+use crate::dialect;
+use crate::error::CoreError;
+use crate::model::{Kind, NewOperation, OperationId, Scope};
+use crate::ops::{self, Created};
+
+/// Largest image accepted (streamed and counted, never buffered).
+const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
+
+// POST /v2/tenants/{tenantId}/images
+pub async fn upload_image(
+    State(app): State<AppState>,
+    Path(tenant_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Error> {
+    upload(&app, &tenant_id, &headers, body).await.map_err(Error::at(uri.path()))
+}
+
+async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body) -> Result<Response, CoreError> {
+    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
+    let tenant = OperationId::parse(tenant_id)
+        .ok_or_else(|| {
+            CoreError::bad_request("InvalidParameter", "tenantId", format!("tenantId '{tenant_id}' is not a UUID."))
+        })?
+        .uuid();
+    let size = count_bytes(body).await?;
+    if size == 0 {
+        return Err(CoreError::bad_request("InvalidParameter", "image", "The image is empty."));
+    }
+    let image = format!("/v2/tenants/{}/images/{}", tenant.hyphenated(), Uuid::new_v4());
+    let request = NewOperation {
+        scope: Scope::Tenant(tenant),
+        kind: Kind::parse("imageUpload").expect("a valid literal kind"),
+        resource_location: None,
+        details_location: None,
+        properties: json!({"imageSize": size}).as_object().cloned(),
+        script: app.initiator_script(Some(image)),
+    };
+    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), &caller, None, request).await?;
+    Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
+}
+
+async fn count_bytes(body: Body) -> Result<usize, CoreError> {
+    let mut size = 0;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk
+            .map_err(|e| CoreError::bad_request("InvalidParameter", "image", format!("The upload failed: {e}")))?;
+        size += chunk.len();
+        if size > MAX_IMAGE_BYTES {
+            return Err(CoreError::PayloadTooLarge { limit: MAX_IMAGE_BYTES });
+        }
+    }
+    Ok(size)
+}
