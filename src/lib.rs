@@ -23,6 +23,8 @@ pub mod error;
 pub mod http;
 /// Domain types and transition rules; no I/O.
 pub mod model;
+/// The OpenAPI document of every route.
+pub mod openapi;
 /// Use-cases shared by every front-end.
 pub mod ops;
 /// Background work: due emulator-script steps.

@@ -18,7 +18,28 @@ use crate::store::ListFilter;
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-// GET /v1/operations?scope=&state=&kind=&maxPageSize=&continuationToken=
+/// Lists operations newest first, paged with `nextLink`.
+#[utoipa::path(
+    get,
+    path = "/v1/operations",
+    tag = "Native",
+    operation_id = "Operations_List",
+    params(
+        ("scope" = Option<String>, Query, description = "tenants/{uuid}, projects/{name} or accounts/{name}"),
+        ("state" = Option<String>, Query),
+        ("kind" = Option<String>, Query),
+        ("maxPageSize" = Option<i32>, Query, minimum = 1, maximum = 1000),
+        ("continuationToken" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "A page", body = super::wire::OperationPage),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_operations(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,

@@ -2,9 +2,9 @@
 //! cancel operations. JSON in camelCase; errors in Azure.Core's envelope
 //! (shared with the Dev Center dialect).
 
-mod list;
-mod operations;
-mod wire;
+pub(crate) mod list;
+pub(crate) mod operations;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::http::HeaderMap;

@@ -16,7 +16,26 @@ use crate::error::CoreError;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
 use crate::ops::{self, Created, IfMatch};
 
-// POST /v1/operations
+/// Creates an operation; `Operation-Location` is the dialect URL to poll.
+#[utoipa::path(
+    post,
+    path = "/v1/operations",
+    tag = "Native",
+    operation_id = "Operations_Create",
+    params(("Operation-Id" = Option<String>, Header, description = "Client-chosen id (a UUID)")),
+    request_body(content = super::wire::CreateOperation, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = OperationBody, headers(("Location" = String), ("Operation-Location" = String), ("Retry-After" = i32), ("ETag" = String))),
+        (status = 200, description = "The same request was made before", body = OperationBody),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_operation(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -41,7 +60,23 @@ pub async fn create_operation(
     Ok(dialect::json(status, headers, &OperationBody::from(&op)))
 }
 
-// GET /v1/operations/{id}
+/// Reads an operation.
+#[utoipa::path(
+    get,
+    path = "/v1/operations/{id}",
+    tag = "Native",
+    operation_id = "Operations_Get",
+    params(("id" = String, Path, description = "Operation id (a UUID)", format = Uuid), ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The operation", body = OperationBody, headers(("ETag" = String), ("Retry-After" = i32))),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_operation(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -56,7 +91,27 @@ pub async fn get_operation(
     Ok(respond(&op, app.retry_after))
 }
 
-// PATCH /v1/operations/{id}  (JSON merge patch, optional If-Match)
+/// Advances an operation with a JSON merge patch.
+#[utoipa::path(
+    patch,
+    path = "/v1/operations/{id}",
+    tag = "Native",
+    operation_id = "Operations_Update",
+    params(("id" = String, Path, description = "Operation id (a UUID)", format = Uuid), ("If-Match" = Option<String>, Header)),
+    request_body(content = super::wire::OperationPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "The operation after the change", body = OperationBody),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 412, description = "If-Match does not match", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn patch_operation(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -71,7 +126,24 @@ pub async fn patch_operation(
     Ok(respond(&op, app.retry_after))
 }
 
-// POST /v1/operations/{id}:cancel
+/// Cancels an operation (a no-op when it is already Canceled).
+#[utoipa::path(
+    post,
+    path = "/v1/operations/{id}:cancel",
+    tag = "Native",
+    operation_id = "Operations_Cancel",
+    params(("id" = String, Path, description = "Operation id (a UUID)", format = Uuid)),
+    responses(
+        (status = 200, description = "The canceled operation", body = OperationBody),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_action(
     State(app): State<AppState>,
     Path(id_action): Path<String>,

@@ -2,31 +2,41 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::model::{Operation, OperationError, ScriptStep};
 
 /// `POST /v1/operations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Longrun::CreateOperation)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOperation {
     /// Owner scope: `tenants/{uuid}`, `projects/{name}` or `accounts/{name}`.
+    #[schema(
+        pattern = "^(tenants/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|projects/[a-zA-Z0-9][a-zA-Z0-9_.-]{2,62}|accounts/[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63})$"
+    )]
     pub scope: String,
-    /// camelCase kind.
+    /// camelCase kind (a Sphere operation type in tenant scopes).
+    #[schema(pattern = "^[a-z][a-zA-Z0-9]{0,63}$")]
     pub kind: String,
     /// Client-chosen id (or header `Operation-Id`).
+    #[schema(format = Uuid)]
     pub id: Option<String>,
     /// Initial result location.
     pub resource_location: Option<String>,
     /// Initial details location.
     pub details_location: Option<String>,
     /// Initial properties.
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Map<String, Value>>,
-    /// Emulator steps the service applies by itself.
+    /// Emulator steps the service applies by itself: `[{after: "1s", state, percentComplete?, resourceLocation?, error?}]`.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub script: Option<Vec<ScriptStep>>,
 }
 
 /// An operation as the native API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Longrun::Operation)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationBody {
     /// Operation id.
@@ -36,6 +46,7 @@ pub struct OperationBody {
     /// Kind.
     pub kind: String,
     /// State, PascalCase.
+    #[schema(value_type = String, pattern = "^(NotStarted|Running|Succeeded|Failed|Canceled|CompleteWithErrors)$")]
     pub state: &'static str,
     /// Progress 0..=100.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,9 +72,11 @@ pub struct OperationBody {
     pub details_location: Option<String>,
     /// Producer data.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Map<String, Value>>,
     /// Failure.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::dialect::devcenter::wire::Error>)]
     pub error: Option<OperationError>,
     /// Version (the ETag without quotes).
     pub version: i64,
@@ -95,7 +108,8 @@ impl From<&Operation> for OperationBody {
 }
 
 /// A page of operations (Azure's paged-list shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Longrun::OperationPage)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationPage {
     /// This page.
@@ -103,4 +117,30 @@ pub struct OperationPage {
     /// The next page, absent on the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_link: Option<String>,
+}
+
+/// `PATCH /v1/operations/{id}` body: a JSON merge patch (RFC 7396) of the
+/// writable fields. Documentation only: the handler applies the patch as
+/// JSON, so that `null` can clear a field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Longrun::OperationPatch)]
+#[allow(dead_code)]
+pub struct OperationPatch {
+    /// Target state.
+    #[schema(value_type = Option<String>, pattern = "^(NotStarted|Running|Succeeded|Failed|Canceled|CompleteWithErrors)$")]
+    pub state: Option<String>,
+    /// Progress, 0..=100, never decreasing.
+    #[schema(minimum = 0, maximum = 100)]
+    pub percent_complete: Option<f64>,
+    /// Result location.
+    pub resource_location: Option<String>,
+    /// Details location.
+    pub details_location: Option<String>,
+    /// Properties, merged.
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Map<String, Value>>,
+    /// Error (Failed / CompleteWithErrors only).
+    #[schema(value_type = Option<crate::dialect::devcenter::wire::Error>)]
+    pub error: Option<OperationError>,
 }

@@ -17,7 +17,25 @@ use crate::model::id::is_project_name;
 use crate::model::{Kind, NewOperation, Scope};
 use crate::ops::{self, Created};
 
-// DELETE /projects/{projectName}/users/{userId}/devboxes/{devBoxName}?api-version=…
+/// Dev Boxes - Delete Dev Box (emulated).
+#[utoipa::path(
+    delete,
+    path = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}",
+    tag = "Dev Center",
+    operation_id = "DevBoxes_DeleteDevBox",
+    params(
+        ("projectName" = String, Path), ("userId" = String, Path), ("devBoxName" = String, Path),
+        ("api-version" = String, Query),
+    ),
+    responses(
+        (status = 202, description = "Accepted", body = super::wire::OperationStatus, headers(("Operation-Location" = String), ("Location" = String))),
+        (status = 400, description = "Malformed request", body = super::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_dev_box(
     State(app): State<AppState>,
     Path((project, user, dev_box)): Path<(String, String, String)>,
@@ -27,7 +45,26 @@ pub async fn delete_dev_box(
     start(&app, &headers, query.as_deref(), &project, &user, &dev_box, "deleteDevBox").await
 }
 
-// POST /projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start|:stop|:restart?api-version=…
+/// Dev Boxes - Start/Stop/Restart Dev Box (emulated). Documented once for
+/// `:start`; `openapi` repeats it for `:stop` and `:restart`.
+#[utoipa::path(
+    post,
+    path = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start",
+    tag = "Dev Center",
+    operation_id = "DevBoxes_StartDevBox",
+    params(
+        ("projectName" = String, Path), ("userId" = String, Path), ("devBoxName" = String, Path),
+        ("api-version" = String, Query),
+    ),
+    responses(
+        (status = 202, description = "Accepted", body = super::wire::OperationStatus, headers(("Operation-Location" = String))),
+        (status = 400, description = "Malformed request", body = super::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
+        (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn dev_box_action(
     State(app): State<AppState>,
     Path((project, user, name_action)): Path<(String, String, String)>,

@@ -2,8 +2,8 @@
 //! project, with `api-version` checked and bearer keys. Translate only.
 
 mod error;
-mod initiate;
-mod wire;
+pub(crate) mod initiate;
+pub(crate) mod wire;
 
 pub use error::Error;
 
@@ -50,8 +50,29 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-// GET /projects/{projectName}/operationstatuses/{operationId}?api-version=2025-02-01
-async fn get_operation_status(
+/// Operation Statuses - Get.
+#[utoipa::path(
+    get,
+    path = "/projects/{projectName}/operationstatuses/{operationId}",
+    tag = "Dev Center",
+    operation_id = "OperationStatuses_Get",
+    params(
+        ("projectName" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
+        ("operationId" = String, Path, pattern = "^[a-zA-Z0-9]{8}-([a-zA-Z0-9]{4}-){3}[a-zA-Z0-9]{12}$"),
+        ("api-version" = String, Query),
+        ("If-None-Match" = Option<String>, Header),
+    ),
+    responses(
+        (status = 200, description = "The request has succeeded.", body = wire::OperationStatus),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed request", body = wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_operation_status(
     State(app): State<AppState>,
     Path((project_name, operation_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,

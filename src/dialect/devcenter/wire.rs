@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// `OperationStatus`: camelCase; optional members only when they have a value.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DevCenter::OperationStatus)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
     /// `/projects/{p}/operationStatuses/{id}`.
@@ -13,6 +15,7 @@ pub struct OperationStatus {
     /// The operation id.
     pub name: String,
     /// `NotStarted`, `Running`, `Succeeded`, `Failed` or `Canceled`.
+    #[schema(value_type = String, pattern = "^(NotStarted|Running|Succeeded|Failed|Canceled)$")]
     pub status: &'static str,
     /// The resource the operation acts on.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,6 +31,7 @@ pub struct OperationStatus {
     pub percent_complete: Option<f64>,
     /// Custom properties, only for succeeded operations.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Map<String, Value>>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,14 +39,16 @@ pub struct OperationStatus {
 }
 
 /// `Azure.Core.Foundations.ErrorResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Azure::Core::Foundations::ErrorResponse)]
 pub struct ErrorResponse {
     /// The error.
     pub error: Error,
 }
 
 /// `Azure.Core.Foundations.Error`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Azure::Core::Foundations::Error)]
 pub struct Error {
     /// Server-defined code.
     pub code: String,
@@ -53,5 +59,6 @@ pub struct Error {
     pub target: Option<String>,
     /// Errors that led to this one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub details: Option<Vec<Error>>,
 }

@@ -19,7 +19,22 @@ use crate::error::CoreError;
 use crate::model::{KeyScope, Kind, NewOperation, Scope};
 use crate::ops::{self, Created};
 
-// POST {Endpoint}/face/v1.0/snapshots
+/// Snapshot - Take (emulated).
+#[utoipa::path(
+    post,
+    path = "/face/v1.0/snapshots",
+    tag = "Face",
+    operation_id = "Snapshot_Take",
+    request_body(content = super::wire::TakeSnapshotRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted", headers(("Operation-Location" = String))),
+        (status = 400, description = "Malformed request", body = super::wire::ApiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
+        (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
+    ),
+    security(("subscriptionKey" = []))
+)]
 pub async fn take_snapshot(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let request: TakeSnapshotRequest = parse(&body)?;
@@ -39,7 +54,23 @@ pub async fn take_snapshot(State(app): State<AppState>, headers: HeaderMap, body
     start(&app, &caller, "takeSnapshot", properties, snapshot).await
 }
 
-// POST {Endpoint}/face/v1.0/snapshots/{snapshotId}/apply
+/// Snapshot - Apply (emulated).
+#[utoipa::path(
+    post,
+    path = "/face/v1.0/snapshots/{snapshotId}/apply",
+    tag = "Face",
+    operation_id = "Snapshot_Apply",
+    params(("snapshotId" = String, Path, format = Uuid)),
+    request_body(content = super::wire::ApplySnapshotRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted", headers(("Operation-Location" = String))),
+        (status = 400, description = "Malformed request", body = super::wire::ApiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
+        (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
+    ),
+    security(("subscriptionKey" = []))
+)]
 pub async fn apply_snapshot(
     State(app): State<AppState>,
     Path(snapshot_id): Path<String>,

@@ -3,8 +3,8 @@
 //! calls), keyed by `Ocp-Apim-Subscription-Key`. Translate only.
 
 mod error;
-mod initiate;
-mod wire;
+pub(crate) mod initiate;
+pub(crate) mod wire;
 
 pub use error::Error;
 
@@ -46,8 +46,24 @@ async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreEr
     auth::authenticate(app.store.as_ref(), key).await
 }
 
-// GET {Endpoint}/face/v1.0-preview/operations/{operationId}
-async fn get_operation_status(
+/// Snapshot - Get Operation Status (also served under `/face/v1.0-preview`).
+#[utoipa::path(
+    get,
+    path = "/face/v1.0/operations/{operationId}",
+    tag = "Face",
+    operation_id = "Snapshot_GetOperationStatus",
+    params(("operationId" = String, Path, format = Uuid), ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The operation status", body = wire::OperationStatus),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed request", body = wire::ApiError),
+        (status = 401, description = "Missing or invalid credentials", body = wire::ApiError),
+        (status = 404, description = "No such operation in the caller's reach", body = wire::ApiError),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = wire::ApiError),
+    ),
+    security(("subscriptionKey" = []))
+)]
+pub(crate) async fn get_operation_status(
     State(app): State<AppState>,
     Path(operation_id): Path<String>,
     headers: HeaderMap,

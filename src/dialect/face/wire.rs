@@ -2,12 +2,15 @@
 //! <https://learn.microsoft.com/rest/api/faceapi/snapshot/get-operation-status>
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `OperationStatus`: camelCase, lowercase status values.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Face::OperationStatus)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
     /// `notStarted`, `running`, `succeeded` or `failed`.
+    #[schema(value_type = String, pattern = "^(notStarted|running|succeeded|failed)$")]
     pub status: &'static str,
     /// When the operation was requested.
     pub created_time: String,
@@ -23,14 +26,16 @@ pub struct OperationStatus {
 }
 
 /// `APIError`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Face::APIError)]
 pub struct ApiError {
     /// The error body.
     pub error: Error,
 }
 
 /// `Error`: code and message, both strings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Face::Error)]
 pub struct Error {
     /// Error code.
     pub code: String,
@@ -39,7 +44,8 @@ pub struct Error {
 }
 
 /// `TakeSnapshotRequest` (Snapshot - Take).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Face::TakeSnapshotRequest)]
 #[serde(rename_all = "camelCase")]
 pub struct TakeSnapshotRequest {
     /// `FaceList`, `LargeFaceList`, `LargePersonGroup` or `PersonGroup`.
@@ -54,7 +60,8 @@ pub struct TakeSnapshotRequest {
 }
 
 /// `SnapshotObjectType`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[schema(as = Face::SnapshotObjectType)]
 pub enum SnapshotObjectType {
     /// A face list.
     FaceList,
@@ -67,7 +74,8 @@ pub enum SnapshotObjectType {
 }
 
 /// `ApplySnapshotRequest` (Snapshot - Apply).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Face::ApplySnapshotRequest)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplySnapshotRequest {
     /// The target object's id.
@@ -78,7 +86,8 @@ pub struct ApplySnapshotRequest {
 }
 
 /// `SnapshotApplyMode`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[schema(as = Face::SnapshotApplyMode)]
 pub enum SnapshotApplyMode {
     /// Create a new object from the snapshot.
     CreateNew,

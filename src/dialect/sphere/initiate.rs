@@ -23,7 +23,24 @@ use crate::ops::{self, Created};
 /// Largest image accepted (streamed and counted, never buffered).
 const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
 
-// POST /v2/tenants/{tenantId}/images
+/// Image - Upload Image (emulated): starts an `imageUpload` operation.
+#[utoipa::path(
+    post,
+    path = "/v2/tenants/{tenantId}/images",
+    tag = "Sphere",
+    operation_id = "Image_UploadImage",
+    params(("tenantId" = String, Path, format = Uuid)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Success.", body = super::wire::Operation),
+        (status = 400, description = "Malformed request", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the role or scope", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 413, description = "Request body too large", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn upload_image(
     State(app): State<AppState>,
     Path(tenant_id): Path<String>,

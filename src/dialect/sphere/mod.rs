@@ -2,8 +2,8 @@
 //! "AsyncOperations - Get", with bearer keys. Translate only.
 
 mod error;
-mod initiate;
-mod wire;
+pub(crate) mod initiate;
+pub(crate) mod wire;
 
 pub use error::Error;
 
@@ -67,8 +67,24 @@ pub fn router() -> Router<AppState> {
         .route("/v2/tenants/{tenant_id}/images", post(initiate::upload_image))
 }
 
-// GET /v2/tenants/{tenantId}/operationTypes/{operationType}/operations/{operationId}
-async fn get_typed(
+/// Async Operations - Get (typed, e.g. GetImageUploadDetails).
+#[utoipa::path(
+    get,
+    path = "/v2/tenants/{tenantId}/operationTypes/{operationType}/operations/{operationId}",
+    tag = "Sphere",
+    operation_id = "AsyncOperations_GetTyped",
+    params(("tenantId" = String, Path, format = Uuid), ("operationType" = String, Path), ("operationId" = String, Path, format = Uuid), ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "Success.", body = wire::Operation),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed request", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 404, description = "No such operation in the caller's reach", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_typed(
     State(app): State<AppState>,
     Path((tenant_id, operation_type, operation_id)): Path<(String, String, String)>,
     uri: Uri,
@@ -77,8 +93,24 @@ async fn get_typed(
     read(&app, &headers, &tenant_id, Some(&operation_type), &operation_id).await.map_err(Error::at(uri.path()))
 }
 
-// GET /v2/tenants/{tenantId}/operations/{operationId}
-async fn get_generic(
+/// Async Operations - Get.
+#[utoipa::path(
+    get,
+    path = "/v2/tenants/{tenantId}/operations/{operationId}",
+    tag = "Sphere",
+    operation_id = "AsyncOperations_Get",
+    params(("tenantId" = String, Path, format = Uuid), ("operationId" = String, Path, format = Uuid), ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "Success.", body = wire::Operation),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed request", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 404, description = "No such operation in the caller's reach", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_generic(
     State(app): State<AppState>,
     Path((tenant_id, operation_id)): Path<(String, String)>,
     uri: Uri,

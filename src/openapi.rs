@@ -1,0 +1,151 @@
+//! The OpenAPI 3.1 document of every route longrun serves, generated from
+//! the handlers' `#[utoipa::path]` attributes and the wire types' schemas,
+//! and served at `/openapi.json`. Routes served under two spellings (Face's
+//! two base paths, Dev Center's three dev-box actions) are documented once
+//! and repeated here, the same way the routers register them.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{api, app, dialect};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "longrun",
+        description = "A durable status service for long-running operations: a native producer API and \
+                       wire-compatible Azure Sphere, Dev Center and Face dialects."
+    ),
+    paths(
+        app::healthz,
+        api::operations::create_operation,
+        api::list::list_operations,
+        api::operations::get_operation,
+        api::operations::patch_operation,
+        api::operations::post_action,
+        dialect::sphere::get_typed,
+        dialect::sphere::get_generic,
+        dialect::sphere::initiate::upload_image,
+        dialect::devcenter::get_operation_status,
+        dialect::devcenter::initiate::delete_dev_box,
+        dialect::devcenter::initiate::dev_box_action,
+        dialect::face::get_operation_status,
+        dialect::face::initiate::take_snapshot,
+        dialect::face::initiate::apply_snapshot,
+    ),
+    modifiers(&Security, &Aliases)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "subscriptionKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(dialect::face::KEY_HEADER))),
+        );
+    }
+}
+
+/// Repeats the paths served under more than one spelling.
+struct Aliases;
+
+impl Modify for Aliases {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let paths = &mut doc.paths.paths;
+        let face: Vec<_> = paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/face/v1.0/"))
+            .map(|(p, i)| (p.clone(), i.clone()))
+            .collect();
+        for (path, mut item) in face {
+            for operation in operations(&mut item) {
+                operation.operation_id = operation.operation_id.take().map(|id| format!("{id}Preview"));
+            }
+            paths.insert(path.replacen("/face/v1.0/", "/face/v1.0-preview/", 1), item);
+        }
+        let start = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start";
+        if let Some(item) = paths.get(start).cloned() {
+            for action in ["stop", "restart"] {
+                let mut copy = item.clone();
+                for operation in operations(&mut copy) {
+                    let name = format!("{}{}", action[..1].to_uppercase(), &action[1..]);
+                    operation.operation_id = Some(format!("DevBoxes_{name}DevBox"));
+                }
+                paths.insert(start.replace(":start", &format!(":{action}")), copy);
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes"))
+}
+
+/// `GET /openapi.json`.
+pub async fn serve_document() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_every_route_and_the_seed_schemas() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = doc["paths"].as_object().unwrap();
+        for path in [
+            "/v1/operations",
+            "/v1/operations/{id}",
+            "/v1/operations/{id}:cancel",
+            "/v2/tenants/{tenantId}/operations/{operationId}",
+            "/v2/tenants/{tenantId}/operationTypes/{operationType}/operations/{operationId}",
+            "/v2/tenants/{tenantId}/images",
+            "/projects/{projectName}/operationstatuses/{operationId}",
+            "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}",
+            "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:restart",
+            "/face/v1.0/operations/{operationId}",
+            "/face/v1.0-preview/operations/{operationId}",
+            "/face/v1.0-preview/snapshots/{snapshotId}/apply",
+        ] {
+            assert!(paths.contains_key(path), "{path} is not documented");
+        }
+        let schemas = &doc["components"]["schemas"];
+        let sphere = &schemas["Sphere.Operation"]["properties"];
+        assert_eq!(sphere["State"]["enum"], serde_json::json!([0, 1, 2, 3, 4]));
+        assert_eq!(sphere["OperationType"]["enum"].as_array().unwrap().len(), 12);
+        assert!(sphere["CreatedDateUTC"].is_object());
+        let devcenter = &schemas["DevCenter.OperationStatus"]["properties"];
+        for field in
+            ["id", "name", "status", "resourceId", "startTime", "endTime", "percentComplete", "properties", "error"]
+        {
+            assert!(devcenter[field].is_object(), "DevCenter.OperationStatus.{field}");
+        }
+        let face = &schemas["Face.OperationStatus"]["properties"];
+        for field in ["status", "createdTime", "lastActionTime", "finishedTime", "resourceLocation", "message"] {
+            assert!(face[field].is_object(), "Face.OperationStatus.{field}");
+        }
+        assert!(schemas["Azure.Core.Foundations.ErrorResponse"].is_object());
+        assert!(schemas["Face.APIError"].is_object());
+        assert!(schemas["Sphere.PublicApiErrorDetails"]["properties"]["ErrorCode"].is_object());
+    }
+}
