@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::model::Retention;
 use crate::store::{self, Store};
 
 /// Where operations and keys are stored.
@@ -73,6 +74,17 @@ pub struct ServeConfig {
     /// How long finished operations are kept, e.g. 7d or 36h (at least 24h).
     #[arg(long, env = "LONGRUN_RETENTION", default_value = "7d", value_parser = parse_retention)]
     pub retention: Duration,
+
+    /// How long failed operations are kept (at least 24h): longer, to investigate.
+    #[arg(long, env = "LONGRUN_RETENTION_FAILED", default_value = "30d", value_parser = parse_retention)]
+    pub retention_failed: Duration,
+}
+
+impl ServeConfig {
+    /// Retention by outcome.
+    pub fn retention(&self) -> Retention {
+        Retention { finished: self.retention, failed: self.retention_failed }
+    }
 }
 
 /// Azure's guidelines require status monitors to live at least 24 hours.

@@ -16,6 +16,12 @@ pub enum CoreError {
         /// The id as the caller wrote it.
         id: String,
     },
+    /// The operation existed in the caller's scope but its retention ended.
+    #[error("operation '{id}' has expired and is no longer available")]
+    OperationExpired {
+        /// The id as the caller wrote it.
+        id: String,
+    },
     /// The request is malformed whatever the state.
     #[error("{message}")]
     BadRequest {
@@ -83,7 +89,7 @@ impl CoreError {
     /// The one place mapping failures to HTTP statuses.
     pub fn status(&self) -> StatusCode {
         match self {
-            CoreError::NoSuchOperation { .. } => StatusCode::NOT_FOUND,
+            CoreError::NoSuchOperation { .. } | CoreError::OperationExpired { .. } => StatusCode::NOT_FOUND,
             CoreError::NoSuchRoute { .. } => StatusCode::NOT_FOUND,
             CoreError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             CoreError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -101,6 +107,7 @@ impl CoreError {
     pub fn code(&self) -> &'static str {
         match self {
             CoreError::NoSuchOperation { .. } => "OperationNotFound",
+            CoreError::OperationExpired { .. } => "OperationExpired",
             CoreError::BadRequest { code, .. } | CoreError::Conflict { code, .. } => code,
             CoreError::NoSuchRoute { .. } => "NotFound",
             CoreError::MethodNotAllowed { .. } => "MethodNotAllowed",

@@ -11,6 +11,8 @@ pub mod app;
 pub mod auth;
 /// Command-line definitions.
 pub mod cli;
+/// The service's clock (injectable for tests).
+pub mod clock;
 /// `serve` configuration.
 pub mod config;
 /// Default scripts of `serve --demo`.

@@ -72,7 +72,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     println!("longrun listening on http://{address} ({})", config.store.describe());
     let state = AppState {
         store,
-        policy: Arc::new(Policy { retention: config.retention }),
+        policy: Arc::new(Policy::new(config.retention())),
         retry_after: config.retry_after,
         demo: config.demo,
     };

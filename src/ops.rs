@@ -2,15 +2,15 @@
 //! checks access, applies the model's rules and talks to the store; the
 //! front-ends only translate wire formats around these calls.
 
-use std::time::Duration;
-
 use serde_json::Value;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::clock::Clock;
 use crate::error::CoreError;
-use crate::model::{Applied, NewOperation, Operation, OperationId, Role, Script, Timestamp, TransitionError};
+use crate::model::{
+    Applied, Kind, NewOperation, Operation, OperationId, Retention, Role, Scope, Script, Timestamp, TransitionError,
+};
 use crate::store::{Store, StoreError};
 
 /// How many times a change is re-read and re-applied when another writer
@@ -21,12 +21,21 @@ const MAX_CAS_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// How long a terminal operation is kept (SPEC §1; at least 24 h).
-    pub retention: Duration,
+    pub retention: Retention,
+    /// The clock every decision reads.
+    pub clock: Clock,
 }
 
-/// The service's clock, truncated to the 100 ns Azure prints.
+impl Policy {
+    /// Retention for every outcome, and the system clock.
+    pub fn new(retention: Retention) -> Policy {
+        Policy { retention, clock: Clock::default() }
+    }
+}
+
+/// The system clock (for callers without a `Policy`, e.g. the key CLI).
 pub fn now() -> Timestamp {
-    Timestamp::from_datetime(OffsetDateTime::now_utc())
+    Clock::default().now()
 }
 
 /// The result of a create.
@@ -52,6 +61,7 @@ impl IfMatch {
 /// Creates an operation (produce role, in a scope the key reaches).
 pub async fn create(
     store: &dyn Store,
+    policy: &Policy,
     caller: &Principal,
     id: Option<OperationId>,
     request: NewOperation,
@@ -64,7 +74,7 @@ pub async fn create(
     }
     let chosen = id.is_some();
     let id = id.unwrap_or_else(|| OperationId::from_uuid(Uuid::now_v7()));
-    let op = Operation::new(id, request, now());
+    let op = Operation::new(id, request, policy.clock.now());
     if let Some(script) = &op.script {
         Script::validate(&script.steps, &op).map_err(|e| CoreError::bad_request("InvalidParameter", "script", e))?;
     }
@@ -88,17 +98,29 @@ pub async fn create(
     }
 }
 
-/// Reads an operation the caller may see and `visible` accepts; anything
-/// else is "not found", so ids of other scopes cannot be probed.
+/// Reads an operation the caller may see and whose scope and kind
+/// `visible` accepts; anything else is "not found", so ids of other scopes
+/// cannot be probed. An operation past its retention is "expired" to its
+/// owner, before the purge (its `expires_at` has passed) and after it (its
+/// tombstone), and plain "not found" to everyone else.
 pub async fn get(
     store: &dyn Store,
+    policy: &Policy,
     caller: &Principal,
     id: OperationId,
-    visible: impl Fn(&Operation) -> bool,
+    visible: impl Fn(&Scope, &Kind) -> bool,
 ) -> Result<Operation, CoreError> {
+    let owned = |scope: &Scope, kind: &Kind| caller.can_read(scope) && visible(scope, kind);
     match store.get_operation(id).await? {
-        Some(op) if caller.can_read(&op.scope) && visible(&op) => Ok(op),
-        _ => Err(CoreError::NoSuchOperation { id: id.to_string() }),
+        Some(op) if owned(&op.scope, &op.kind) => match op.expires_at {
+            Some(at) if at <= policy.clock.now() => Err(CoreError::OperationExpired { id: id.to_string() }),
+            _ => Ok(op),
+        },
+        Some(_) => Err(CoreError::NoSuchOperation { id: id.to_string() }),
+        None => match store.find_tombstone(id).await? {
+            Some((scope, kind)) if owned(&scope, &kind) => Err(CoreError::OperationExpired { id: id.to_string() }),
+            _ => Err(CoreError::NoSuchOperation { id: id.to_string() }),
+        },
     }
 }
 
@@ -111,9 +133,9 @@ pub async fn patch(
     patch: &Value,
     if_match: Option<&IfMatch>,
 ) -> Result<Operation, CoreError> {
-    change(store, caller, id, if_match, |op| {
+    change(store, policy, caller, id, if_match, |op| {
         let changes = op.merge_patch(patch)?;
-        op.apply(changes, now(), policy.retention)
+        op.apply(changes, policy.clock.now(), &policy.retention)
     })
     .await
 }
@@ -125,7 +147,7 @@ pub async fn cancel(
     caller: &Principal,
     id: OperationId,
 ) -> Result<Operation, CoreError> {
-    change(store, caller, id, None, |op| op.cancel(now(), policy.retention)).await
+    change(store, policy, caller, id, None, |op| op.cancel(policy.clock.now(), &policy.retention)).await
 }
 
 /// Read, decide, compare-and-swap; re-read on a lost race. Every decision
@@ -133,6 +155,7 @@ pub async fn cancel(
 /// (a cancel and a completion) can never both win.
 async fn change(
     store: &dyn Store,
+    policy: &Policy,
     caller: &Principal,
     id: OperationId,
     if_match: Option<&IfMatch>,
@@ -140,7 +163,7 @@ async fn change(
 ) -> Result<Operation, CoreError> {
     caller.require(Role::Produce)?;
     for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = get(store, caller, id, |_| true).await?;
+        let current = get(store, policy, caller, id, |_, _| true).await?;
         if let Some(expected) = if_match
             && !expected.matches(&current)
         {

@@ -1,37 +1,54 @@
-//! Background work every node runs: applying due emulator-script steps.
-//! Safe on any number of nodes at once: each step is a compare-and-swap on
-//! the operation's version, so a step is applied once however many nodes
-//! find it due. `run_once` is the single step tests drive directly.
+//! Background work every node runs: applying due emulator-script steps, and
+//! purging operations whose retention ended. Safe on any number of nodes at
+//! once: a script step is a compare-and-swap on the operation's version, and
+//! a purge deletes each row once. `run_scripts_once` and `purge_once` are
+//! the single steps tests drive directly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Timestamp;
-use crate::ops::{self, Policy};
+use crate::ops::Policy;
 use crate::store::{Store, StoreError};
 
 /// How often a node looks for due steps; bounds how late a step runs.
 const TICK: Duration = Duration::from_millis(100);
 /// Most steps applied per tick.
 const BATCH: u32 = 256;
+/// How often a node purges expired operations.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Most operations deleted per statement, so a purge never holds the
+/// database (or SQLite's single writer) for long.
+const PURGE_BATCH: u32 = 1000;
+/// How long a purged operation's tombstone answers "expired".
+pub const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Runs forever (until the task is aborted).
 pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        if let Err(e) = run_once(store.as_ref(), &policy, ops::now()).await {
+        if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
             tracing::warn!(error = %e, "script runner: will retry");
+        }
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(tokio::time::Instant::now());
+            match purge_once(store.as_ref(), &policy).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged expired operations"),
+                Err(e) => tracing::warn!(error = %e, "purge: will retry"),
+            }
         }
     }
 }
 
 /// Applies every script step due at `now`; returns how many were applied.
-pub async fn run_once(store: &dyn Store, policy: &Policy, now: Timestamp) -> Result<usize, StoreError> {
+pub async fn run_scripts_once(store: &dyn Store, policy: &Policy, now: Timestamp) -> Result<usize, StoreError> {
     let mut applied = 0;
     for op in store.due_scripts(now, BATCH).await? {
-        let Some(next) = op.run_script_step(now, policy.retention) else { continue };
+        let Some(next) = op.run_script_step(now, &policy.retention) else { continue };
         match store.update_operation(&next, op.version).await {
             Ok(()) => applied += 1,
             // Someone else changed it first; if the step is still due, the
@@ -41,4 +58,19 @@ pub async fn run_once(store: &dyn Store, policy: &Policy, now: Timestamp) -> Res
         }
     }
     Ok(applied)
+}
+
+/// Deletes every operation whose retention ended, in bounded batches,
+/// leaving tombstones; returns how many went.
+pub async fn purge_once(store: &dyn Store, policy: &Policy) -> Result<u64, StoreError> {
+    let now = policy.clock.now();
+    let mut total = 0;
+    loop {
+        let purged = store.purge_expired(now, now.plus(TOMBSTONE_LIFETIME), PURGE_BATCH).await?;
+        total += purged;
+        if purged < u64::from(PURGE_BATCH) {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
 }

@@ -45,7 +45,7 @@ pub async fn create_operation(
     let request: CreateOperation = parse_json(body)?;
     let id = chosen_id(&headers, request.id.as_deref())?;
     let new = validate(request)?;
-    let (status, op) = match ops::create(app.store.as_ref(), &caller, id, new).await? {
+    let (status, op) = match ops::create(app.store.as_ref(), &app.policy, &caller, id, new).await? {
         Created::New(op) => (StatusCode::CREATED, op),
         Created::Existing(op) => (StatusCode::OK, op),
     };
@@ -84,7 +84,7 @@ pub async fn get_operation(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let id = parse_id(&id)?;
-    let op = ops::get(app.store.as_ref(), &caller, id, |_| true).await?;
+    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
     if let Some(unchanged) = dialect::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Applied, Changes, Operation, OperationError, State, Timestamp, TransitionError};
+use super::{Applied, Changes, Operation, OperationError, Retention, State, Timestamp, TransitionError};
 
 /// Most steps a script may have.
 pub const MAX_STEPS: usize = 32;
@@ -72,7 +72,7 @@ impl Script {
         for (index, step) in steps.iter().enumerate() {
             let at = trial.created_at.plus(step.after);
             trial = trial
-                .apply_step(step, at, MAX_AFTER)
+                .apply_step(step, at, &Retention::uniform(MAX_AFTER))
                 .map_err(|e| format!("step {index} ({}): {e}", step.state))?
                 .unwrap_or(trial);
         }
@@ -89,7 +89,7 @@ impl Operation {
 
     /// Applies the due script step: the new record (version bumped), with
     /// the script advanced, or dropped when the step is refused or was last.
-    pub fn run_script_step(&self, now: Timestamp, retention: Duration) -> Option<Operation> {
+    pub fn run_script_step(&self, now: Timestamp, retention: &Retention) -> Option<Operation> {
         let script = self.script.as_ref()?;
         let step = script.steps.get(script.next)?;
         let bumped = || Operation { version: self.version + 1, ..self.clone() };
@@ -107,7 +107,7 @@ impl Operation {
         &self,
         step: &ScriptStep,
         now: Timestamp,
-        retention: Duration,
+        retention: &Retention,
     ) -> Result<Option<Operation>, TransitionError> {
         let to = Changes {
             state: step.state,
@@ -152,16 +152,16 @@ mod tests {
         }
     }
 
-    const DAY: Duration = Duration::from_secs(86_400);
+    const DAY: Retention = Retention::uniform(Duration::from_secs(86_400));
 
     #[test]
     fn steps_run_in_order_and_the_script_ends_with_the_last() {
         let op = op_with(vec![step(1000, State::Running, Some(40.0)), step(3000, State::Succeeded, Some(100.0))]);
         assert_eq!(op.script_due_at(), Some(Timestamp::from_unix_nanos(1_000_000_000)));
-        let running = op.run_script_step(Timestamp::from_unix_nanos(1_000_000_000), DAY).unwrap();
+        let running = op.run_script_step(Timestamp::from_unix_nanos(1_000_000_000), &DAY).unwrap();
         assert_eq!((running.state, running.percent_complete, running.version), (State::Running, Some(40.0), 2));
         assert_eq!(running.script_due_at(), Some(Timestamp::from_unix_nanos(3_000_000_000)));
-        let done = running.run_script_step(Timestamp::from_unix_nanos(3_000_000_000), DAY).unwrap();
+        let done = running.run_script_step(Timestamp::from_unix_nanos(3_000_000_000), &DAY).unwrap();
         assert_eq!((done.state, done.script.is_none()), (State::Succeeded, true));
         assert_eq!(done.script_due_at(), None);
     }
@@ -170,7 +170,7 @@ mod tests {
     fn a_step_the_rules_refuse_ends_the_script_without_changing_state() {
         let mut op = op_with(vec![step(1000, State::Running, None), step(2000, State::Succeeded, None)]);
         op.state = State::Canceled;
-        let after = op.run_script_step(Timestamp::from_unix_nanos(1_000_000_000), DAY).unwrap();
+        let after = op.run_script_step(Timestamp::from_unix_nanos(1_000_000_000), &DAY).unwrap();
         assert_eq!((after.state, after.script.is_none()), (State::Canceled, true));
     }
 

@@ -5,12 +5,10 @@
 //! the change (`Changes`); comparing that to the current set tells a no-op
 //! retry from a real change, which keeps PATCH and cancel idempotent.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Operation, OperationError, State, Timestamp, TransitionError};
+use super::{Operation, OperationError, Retention, State, Timestamp, TransitionError};
 
 /// Longest accepted location string; longer ones are refused, not cut.
 const MAX_LOCATION_LEN: usize = 2048;
@@ -103,7 +101,7 @@ impl Operation {
     }
 
     /// Moves the operation to `to`, or says why it may not.
-    pub fn apply(&self, to: Changes, now: Timestamp, retention: Duration) -> Result<Applied, TransitionError> {
+    pub fn apply(&self, to: Changes, now: Timestamp, retention: &Retention) -> Result<Applied, TransitionError> {
         if to == self.changes() {
             return Ok(Applied::Unchanged);
         }
@@ -124,7 +122,7 @@ impl Operation {
         }
         if to.state.is_terminal() {
             next.finished_at = Some(now);
-            next.expires_at = Some(now.plus(retention));
+            next.expires_at = Some(now.plus(retention.for_state(to.state)));
         }
         next.state = to.state;
         next.percent_complete = to.percent_complete;
@@ -136,7 +134,7 @@ impl Operation {
     }
 
     /// Cancels the operation (idempotent when it is already Canceled).
-    pub fn cancel(&self, now: Timestamp, retention: Duration) -> Result<Applied, TransitionError> {
+    pub fn cancel(&self, now: Timestamp, retention: &Retention) -> Result<Applied, TransitionError> {
         let to = Changes { state: State::Canceled, ..self.changes() };
         self.apply(to, now, retention)
     }
@@ -207,7 +205,7 @@ mod tests {
     use crate::model::{Kind, NewOperation, OperationId, Scope};
     use serde_json::json;
 
-    const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+    const RETENTION: Retention = Retention::uniform(std::time::Duration::from_secs(7 * 24 * 3600));
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_nanos(seconds * 1_000_000_000)
@@ -252,7 +250,7 @@ mod tests {
         for from in State::ALL {
             for to in State::ALL {
                 let op = operation_in(from);
-                let outcome = op.apply(move_to(to), at(5), RETENTION);
+                let outcome = op.apply(move_to(to), at(5), &RETENTION);
                 let expected_ok = if from == to {
                     true // a no-op, allowed even when terminal
                 } else {
@@ -278,32 +276,32 @@ mod tests {
 
     #[test]
     fn timestamps_are_stamped_by_the_service() {
-        let running = match operation_in(State::NotStarted).apply(move_to(State::Running), at(1), RETENTION) {
+        let running = match operation_in(State::NotStarted).apply(move_to(State::Running), at(1), &RETENTION) {
             Ok(Applied::Changed(op)) => op,
             other => panic!("{other:?}"),
         };
         assert_eq!((running.started_at, running.finished_at), (Some(at(1)), None));
-        let done = match running.apply(move_to(State::Succeeded), at(9), RETENTION) {
+        let done = match running.apply(move_to(State::Succeeded), at(9), &RETENTION) {
             Ok(Applied::Changed(op)) => op,
             other => panic!("{other:?}"),
         };
         assert_eq!(done.started_at, Some(at(1)), "start time is kept");
         assert_eq!(done.finished_at, Some(at(9)));
-        assert_eq!(done.expires_at, Some(at(9).plus(RETENTION)));
+        assert_eq!(done.expires_at, Some(at(9).plus(RETENTION.finished)));
         assert_eq!(done.version, 3);
     }
 
     #[test]
     fn canceling_before_the_work_ran_leaves_no_start_time() {
-        let Ok(Applied::Changed(op)) = operation_in(State::NotStarted).cancel(at(3), RETENTION) else { panic!() };
+        let Ok(Applied::Changed(op)) = operation_in(State::NotStarted).cancel(at(3), &RETENTION) else { panic!() };
         assert_eq!((op.state, op.started_at, op.finished_at), (State::Canceled, None, Some(at(3))));
     }
 
     #[test]
     fn canceling_twice_is_a_no_op_and_canceling_a_finished_operation_is_refused() {
-        assert_eq!(operation_in(State::Canceled).cancel(at(3), RETENTION), Ok(Applied::Unchanged));
+        assert_eq!(operation_in(State::Canceled).cancel(at(3), &RETENTION), Ok(Applied::Unchanged));
         assert_eq!(
-            operation_in(State::Succeeded).cancel(at(3), RETENTION),
+            operation_in(State::Succeeded).cancel(at(3), &RETENTION),
             Err(TransitionError::AlreadyTerminal { state: State::Succeeded })
         );
     }
@@ -313,14 +311,14 @@ mod tests {
         let mut op = operation_in(State::Running);
         op.percent_complete = Some(40.0);
         let with = |p: Option<f64>| Changes { percent_complete: p, ..move_to(State::Running) };
-        assert!(matches!(op.apply(with(Some(41.5)), at(1), RETENTION), Ok(Applied::Changed(_))));
-        assert_eq!(op.apply(with(Some(40.0)), at(1), RETENTION), Ok(Applied::Unchanged));
+        assert!(matches!(op.apply(with(Some(41.5)), at(1), &RETENTION), Ok(Applied::Changed(_))));
+        assert_eq!(op.apply(with(Some(40.0)), at(1), &RETENTION), Ok(Applied::Unchanged));
         for refused in [Some(39.0), None] {
-            let e = op.apply(with(refused), at(1), RETENTION).unwrap_err();
+            let e = op.apply(with(refused), at(1), &RETENTION).unwrap_err();
             assert!(matches!(e, TransitionError::ProgressDecreased { .. }) && e.is_conflict(), "{e:?}");
         }
         for out_of_range in [-1.0, 100.5, f64::NAN] {
-            let e = op.apply(with(Some(out_of_range)), at(1), RETENTION).unwrap_err();
+            let e = op.apply(with(Some(out_of_range)), at(1), &RETENTION).unwrap_err();
             assert!(!e.is_conflict(), "{e:?}");
         }
     }
@@ -330,13 +328,13 @@ mod tests {
         let op = operation_in(State::Running);
         let failed_without = Changes { error: None, ..move_to(State::Failed) };
         assert!(matches!(
-            op.apply(failed_without, at(1), RETENTION),
+            op.apply(failed_without, at(1), &RETENTION),
             Err(TransitionError::InvalidValue { field: "error", .. })
         ));
         let running_with = Changes { error: Some(error()), ..move_to(State::Running) };
-        assert!(op.apply(running_with, at(1), RETENTION).is_err());
+        assert!(op.apply(running_with, at(1), &RETENTION).is_err());
         let partial = Changes { error: Some(error()), ..move_to(State::CompleteWithErrors) };
-        assert!(matches!(op.apply(partial, at(1), RETENTION), Ok(Applied::Changed(_))));
+        assert!(matches!(op.apply(partial, at(1), &RETENTION), Ok(Applied::Changed(_))));
     }
 
     #[test]

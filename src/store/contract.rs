@@ -39,7 +39,7 @@ pub async fn run(store: Arc<dyn Store>) {
 
 fn advance(op: &Operation, state: State, at: Timestamp) -> Operation {
     let changes = crate::model::Changes { state, ..op.changes() };
-    match op.apply(changes, at, std::time::Duration::from_secs(86_400)) {
+    match op.apply(changes, at, &crate::model::Retention::uniform(std::time::Duration::from_secs(86_400))) {
         Ok(Applied::Changed(next)) => *next,
         other => panic!("{} -> {state} must be allowed: {other:?}", op.state),
     }
@@ -77,12 +77,19 @@ async fn purge_removes_only_expired_operations(store: &dyn Store) {
     let expiry = finished.expires_at.expect("terminal operations expire");
 
     // Other suites' rows may expire too; count only ours.
-    store.purge_expired(expiry, 10_000).await.unwrap();
+    let forget_at = expiry.plus(std::time::Duration::from_secs(3600));
+    store.purge_expired(expiry, forget_at, 10_000).await.unwrap();
     assert!(store.get_operation(done.id).await.unwrap().is_some(), "not before its expiry");
-    let purged = store.purge_expired(expiry.plus(std::time::Duration::from_nanos(100)), 10_000).await.unwrap();
+    assert_eq!(store.find_tombstone(done.id).await.unwrap(), None);
+    let after = expiry.plus(std::time::Duration::from_nanos(100));
+    let purged = store.purge_expired(after, forget_at, 10_000).await.unwrap();
     assert!(purged >= 1);
     assert_eq!(store.get_operation(done.id).await.unwrap(), None);
     assert!(store.get_operation(open.id).await.unwrap().is_some(), "open operations never expire");
+    assert_eq!(store.find_tombstone(done.id).await.unwrap(), Some((done.scope.clone(), done.kind.clone())));
+    // The tombstone itself goes once its time is up.
+    store.purge_expired(forget_at.plus(std::time::Duration::from_nanos(100)), forget_at, 10_000).await.unwrap();
+    assert_eq!(store.find_tombstone(done.id).await.unwrap(), None);
 }
 
 async fn committed_changes_reach_the_feed(store: &dyn Store) {
@@ -217,11 +224,15 @@ async fn due_script_steps_are_found_and_advance(store: &dyn Store) {
     let found = mine(store.due_scripts(due(&op), 10_000).await.unwrap());
     assert_eq!(found, vec![op.clone()]);
 
-    let running = op.run_script_step(due(&op), std::time::Duration::from_secs(86_400)).unwrap();
+    let running = op
+        .run_script_step(due(&op), &crate::model::Retention::uniform(std::time::Duration::from_secs(86_400)))
+        .unwrap();
     store.update_operation(&running, op.version).await.unwrap();
     assert_eq!(store.get_operation(op.id).await.unwrap().as_ref(), Some(&running));
     assert!(mine(store.due_scripts(due(&op), 10_000).await.unwrap()).is_empty(), "the first step is done");
-    let finished = running.run_script_step(due(&running), std::time::Duration::from_secs(86_400)).unwrap();
+    let finished = running
+        .run_script_step(due(&running), &crate::model::Retention::uniform(std::time::Duration::from_secs(86_400)))
+        .unwrap();
     store.update_operation(&finished, running.version).await.unwrap();
     assert_eq!(finished.state, State::Succeeded);
     let far_future = Timestamp::from_unix_nanos(i64::MAX);

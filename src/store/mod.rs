@@ -64,8 +64,11 @@ pub trait Store: Send + Sync + 'static {
     /// Lists operations newest first (created_at, then id, descending).
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError>;
     /// Deletes up to `limit` terminal operations whose retention ended
-    /// before `now`; returns how many went.
-    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// before `now`, leaving a tombstone of each until `forget_at`, and
+    /// forgets tombstones older than `now`; returns how many operations went.
+    async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// The scope and kind of a purged operation, while its tombstone lasts.
+    async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError>;
     /// Operations whose next script step is due at `now`, oldest due first.
     async fn due_scripts(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
     /// Stores a new API key.
@@ -76,6 +79,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// The feed of committed changes, from every node sharing this store.
     fn feed(&self) -> Arc<dyn ChangeFeed>;
+}
+
+/// Parses a stored scope and kind (tombstones keep them as text).
+pub(crate) fn decode_scope_kind(scope: &str, kind: &str) -> Result<(Scope, Kind), StoreError> {
+    let scope = Scope::parse(scope).map_err(|e| StoreError::Other(anyhow::anyhow!("stored scope: {e}")))?;
+    let kind = Kind::parse(kind).map_err(|e| StoreError::Other(anyhow::anyhow!("stored kind: {e}")))?;
+    Ok((scope, kind))
 }
 
 /// Opens the default embedded store: `longrun.db` under `data_dir`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use longrun::app::{self, AppState};
 use longrun::auth::keys;
-use longrun::model::{KeyScope, Role};
+use longrun::model::{KeyScope, Retention, Role};
 use longrun::ops::{self, Policy};
 use longrun::store::{self, Store};
 use reqwest::{Response, StatusCode};
@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// What the test servers keep: finished operations a week, failures 30 days.
+pub const RETENTION: Retention =
+    Retention { finished: Duration::from_secs(7 * 86_400), failed: Duration::from_secs(30 * 86_400) };
 
 /// Seconds the test servers advertise in `Retry-After`.
 pub const RETRY_AFTER: u32 = 2;
@@ -28,6 +32,8 @@ pub struct TestApp {
     pub admin_key: String,
     /// The store the server uses (tests drive background steps on it).
     pub store: Arc<dyn Store>,
+    /// The server's policy; `policy.clock.advance(…)` moves its time.
+    pub policy: Arc<Policy>,
     data_dir: PathBuf,
     _owned_dir: Option<TempDir>,
     shutdown: oneshot::Sender<()>,
@@ -52,16 +58,12 @@ impl TestApp {
 
     /// A server on a store the test opened itself (e.g. PostgreSQL).
     pub async fn spawn_on(store: Arc<dyn Store>, data_dir: &Path) -> TestApp {
+        let policy = Arc::new(Policy::new(RETENTION));
         let (_, admin_key) =
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState {
-            store: store.clone(),
-            policy: Arc::new(Policy { retention: Duration::from_secs(7 * 86_400) }),
-            retry_after: RETRY_AFTER,
-            demo: true,
-        };
+        let state = AppState { store: store.clone(), policy: policy.clone(), retry_after: RETRY_AFTER, demo: true };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {
             let _ = stop.await;
@@ -71,6 +73,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             admin_key,
             store,
+            policy,
             data_dir: data_dir.to_owned(),
             _owned_dir: None,
             shutdown,

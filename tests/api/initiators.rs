@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use longrun::model::Role;
-use longrun::ops::{self, Policy};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -13,9 +12,8 @@ use crate::helpers::{TestApp, tenant};
 
 /// Runs the script runner as if `seconds` had passed.
 async fn run_scripts_after(app: &TestApp, seconds: u64) {
-    let policy = Policy { retention: Duration::from_secs(86_400) };
-    let later = ops::now().plus(Duration::from_secs(seconds));
-    longrun::runner::run_once(app.store.as_ref(), &policy, later).await.unwrap();
+    let later = app.policy.clock.now().plus(Duration::from_secs(seconds));
+    longrun::runner::run_scripts_once(app.store.as_ref(), &app.policy, later).await.unwrap();
 }
 
 #[tokio::test]

@@ -10,4 +10,5 @@ mod native;
 mod nodes;
 mod outage;
 mod restart;
+mod retention;
 mod sphere;

@@ -112,7 +112,8 @@ async fn start(
         properties: None,
         script: app.initiator_script(Some(resource)),
     };
-    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), &caller, None, request).await?;
+    let (Created::New(op) | Created::Existing(op)) =
+        ops::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
     let Scope::Project(project) = &op.scope else { unreachable!("created in a project") };
     let status_url = HeaderValue::from_str(&operation_path(project, op.id)).expect("a path");
     let mut response_headers = dialect::status_headers(&op, app.retry_after);

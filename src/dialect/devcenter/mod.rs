@@ -98,7 +98,7 @@ pub(crate) async fn get_operation_status(
         )
     })?;
     let scope = Scope::Project(project_name);
-    let op = ops::get(app.store.as_ref(), &caller, id, |op| op.scope == scope).await?;
+    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |op_scope, _| *op_scope == scope).await?;
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }

@@ -109,7 +109,8 @@ async fn start(
         properties: properties.as_object().cloned(),
         script: app.initiator_script(Some(resource_location)),
     };
-    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), caller, None, request).await?;
+    let (Created::New(op) | Created::Existing(op)) =
+        ops::create(app.store.as_ref(), &app.policy, caller, None, request).await?;
     let mut headers = HeaderMap::new();
     let location = format!("/operations/{}", op.id);
     headers.insert("operation-location", HeaderValue::from_str(&location).expect("a path"));

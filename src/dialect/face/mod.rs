@@ -76,7 +76,8 @@ pub(crate) async fn get_operation_status(
             format!("Invalid operationId '{operation_id}': it must be a UUID."),
         )
     })?;
-    let op = ops::get(app.store.as_ref(), &caller, id, |op| matches!(op.scope, Scope::Account(_))).await?;
+    let op =
+        ops::get(app.store.as_ref(), &app.policy, &caller, id, |scope, _| matches!(scope, Scope::Account(_))).await?;
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }

@@ -71,7 +71,8 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body
         properties: json!({"imageSize": size}).as_object().cloned(),
         script: app.initiator_script(Some(image)),
     };
-    let (Created::New(op) | Created::Existing(op)) = ops::create(app.store.as_ref(), &caller, None, request).await?;
+    let (Created::New(op) | Created::Existing(op)) =
+        ops::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
     Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
 }
 

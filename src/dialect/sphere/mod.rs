@@ -145,10 +145,8 @@ async fn read(
         return Err(CoreError::NoSuchOperation { id: id.to_string() });
     }
     let scope = Scope::Tenant(tenant);
-    let op = ops::get(app.store.as_ref(), &caller, id, |op| {
-        op.scope == scope
-            && operation_type(op.kind.as_ref()).is_some()
-            && typed_as.is_none_or(|t| t == op.kind.as_ref())
+    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |op_scope, kind| {
+        *op_scope == scope && operation_type(kind.as_ref()).is_some() && typed_as.is_none_or(|t| t == kind.as_ref())
     })
     .await?;
     if let Some(unchanged) = super::not_modified(headers, &op, app.retry_after) {

@@ -23,8 +23,8 @@ use self::rows::{
     KEY_COLUMNS, OPERATION_COLUMNS, as_params, key_from_row, operation_from_row, operation_params, update_params,
 };
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, Store, StoreError};
-use crate::model::{ApiKey, Operation, OperationId, Timestamp};
+use super::{ListFilter, Store, StoreError, decode_scope_kind};
+use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Longest any one store call may take before it is reported unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -189,11 +189,32 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.with(async |client| {
-            let sql = "DELETE FROM operations WHERE id IN \
-                       (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2)";
-            client.execute(sql, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)
+            client
+                .execute("DELETE FROM tombstones WHERE forget_at < $1", &[&now.unix_nanos()])
+                .await
+                .map_err(map_error)?;
+            // One statement: the rows deleted are exactly the ones entombed.
+            let sql = "WITH gone AS (DELETE FROM operations WHERE id IN \
+                       (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                       RETURNING id, scope, kind) \
+                       INSERT INTO tombstones (id, scope, kind, forget_at) SELECT id, scope, kind, $3 FROM gone \
+                       ON CONFLICT (id) DO UPDATE SET forget_at = EXCLUDED.forget_at";
+            client
+                .execute(sql, &[&now.unix_nanos(), &i64::from(limit), &forget_at.unix_nanos()])
+                .await
+                .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError> {
+        self.with(async |client| {
+            let statement =
+                client.prepare_cached("SELECT scope, kind FROM tombstones WHERE id = $1").await.map_err(map_error)?;
+            let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
+            row.map(|row| decode_scope_kind(row.get(0), row.get(1))).transpose()
         })
         .await
     }

@@ -42,6 +42,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE operations ADD COLUMN script jsonb;
     ALTER TABLE operations ADD COLUMN script_due_at bigint;
     CREATE INDEX operations_script_due ON operations (script_due_at) WHERE script_due_at IS NOT NULL;",
+    // 3: tombstones of purged operations, so owners get "expired", not "never existed".
+    "CREATE TABLE tombstones (
+        id uuid PRIMARY KEY,
+        scope text NOT NULL,
+        kind text NOT NULL,
+        forget_at bigint NOT NULL
+    );
+    CREATE INDEX tombstones_forget ON tombstones (forget_at);",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

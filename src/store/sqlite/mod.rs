@@ -20,8 +20,8 @@ use tokio::sync::{Semaphore, oneshot};
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, Store, StoreError};
-use crate::model::{ApiKey, Operation, OperationId, Timestamp};
+use super::{ListFilter, Store, StoreError, decode_scope_kind};
+use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "longrun.db";
@@ -195,8 +195,21 @@ impl Store for SqliteStore {
         self.write(Write::CreateKey(key.clone())).await.map(drop)
     }
 
-    async fn purge_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        self.write(Write::PurgeExpired(now, limit)).await
+    async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.write(Write::PurgeExpired(now, forget_at, limit)).await
+    }
+
+    async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError> {
+        let found = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached("SELECT scope, kind FROM tombstones WHERE id = ?1")?;
+                let mut rows = stmt.query_map(params![id.to_string()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })?;
+                rows.next().transpose()
+            })
+            .await?;
+        found.map(|(scope, kind)| decode_scope_kind(&scope, &kind)).transpose()
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {

@@ -41,6 +41,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE operations ADD COLUMN script TEXT;
     ALTER TABLE operations ADD COLUMN script_due_at INTEGER;
     CREATE INDEX operations_script_due ON operations (script_due_at) WHERE script_due_at IS NOT NULL;",
+    // 3: tombstones of purged operations, so owners get "expired", not "never existed".
+    "CREATE TABLE tombstones (
+        id TEXT PRIMARY KEY NOT NULL,
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        forget_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX tombstones_forget ON tombstones (forget_at);",
 ];
 
 /// The schema version this build writes.

@@ -27,8 +27,9 @@ pub enum Write {
     UpdateOperation(Operation, i64),
     /// Insert a new API key.
     CreateKey(ApiKey),
-    /// Delete up to `limit` operations whose retention ended before `now`.
-    PurgeExpired(Timestamp, u32),
+    /// Delete up to `limit` operations whose retention ended before `now`,
+    /// leaving tombstones until the second timestamp.
+    PurgeExpired(Timestamp, Timestamp, u32),
 }
 
 impl Write {
@@ -147,10 +148,18 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
             ])
             .map(|n| n as u64)
             .map_err(map_insert_error),
-        Write::PurgeExpired(now, limit) => {
-            let sql = "DELETE FROM operations WHERE id IN \
-                       (SELECT id FROM operations WHERE expires_at < ?1 LIMIT ?2)";
-            let purged = conn.prepare_cached(sql)?.execute(params![now.unix_nanos(), limit])?;
+        Write::PurgeExpired(now, forget_at, limit) => {
+            conn.prepare_cached("DELETE FROM tombstones WHERE forget_at < ?1")?.execute(params![now.unix_nanos()])?;
+            conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS purging (id TEXT PRIMARY KEY); DELETE FROM purging;")?;
+            conn.prepare_cached("INSERT INTO purging SELECT id FROM operations WHERE expires_at < ?1 LIMIT ?2")?
+                .execute(params![now.unix_nanos(), limit])?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO tombstones (id, scope, kind, forget_at) \
+                 SELECT id, scope, kind, ?1 FROM operations WHERE id IN (SELECT id FROM purging)",
+            )?
+            .execute(params![forget_at.unix_nanos()])?;
+            let purged =
+                conn.prepare_cached("DELETE FROM operations WHERE id IN (SELECT id FROM purging)")?.execute([])?;
             Ok(purged as u64)
         }
     }
