@@ -78,6 +78,18 @@ pub struct ServeConfig {
     /// How long failed operations are kept (at least 24h): longer, to investigate.
     #[arg(long, env = "LONGRUN_RETENTION_FAILED", default_value = "30d", value_parser = parse_retention)]
     pub retention_failed: Duration,
+
+    /// How long a Repeatability-Request-ID is remembered (at least 5m).
+    #[arg(long, env = "LONGRUN_REPEATABILITY_WINDOW", default_value = "10m", value_parser = parse_window)]
+    pub repeatability_window: Duration,
+}
+
+fn parse_window(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text).map_err(|e| format!("{e} (try 5m or 1h)"))?;
+    if window < crate::ops::MIN_REPEATABILITY_WINDOW {
+        return Err(format!("{text} is below the 5m minimum of OASIS Repeatable Requests"));
+    }
+    Ok(window)
 }
 
 impl ServeConfig {

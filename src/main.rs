@@ -72,7 +72,10 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     println!("longrun listening on http://{address} ({})", config.store.describe());
     let state = AppState {
         store,
-        policy: Arc::new(Policy::new(config.retention())),
+        policy: Arc::new(Policy {
+            repeatability_window: config.repeatability_window,
+            ..Policy::new(config.retention())
+        }),
         retry_after: config.retry_after,
         demo: config.demo,
     };

@@ -24,12 +24,17 @@ pub struct Policy {
     pub retention: Retention,
     /// The clock every decision reads.
     pub clock: Clock,
+    /// How long a `Repeatability-Request-ID` is remembered (at least 5 min).
+    pub repeatability_window: std::time::Duration,
 }
 
+/// The shortest tracking window OASIS Repeatable Requests allows.
+pub const MIN_REPEATABILITY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Policy {
-    /// Retention for every outcome, and the system clock.
+    /// The given retention, the system clock, the minimum repeatability window.
     pub fn new(retention: Retention) -> Policy {
-        Policy { retention, clock: Clock::default() }
+        Policy { retention, clock: Clock::default(), repeatability_window: MIN_REPEATABILITY_WINDOW }
     }
 }
 

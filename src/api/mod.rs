@@ -4,6 +4,7 @@
 
 pub(crate) mod list;
 pub(crate) mod operations;
+mod repeatability;
 pub(crate) mod wire;
 
 use axum::Router;

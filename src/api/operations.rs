@@ -8,9 +8,11 @@ use axum::response::Response;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::repeatability::Repeatable;
 use super::wire::{CreateOperation, OperationBody};
 use super::{Error, caller};
 use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::auth::Principal;
 use crate::dialect::{self, sphere};
 use crate::error::CoreError;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
@@ -22,7 +24,11 @@ use crate::ops::{self, Created, IfMatch};
     path = "/v1/operations",
     tag = "Native",
     operation_id = "Operations_Create",
-    params(("Operation-Id" = Option<String>, Header, description = "Client-chosen id (a UUID)")),
+    params(
+        ("Operation-Id" = Option<String>, Header, description = "Client-chosen id (a UUID)"),
+        ("Repeatability-Request-ID" = Option<String>, Header, description = "OASIS Repeatable Requests: a unique id per logical request"),
+        ("Repeatability-First-Sent" = Option<String>, Header, description = "When the first attempt was sent (HTTP date)"),
+    ),
     request_body(content = super::wire::CreateOperation, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = OperationBody, headers(("Location" = String), ("Operation-Location" = String), ("Retry-After" = i32), ("ETag" = String))),
@@ -31,6 +37,7 @@ use crate::ops::{self, Created, IfMatch};
         (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 412, description = "Repeatability-First-Sent is outside the tracking window", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
@@ -42,10 +49,24 @@ pub async fn create_operation(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
+    let repeatable = match Repeatable::from_headers(&headers, &app) {
+        Ok(repeatable) => repeatable,
+        Err(rejected) => return Ok(rejected),
+    };
+    let body = read_body(body)?;
+    match repeatable {
+        None => create(&app, &caller, &headers, &body).await,
+        Some(repeatable) => {
+            Ok(repeatable.run(&app, &caller, &headers, &body, create(&app, &caller, &headers, &body)).await)
+        }
+    }
+}
+
+async fn create(app: &AppState, caller: &Principal, headers: &HeaderMap, body: &Bytes) -> Result<Response, Error> {
     let request: CreateOperation = parse_json(body)?;
     let id = chosen_id(&headers, request.id.as_deref())?;
     let new = validate(request)?;
-    let (status, op) = match ops::create(app.store.as_ref(), &app.policy, &caller, id, new).await? {
+    let (status, op) = match ops::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
         Created::New(op) => (StatusCode::CREATED, op),
         Created::Existing(op) => (StatusCode::OK, op),
     };
@@ -120,7 +141,7 @@ pub async fn patch_operation(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let id = parse_id(&id)?;
-    let patch: Value = parse_json(body)?;
+    let patch: Value = parse_json(&read_body(body)?)?;
     let if_match = if_match(&headers)?;
     let op = ops::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
     Ok(respond(&op, app.retry_after))
@@ -166,13 +187,17 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("ids, scopes and kinds are URL-safe")
 }
 
-/// Reads a JSON body, mapping every failure to a 400/413 in our envelope.
-fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, CoreError> {
-    let bytes = body.map_err(|e| match e.status() {
+/// Reads a body, mapping every failure to a 400/413 in our envelope.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, CoreError> {
+    body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: MAX_BODY_BYTES },
         _ => CoreError::BadRequest { code: "InvalidRequestContent", message: e.body_text(), target: None },
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| CoreError::BadRequest {
+    })
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, CoreError> {
+    serde_json::from_slice(bytes).map_err(|e| CoreError::BadRequest {
         code: "InvalidRequestContent",
         message: format!("The request body is not valid: {e}"),
         target: None,

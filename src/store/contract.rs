@@ -34,6 +34,7 @@ pub async fn run(store: Arc<dyn Store>) {
     purge_removes_only_expired_operations(store.as_ref()).await;
     committed_changes_reach_the_feed(store.as_ref()).await;
     due_script_steps_are_found_and_advance(store.as_ref()).await;
+    repeatable_requests_start_once_and_replay(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
 }
 
@@ -237,4 +238,28 @@ async fn due_script_steps_are_found_and_advance(store: &dyn Store) {
     assert_eq!(finished.state, State::Succeeded);
     let far_future = Timestamp::from_unix_nanos(i64::MAX);
     assert!(mine(store.due_scripts(far_future, 10_000).await.unwrap()).is_empty(), "a finished script is never due");
+}
+
+async fn repeatable_requests_start_once_and_replay(store: &dyn Store) {
+    use super::{RepeatBegin, StoredResponse};
+    let key = format!("contract:{}", Uuid::now_v7());
+    let at = |s: i64| Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + s * 1_000_000_000);
+    let begin = |fingerprint: &'static str, now: i64| {
+        let key = key.clone();
+        async move { store.begin_repeatable(&key, fingerprint, at(now), at(now - 60), at(now + 600)).await.unwrap() }
+    };
+    assert_eq!(begin("f1", 0).await, RepeatBegin::Started);
+    assert_eq!(begin("f1", 1).await, RepeatBegin::InFlight { fingerprint: "f1".into() });
+    // A pending attempt older than the stale mark is taken over.
+    assert_eq!(begin("f1", 120).await, RepeatBegin::Started);
+    store.abandon_repeatable(&key).await.unwrap();
+    assert_eq!(begin("f2", 121).await, RepeatBegin::Started, "abandoned: a fresh start");
+    let response = StoredResponse { status: 201, headers: vec![("etag".into(), "\"1\"".into())], body: "{}".into() };
+    store.finish_repeatable(&key, &response).await.unwrap();
+    assert_eq!(begin("f2", 500).await, RepeatBegin::Replay { fingerprint: "f2".into(), response: response.clone() });
+    store.abandon_repeatable(&key).await.unwrap();
+    assert!(matches!(begin("f2", 501).await, RepeatBegin::Replay { .. }), "a finished record is never abandoned");
+    // Purged with its window.
+    store.purge_expired(at(10_000), at(10_000), 10).await.unwrap();
+    assert_eq!(begin("f3", 10_001).await, RepeatBegin::Started);
 }

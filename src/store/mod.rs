@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use self::feed::ChangeFeed;
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, State, Timestamp};
@@ -52,6 +53,36 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
+/// A response kept for a repeatable request, replayed to its repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers worth replaying (not the per-response request id or date).
+    pub headers: Vec<(String, String)>,
+    /// The body, as sent.
+    pub body: String,
+}
+
+/// What a repeatable request finds when it begins (OASIS Repeatable Requests).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepeatBegin {
+    /// First time (or the first attempt was abandoned): go ahead.
+    Started,
+    /// The first attempt is still being processed.
+    InFlight {
+        /// Fingerprint of the first attempt's request.
+        fingerprint: String,
+    },
+    /// The first attempt finished: replay its response.
+    Replay {
+        /// Fingerprint of the first attempt's request.
+        fingerprint: String,
+        /// Its response.
+        response: StoredResponse,
+    },
+}
+
 /// Everything the service needs from storage.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -71,6 +102,21 @@ pub trait Store: Send + Sync + 'static {
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError>;
     /// Operations whose next script step is due at `now`, oldest due first.
     async fn due_scripts(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
+    /// Records the start of a repeatable request `key`, or reports what an
+    /// earlier attempt left. A pending attempt older than `stale_before` is
+    /// taken over (its node died). Records last until `expires_at`.
+    async fn begin_repeatable(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<RepeatBegin, StoreError>;
+    /// Keeps the response of a repeatable request for its repeats.
+    async fn finish_repeatable(&self, key: &str, response: &StoredResponse) -> Result<(), StoreError>;
+    /// Forgets a repeatable request that failed in a way worth retrying.
+    async fn abandon_repeatable(&self, key: &str) -> Result<(), StoreError>;
     /// Stores a new API key.
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Finds a key by the hex SHA-256 of its secret.
@@ -79,6 +125,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// The feed of committed changes, from every node sharing this store.
     fn feed(&self) -> Arc<dyn ChangeFeed>;
+}
+
+/// Interprets the row a `begin_repeatable` found (fingerprint, response JSON).
+pub(crate) fn repeat_state(found: Option<(String, Option<String>)>) -> Result<RepeatBegin, StoreError> {
+    match found {
+        // Gone between the insert attempt and the read (abandoned): retry.
+        None => Err(StoreError::Unavailable("a repeatable request changed under us; retry".into())),
+        Some((fingerprint, None)) => Ok(RepeatBegin::InFlight { fingerprint }),
+        Some((fingerprint, Some(json))) => {
+            let response = serde_json::from_str(&json).map_err(|e| StoreError::Other(anyhow::Error::new(e)))?;
+            Ok(RepeatBegin::Replay { fingerprint, response })
+        }
+    }
 }
 
 /// Parses a stored scope and kind (tombstones keep them as text).

@@ -9,6 +9,7 @@ mod initiators;
 mod native;
 mod nodes;
 mod outage;
+mod repeatability;
 mod restart;
 mod retention;
 mod sphere;

@@ -23,7 +23,7 @@ use self::rows::{
     KEY_COLUMNS, OPERATION_COLUMNS, as_params, key_from_row, operation_from_row, operation_params, update_params,
 };
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, Store, StoreError, decode_scope_kind};
+use super::{ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_scope_kind, repeat_state};
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Longest any one store call may take before it is reported unavailable.
@@ -195,6 +195,10 @@ impl Store for PostgresStore {
                 .execute("DELETE FROM tombstones WHERE forget_at < $1", &[&now.unix_nanos()])
                 .await
                 .map_err(map_error)?;
+            client
+                .execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()])
+                .await
+                .map_err(map_error)?;
             // One statement: the rows deleted are exactly the ones entombed.
             let sql = "WITH gone AS (DELETE FROM operations WHERE id IN \
                        (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -227,6 +231,61 @@ impl Store for PostgresStore {
             let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
             let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
+        })
+        .await
+    }
+
+    async fn begin_repeatable(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<RepeatBegin, StoreError> {
+        self.with(async |client| {
+            let started = client
+                .execute(
+                    "INSERT INTO repeatable_requests (key, fingerprint, response, started_at, expires_at) \
+                     VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (key) DO UPDATE SET \
+                     fingerprint = EXCLUDED.fingerprint, started_at = EXCLUDED.started_at, \
+                     expires_at = EXCLUDED.expires_at \
+                     WHERE repeatable_requests.response IS NULL AND repeatable_requests.started_at < $5",
+                    &[&key, &fingerprint, &now.unix_nanos(), &expires_at.unix_nanos(), &stale_before.unix_nanos()],
+                )
+                .await
+                .map_err(map_error)?;
+            if started == 1 {
+                return Ok(RepeatBegin::Started);
+            }
+            let row = client
+                .query_opt("SELECT fingerprint, response::text FROM repeatable_requests WHERE key = $1", &[&key])
+                .await
+                .map_err(map_error)?;
+            repeat_state(row.map(|row| (row.get(0), row.get(1))))
+        })
+        .await
+    }
+
+    async fn finish_repeatable(&self, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
+        let response = serde_json::to_value(response).map_err(anyhow::Error::new)?;
+        self.with(async |client| {
+            client
+                .execute("UPDATE repeatable_requests SET response = $2 WHERE key = $1", &[&key, &response])
+                .await
+                .map_err(map_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abandon_repeatable(&self, key: &str) -> Result<(), StoreError> {
+        self.with(async |client| {
+            client
+                .execute("DELETE FROM repeatable_requests WHERE key = $1 AND response IS NULL", &[&key])
+                .await
+                .map_err(map_error)?;
+            Ok(())
         })
         .await
     }

@@ -50,6 +50,15 @@ const MIGRATIONS: &[&str] = &[
         forget_at bigint NOT NULL
     );
     CREATE INDEX tombstones_forget ON tombstones (forget_at);",
+    // 4: repeatable requests (Repeatability-Request-ID), per caller key.
+    "CREATE TABLE repeatable_requests (
+        key text PRIMARY KEY,
+        fingerprint text NOT NULL,
+        response jsonb,
+        started_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX repeatable_requests_expiry ON repeatable_requests (expires_at);",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, oneshot};
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, Store, StoreError, decode_scope_kind};
+use super::{ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_scope_kind, repeat_state};
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Name of the database file inside the data directory.
@@ -189,6 +189,46 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn begin_repeatable(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<RepeatBegin, StoreError> {
+        let begin = Write::BeginRepeatable {
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            now,
+            stale_before,
+            expires_at,
+        };
+        if self.write(begin).await? == 1 {
+            return Ok(RepeatBegin::Started);
+        }
+        let key = key.to_owned();
+        let found = self
+            .read(move |conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT fingerprint, response FROM repeatable_requests WHERE key = ?1")?;
+                let mut rows = stmt
+                    .query_map(params![key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))?;
+                rows.next().transpose()
+            })
+            .await?;
+        repeat_state(found)
+    }
+
+    async fn finish_repeatable(&self, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
+        let response = serde_json::to_string(response).map_err(anyhow::Error::new)?;
+        self.write(Write::FinishRepeatable { key: key.to_owned(), response }).await.map(drop)
+    }
+
+    async fn abandon_repeatable(&self, key: &str) -> Result<(), StoreError> {
+        self.write(Write::AbandonRepeatable { key: key.to_owned() }).await.map(drop)
     }
 
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {

@@ -49,6 +49,15 @@ const MIGRATIONS: &[&str] = &[
         forget_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX tombstones_forget ON tombstones (forget_at);",
+    // 4: repeatable requests (Repeatability-Request-ID), per caller key.
+    "CREATE TABLE repeatable_requests (
+        key TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL,
+        response TEXT,
+        started_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX repeatable_requests_expiry ON repeatable_requests (expires_at);",
 ];
 
 /// The schema version this build writes.

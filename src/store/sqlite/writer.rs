@@ -27,6 +27,13 @@ pub enum Write {
     UpdateOperation(Operation, i64),
     /// Insert a new API key.
     CreateKey(ApiKey),
+    /// Start a repeatable request: insert it, or take over a stale pending
+    /// one. Touches 1 row when the caller may go ahead, 0 otherwise.
+    BeginRepeatable { key: String, fingerprint: String, now: Timestamp, stale_before: Timestamp, expires_at: Timestamp },
+    /// Keep a repeatable request's response (JSON).
+    FinishRepeatable { key: String, response: String },
+    /// Forget a repeatable request.
+    AbandonRepeatable { key: String },
     /// Delete up to `limit` operations whose retention ended before `now`,
     /// leaving tombstones until the second timestamp.
     PurgeExpired(Timestamp, Timestamp, u32),
@@ -39,7 +46,7 @@ impl Write {
             Write::CreateOperation(op) | Write::UpdateOperation(op, _) => {
                 Some(Change { id: op.id, scope: op.scope.clone(), version: op.version })
             }
-            Write::CreateKey(_) | Write::PurgeExpired(..) => None,
+            _ => None,
         }
     }
 }
@@ -148,8 +155,34 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
             ])
             .map(|n| n as u64)
             .map_err(map_insert_error),
+        Write::BeginRepeatable { key, fingerprint, now, stale_before, expires_at } => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO repeatable_requests (key, fingerprint, response, started_at, expires_at) \
+                     VALUES (?1, ?2, NULL, ?3, ?4) ON CONFLICT (key) DO UPDATE SET \
+                     fingerprint = excluded.fingerprint, started_at = excluded.started_at, \
+                     expires_at = excluded.expires_at \
+                     WHERE repeatable_requests.response IS NULL AND repeatable_requests.started_at < ?5",
+                )?
+                .execute(params![
+                    key,
+                    fingerprint,
+                    now.unix_nanos(),
+                    expires_at.unix_nanos(),
+                    stale_before.unix_nanos()
+                ])?;
+            Ok(inserted as u64)
+        }
+        Write::FinishRepeatable { key, response } => Ok(conn
+            .prepare_cached("UPDATE repeatable_requests SET response = ?2 WHERE key = ?1")?
+            .execute(params![key, response])? as u64),
+        Write::AbandonRepeatable { key } => Ok(conn
+            .prepare_cached("DELETE FROM repeatable_requests WHERE key = ?1 AND response IS NULL")?
+            .execute(params![key])? as u64),
         Write::PurgeExpired(now, forget_at, limit) => {
             conn.prepare_cached("DELETE FROM tombstones WHERE forget_at < ?1")?.execute(params![now.unix_nanos()])?;
+            conn.prepare_cached("DELETE FROM repeatable_requests WHERE expires_at < ?1")?
+                .execute(params![now.unix_nanos()])?;
             conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS purging (id TEXT PRIMARY KEY); DELETE FROM purging;")?;
             conn.prepare_cached("INSERT INTO purging SELECT id FROM operations WHERE expires_at < ?1 LIMIT ?2")?
                 .execute(params![now.unix_nanos(), limit])?;
