@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::repeatability::Repeatable;
+use super::repeatability::{self, Repeatable};
 use super::wire::{CreateOperation, OperationBody};
 use super::{Error, caller};
 use crate::app::{AppState, MAX_BODY_BYTES};
@@ -51,7 +51,7 @@ pub async fn create_operation(
     let caller = caller(&app, &headers).await?;
     let repeatable = match Repeatable::from_headers(&headers, &app) {
         Ok(repeatable) => repeatable,
-        Err(rejected) => return Ok(rejected),
+        Err(refused) => return Ok(repeatability::rejected(refused)),
     };
     let body = read_body(body)?;
     match repeatable {
@@ -64,7 +64,7 @@ pub async fn create_operation(
 
 async fn create(app: &AppState, caller: &Principal, headers: &HeaderMap, body: &Bytes) -> Result<Response, Error> {
     let request: CreateOperation = parse_json(body)?;
-    let id = chosen_id(&headers, request.id.as_deref())?;
+    let id = chosen_id(headers, request.id.as_deref())?;
     let new = validate(request)?;
     let (status, op) = match ops::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
         Created::New(op) => (StatusCode::CREATED, op),

@@ -37,26 +37,22 @@ pub struct Repeatable {
 
 impl Repeatable {
     /// `None` when the request carries neither header.
-    pub fn from_headers(headers: &HeaderMap, app: &AppState) -> Result<Option<Repeatable>, Response> {
+    pub fn from_headers(headers: &HeaderMap, app: &AppState) -> Result<Option<Repeatable>, CoreError> {
         let (id, sent) = (headers.get(REQUEST_ID), headers.get(FIRST_SENT));
         let (id, sent) = match (id, sent) {
             (None, None) => return Ok(None),
             (Some(id), Some(sent)) => (id, sent),
-            _ => {
-                return Err(rejected(bad(
-                    "Repeatability-Request-ID and Repeatability-First-Sent must be sent together.",
-                )));
-            }
+            _ => return Err(bad("Repeatability-Request-ID and Repeatability-First-Sent must be sent together.")),
         };
         let request_id = id
             .to_str()
             .ok()
             .filter(|v| (1..=128).contains(&v.len()) && v.chars().all(|c| c.is_ascii_graphic()))
             .ok_or_else(|| {
-                rejected(bad("Repeatability-Request-ID must be 1 to 128 visible ASCII characters (a UUID is best)."))
+                bad("Repeatability-Request-ID must be 1 to 128 visible ASCII characters (a UUID is best).")
             })?;
         let first_sent = sent.to_str().ok().and_then(|v| httpdate::parse_http_date(v).ok()).ok_or_else(|| {
-            rejected(bad("Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 15 Nov 1994 08:12:31 GMT'."))
+            bad("Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 15 Nov 1994 08:12:31 GMT'.")
         })?;
         let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(app.policy.clock.now().unix_nanos().max(0) as u64);
         let window = app.policy.repeatability_window;
@@ -67,7 +63,7 @@ impl Repeatable {
                 "Repeatability-First-Sent is outside the {} s tracking window; send the request as a new one.",
                 window.as_secs()
             );
-            return Err(rejected(CoreError::PreconditionFailed { message }));
+            return Err(CoreError::PreconditionFailed { message });
         }
         Ok(Some(Repeatable { request_id: request_id.to_owned() }))
     }
@@ -172,7 +168,8 @@ fn with_result(mut response: Response, result: &'static str) -> Response {
     response
 }
 
-fn rejected(core: CoreError) -> Response {
+/// A refused repeatable request, in the native envelope.
+pub fn rejected(core: CoreError) -> Response {
     with_result(Error(core).into_response(), "rejected")
 }
 
