@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::model::Retention;
+use crate::model::{Kind, Retention};
+use crate::ops::Policy;
 use crate::store::{self, Store};
 
 /// Where operations and keys are stored.
@@ -79,9 +80,24 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_RETENTION_FAILED", default_value = "30d", value_parser = parse_retention)]
     pub retention_failed: Duration,
 
+    /// Worker attempts before an operation fails with WorkerLost.
+    #[arg(long, env = "LONGRUN_MAX_ATTEMPTS", default_value_t = crate::ops::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Per-kind worker attempts, e.g. deleteDevBox=5,imageUpload=1.
+    #[arg(long, env = "LONGRUN_MAX_ATTEMPTS_BY_KIND", value_parser = parse_attempts, value_delimiter = ',')]
+    pub max_attempts_by_kind: Vec<(Kind, u32)>,
+
     /// How long a Repeatability-Request-ID is remembered (at least 5m).
     #[arg(long, env = "LONGRUN_REPEATABILITY_WINDOW", default_value = "10m", value_parser = parse_window)]
     pub repeatability_window: Duration,
+}
+
+fn parse_attempts(text: &str) -> Result<(Kind, u32), String> {
+    let (kind, attempts) = text.split_once('=').ok_or("expected kind=attempts, e.g. deleteDevBox=5")?;
+    let attempts = attempts.parse().ok().filter(|n| (1..=100).contains(n)).ok_or("attempts must be 1..=100")?;
+    Ok((Kind::parse(kind)?, attempts))
 }
 
 fn parse_window(text: &str) -> Result<Duration, String> {
@@ -93,9 +109,14 @@ fn parse_window(text: &str) -> Result<Duration, String> {
 }
 
 impl ServeConfig {
-    /// Retention by outcome.
-    pub fn retention(&self) -> Retention {
-        Retention { finished: self.retention, failed: self.retention_failed }
+    /// The use-cases' policy this configuration asks for.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            repeatability_window: self.repeatability_window,
+            max_attempts: self.max_attempts,
+            max_attempts_by_kind: self.max_attempts_by_kind.iter().cloned().collect(),
+            ..Policy::new(Retention { finished: self.retention, failed: self.retention_failed })
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub mod dialect;
 pub mod error;
 /// Cross-cutting HTTP middleware.
 pub mod http;
+/// Worker leases: claim, heartbeat, complete, sweep.
+pub mod leases;
 /// Domain types and transition rules; no I/O.
 pub mod model;
 /// The OpenAPI document of every route.

@@ -11,7 +11,7 @@ use longrun::auth::keys;
 use longrun::cli::{Cli, Command, KeyCommand};
 use longrun::config::ServeConfig;
 use longrun::model::{KeyScope, Role};
-use longrun::ops::{self, Policy};
+use longrun::ops;
 
 const CONFIG_ERROR: u8 = 2;
 
@@ -70,15 +70,8 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         );
     }
     println!("longrun listening on http://{address} ({})", config.store.describe());
-    let state = AppState {
-        store,
-        policy: Arc::new(Policy {
-            repeatability_window: config.repeatability_window,
-            ..Policy::new(config.retention())
-        }),
-        retry_after: config.retry_after,
-        demo: config.demo,
-    };
+    let state =
+        AppState { store, policy: Arc::new(config.policy()), retry_after: config.retry_after, demo: config.demo };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())

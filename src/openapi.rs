@@ -10,7 +10,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, Required};
 
 use crate::{api, app, dialect};
 
@@ -28,6 +30,8 @@ use crate::{api, app, dialect};
         api::operations::get_operation,
         api::operations::patch_operation,
         api::operations::post_action,
+        api::leases::claim_lease,
+        api::leases::lease_action,
         dialect::sphere::get_typed,
         dialect::sphere::get_generic,
         dialect::sphere::initiate::upload_image,
@@ -38,6 +42,7 @@ use crate::{api, app, dialect};
         dialect::face::initiate::take_snapshot,
         dialect::face::initiate::apply_snapshot,
     ),
+    components(schemas(api::wire::OperationPatch)),
     modifiers(&Security, &Aliases)
 )]
 struct ApiDoc;
@@ -74,6 +79,23 @@ impl Modify for Aliases {
                 operation.operation_id = operation.operation_id.take().map(|id| format!("{id}Preview"));
             }
             paths.insert(path.replacen("/face/v1.0/", "/face/v1.0-preview/", 1), item);
+        }
+        let heartbeat = "/v1/leases/{leaseId}:heartbeat";
+        if let Some(mut item) = paths.get(heartbeat).cloned() {
+            for operation in operations(&mut item) {
+                operation.operation_id = Some("Leases_Complete".into());
+                operation.summary =
+                    Some("Completes a lease with a terminal result (a merge patch with a terminal state).".into());
+                let schema = Ref::from_schema_name("Longrun.OperationPatch");
+                let content = ContentBuilder::new().schema(Some(schema)).build();
+                operation.request_body = Some(
+                    RequestBodyBuilder::new()
+                        .content("application/json", content)
+                        .required(Some(Required::True))
+                        .build(),
+                );
+            }
+            paths.insert(heartbeat.replace(":heartbeat", ":complete"), item);
         }
         let start = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start";
         if let Some(item) = paths.get(start).cloned() {
@@ -126,6 +148,9 @@ mod tests {
             "/face/v1.0/operations/{operationId}",
             "/face/v1.0-preview/operations/{operationId}",
             "/face/v1.0-preview/snapshots/{snapshotId}/apply",
+            "/v1/leases",
+            "/v1/leases/{leaseId}:heartbeat",
+            "/v1/leases/{leaseId}:complete",
         ] {
             assert!(paths.contains_key(path), "{path} is not documented");
         }

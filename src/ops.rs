@@ -26,7 +26,14 @@ pub struct Policy {
     pub clock: Clock,
     /// How long a `Repeatability-Request-ID` is remembered (at least 5 min).
     pub repeatability_window: std::time::Duration,
+    /// Worker attempts before an operation fails with `WorkerLost`.
+    pub max_attempts: u32,
+    /// Per-kind exceptions to `max_attempts`.
+    pub max_attempts_by_kind: std::collections::HashMap<Kind, u32>,
 }
+
+/// Worker attempts per operation unless configured otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// The shortest tracking window OASIS Repeatable Requests allows.
 pub const MIN_REPEATABILITY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
@@ -34,7 +41,18 @@ pub const MIN_REPEATABILITY_WINDOW: std::time::Duration = std::time::Duration::f
 impl Policy {
     /// The given retention, the system clock, the minimum repeatability window.
     pub fn new(retention: Retention) -> Policy {
-        Policy { retention, clock: Clock::default(), repeatability_window: MIN_REPEATABILITY_WINDOW }
+        Policy {
+            retention,
+            clock: Clock::default(),
+            repeatability_window: MIN_REPEATABILITY_WINDOW,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_attempts_by_kind: Default::default(),
+        }
+    }
+
+    /// Worker attempts allowed for operations of `kind`.
+    pub fn max_attempts(&self, kind: &Kind) -> u32 {
+        self.max_attempts_by_kind.get(kind).copied().unwrap_or(self.max_attempts)
     }
 }
 

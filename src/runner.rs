@@ -1,5 +1,5 @@
-//! Background work every node runs: applying due emulator-script steps, and
-//! purging operations whose retention ended. Safe on any number of nodes at
+//! Background work every node runs: applying due emulator-script steps,
+//! sweeping lapsed worker leases, and purging operations whose retention ended. Safe on any number of nodes at
 //! once: a script step is a compare-and-swap on the operation's version, and
 //! a purge deletes each row once. `run_scripts_once` and `purge_once` are
 //! the single steps tests drive directly.
@@ -32,6 +32,11 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
         tick.tick().await;
         if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
             tracing::warn!(error = %e, "script runner: will retry");
+        }
+        match crate::leases::sweep(store.as_ref(), &policy).await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "requeued or failed operations whose worker lease lapsed"),
+            Err(e) => tracing::warn!(error = %e, "lease sweep: will retry"),
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());

@@ -1,7 +1,8 @@
 //! The native producer API (`/v1`, SPEC §5): create, read, list, patch and
-//! cancel operations. JSON in camelCase; errors in Azure.Core's envelope
+//! cancel operations; worker leases. JSON in camelCase; errors in Azure.Core's envelope
 //! (shared with the Dev Center dialect).
 
+pub(crate) mod leases;
 pub(crate) mod list;
 pub(crate) mod operations;
 mod repeatability;
@@ -10,7 +11,7 @@ pub(crate) mod wire;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::auth::{self, Principal};
@@ -19,10 +20,14 @@ use crate::error::CoreError;
 
 /// Native routes, mounted at the root.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/operations", get(list::list_operations).post(operations::create_operation)).route(
-        "/v1/operations/{id}",
-        get(operations::get_operation).patch(operations::patch_operation).post(operations::post_action),
-    )
+    Router::new()
+        .route("/v1/operations", get(list::list_operations).post(operations::create_operation))
+        .route(
+            "/v1/operations/{id}",
+            get(operations::get_operation).patch(operations::patch_operation).post(operations::post_action),
+        )
+        .route("/v1/leases", post(leases::claim_lease))
+        .route("/v1/leases/{id}", post(leases::lease_action))
 }
 
 /// The caller, from `Authorization: Bearer <key>`.

@@ -188,7 +188,7 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Reads a body, mapping every failure to a 400/413 in our envelope.
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, CoreError> {
+pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, CoreError> {
     body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: MAX_BODY_BYTES },
         _ => CoreError::BadRequest { code: "InvalidRequestContent", message: e.body_text(), target: None },
@@ -196,7 +196,7 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, CoreError> {
 }
 
 /// Parses a JSON body, naming what is wrong with it.
-fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, CoreError> {
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, CoreError> {
     serde_json::from_slice(bytes).map_err(|e| CoreError::BadRequest {
         code: "InvalidRequestContent",
         message: format!("The request body is not valid: {e}"),

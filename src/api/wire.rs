@@ -80,6 +80,9 @@ pub struct OperationBody {
     pub error: Option<OperationError>,
     /// Version (the ETag without quotes).
     pub version: i64,
+    /// Worker attempts so far (leases).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub attempts: u32,
     /// The dialect URL a client polls.
     pub operation_location: String,
 }
@@ -102,9 +105,14 @@ impl From<&Operation> for OperationBody {
             properties: op.properties.clone(),
             error: op.error.clone(),
             version: op.version,
+            attempts: op.attempts,
             operation_location: crate::dialect::operation_location(op),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A page of operations (Azure's paged-list shape).
@@ -143,4 +151,52 @@ pub struct OperationPatch {
     /// Error (Failed / CompleteWithErrors only).
     #[schema(value_type = Option<crate::dialect::devcenter::wire::Error>)]
     pub error: Option<OperationError>,
+}
+
+/// `POST /v1/leases` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Longrun::ClaimLease)]
+pub struct ClaimLease {
+    /// Kinds this worker handles (at least one).
+    pub kinds: Vec<String>,
+    /// Only this scope (default: the key's own, or every scope for `*`).
+    pub scope: Option<String>,
+    /// How long the lease lasts without a heartbeat: "30s" (1s to 1h).
+    pub ttl: Option<String>,
+    /// Who is asking, for humans (default: the key id).
+    pub owner: Option<String>,
+}
+
+/// `POST /v1/leases/{leaseId}:heartbeat` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Longrun::LeaseHeartbeat)]
+pub struct LeaseHeartbeat {
+    /// Progress so far (never decreasing).
+    #[schema(minimum = 0, maximum = 100)]
+    pub percent_complete: Option<f64>,
+    /// Properties to merge.
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Map<String, Value>>,
+    /// How long from now the lease lasts (default 30s, whatever the claim asked).
+    pub ttl: Option<String>,
+}
+
+/// A lease as the native API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Longrun::Lease)]
+pub struct LeaseBody {
+    /// `{operationId}.{attempt}`: name it in heartbeats and the completion.
+    pub lease_id: String,
+    /// The attempt (fencing token).
+    pub attempt: u32,
+    /// When the lease lapses without a heartbeat (absent once it ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// True when the operation was canceled: stop working.
+    pub canceled: bool,
+    /// The operation.
+    pub operation: OperationBody,
 }

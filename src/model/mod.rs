@@ -5,6 +5,7 @@
 pub mod error;
 pub mod id;
 pub mod key;
+pub mod lease;
 pub mod operation;
 pub mod retention;
 pub mod script;
@@ -15,6 +16,7 @@ pub mod transition;
 pub use error::{OperationError, TransitionError};
 pub use id::{Kind, OperationId, Scope};
 pub use key::{ApiKey, KeyScope, Role};
+pub use lease::{Heartbeat, Lease, LeaseError, LeaseId};
 pub use operation::{NewOperation, Operation};
 pub use retention::Retention;
 pub use script::{Script, ScriptStep};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Kind, OperationError, OperationId, Scope, Script, ScriptStep, State, Timestamp};
+use super::{Kind, Lease, OperationError, OperationId, Scope, Script, ScriptStep, State, Timestamp};
 
 /// One long-running operation, dialect-neutral (SPEC §1).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +41,10 @@ pub struct Operation {
     pub expires_at: Option<Timestamp>,
     /// The emulator script still to run, if any.
     pub script: Option<Script>,
+    /// How many worker attempts have claimed it (the fencing token).
+    pub attempts: u32,
+    /// The current worker lease, while Running under a worker.
+    pub lease: Option<Lease>,
     /// SHA-256 of the creating request, so a repeated create with the same
     /// client-chosen id can tell "same request again" from "different request".
     pub create_fingerprint: String,
@@ -99,6 +103,8 @@ impl Operation {
             version: 1,
             expires_at: None,
             script: request.script.map(|steps| Script { steps, next: 0 }),
+            attempts: 0,
+            lease: None,
             create_fingerprint,
         }
     }

@@ -121,6 +121,7 @@ impl Operation {
             next.started_at = Some(now);
         }
         if to.state.is_terminal() {
+            next.lease = None;
             next.finished_at = Some(now);
             next.expires_at = Some(now.plus(retention.for_state(to.state)));
         }

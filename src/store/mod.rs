@@ -102,6 +102,11 @@ pub trait Store: Send + Sync + 'static {
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError>;
     /// Operations whose next script step is due at `now`, oldest due first.
     async fn due_scripts(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
+    /// The oldest NotStarted, unscripted operations of `kinds` (in `scope`
+    /// if given) that a worker could claim, oldest first.
+    async fn claimable(&self, kinds: &[Kind], scope: Option<&Scope>, limit: u32) -> Result<Vec<Operation>, StoreError>;
+    /// Running operations whose lease lapsed before `now`.
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
     /// Records the start of a repeatable request `key`, or reports what an
     /// earlier attempt left. A pending attempt older than `stale_before` is
     /// taken over (its node died). Records last until `expires_at`.

@@ -6,6 +6,7 @@ mod devcenter;
 mod face;
 mod helpers;
 mod initiators;
+mod leases;
 mod native;
 mod nodes;
 mod outage;

@@ -114,7 +114,7 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let sql = format!(
                 "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING *) \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING *) \
                  SELECT pg_notify('{}', {}) FROM written",
                 listener::CHANNEL,
                 listener::payload_sql()
@@ -143,7 +143,8 @@ impl Store for PostgresStore {
                 "WITH written AS (UPDATE operations SET state = $2, percent_complete = $3, started_at = $4, \
                  last_action_at = $5, finished_at = $6, resource_location = $7, details_location = $8, \
                  properties = $9, error = $10, version = $11, expires_at = $12, script = $13, \
-                 script_due_at = $14 WHERE id = $1 AND version = $15 RETURNING *) \
+                 script_due_at = $14, attempts = $15, lease_owner = $16, lease_expires_at = $17 \
+                 WHERE id = $1 AND version = $18 RETURNING *) \
                  SELECT pg_notify('{}', {}) FROM written",
                 listener::CHANNEL,
                 listener::payload_sql()
@@ -227,6 +228,36 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let sql = format!(
                 "SELECT {OPERATION_COLUMNS} FROM operations WHERE script_due_at <= $1 ORDER BY script_due_at LIMIT $2"
+            );
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
+            rows.iter().map(|row| decode(operation_from_row(row))).collect()
+        })
+        .await
+    }
+
+    async fn claimable(&self, kinds: &[Kind], scope: Option<&Scope>, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let scope = scope.map(|s| s.to_string());
+        self.with(async |client| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations
+                 WHERE state = 'NotStarted' AND script IS NULL AND kind = ANY($1)
+                   AND ($2::text IS NULL OR scope = $2)
+                 ORDER BY created_at, id LIMIT $3"
+            );
+            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+            let rows = client.query(&statement, &[&kinds, &scope, &i64::from(limit)]).await.map_err(map_error)?;
+            rows.iter().map(|row| decode(operation_from_row(row))).collect()
+        })
+        .await
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        self.with(async |client| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE lease_expires_at <= $1 AND state = 'Running' \
+                 ORDER BY lease_expires_at LIMIT $2"
             );
             let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
             let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;

@@ -5,12 +5,12 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::model::{ApiKey, KeyScope, Kind, Operation, OperationId, Role, Scope, State, Timestamp};
+use crate::model::{ApiKey, KeyScope, Kind, Lease, Operation, OperationId, Role, Scope, State, Timestamp};
 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint, script, script_due_at";
+     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -50,10 +50,15 @@ pub fn operation_from_row(row: &Row) -> anyhow::Result<Operation> {
         expires_at: time(row, 14),
         create_fingerprint: row.get(15),
         script: script.map(serde_json::from_value).transpose()?,
+        attempts: row.get::<_, i32>(18) as u32,
+        lease: match (row.get::<_, Option<String>>(19), time(row, 20)) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            _ => None,
+        },
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `$1..$18`.
+/// The values for `OPERATION_COLUMNS`, in order, as `$1..$21`.
 pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql + Sync + Send>> {
     vec![
         Box::new(op.id.uuid()),
@@ -74,15 +79,18 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql + Sync + Send>> {
         Box::new(op.create_fingerprint.clone()),
         Box::new(op.script.as_ref().map(|s| serde_json::to_value(s).expect("script struct"))),
         Box::new(op.script_due_at().map(Timestamp::unix_nanos)),
+        Box::new(op.attempts as i32),
+        Box::new(op.lease.as_ref().map(|l| l.owner.clone())),
+        Box::new(op.lease.as_ref().map(|l| l.expires_at.unix_nanos())),
     ]
 }
 
 /// The values of an update: id, the mutable columns, then the expected version.
 pub fn update_params(op: &Operation, expected_version: i64) -> Vec<Box<dyn ToSql + Sync + Send>> {
     let mut all = operation_params(op);
-    // Keep id (0) and the columns a change may touch (3, 4, 6..=14, 16, 17);
+    // Keep id (0) and the columns a change may touch (3, 4, 6..=14, 16..=20);
     // drop scope, kind, created_at and the fingerprint, which never change.
-    let keep = [0, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17];
+    let keep = [0, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20];
     let mut kept: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(keep.len() + 1);
     for (index, param) in all.drain(..).enumerate() {
         if keep.contains(&index) {

@@ -59,6 +59,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at bigint NOT NULL
     );
     CREATE INDEX repeatable_requests_expiry ON repeatable_requests (expires_at);",
+    // 5: worker leases: attempts (the fencing token), holder, expiry.
+    "ALTER TABLE operations ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+    ALTER TABLE operations ADD COLUMN lease_owner text;
+    ALTER TABLE operations ADD COLUMN lease_expires_at bigint;
+    CREATE INDEX operations_claimable ON operations (kind, created_at, id) WHERE state = 'NotStarted';
+    CREATE INDEX operations_leased ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

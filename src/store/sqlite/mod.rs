@@ -191,6 +191,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn claimable(&self, kinds: &[Kind], scope: Option<&Scope>, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        let kinds = serde_json::to_string(&kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>()).expect("strings");
+        let scope = scope.map(|s| s.to_string());
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations
+                 WHERE state = 'NotStarted' AND script IS NULL
+                   AND kind IN (SELECT value FROM json_each(?1))
+                   AND (?2 IS NULL OR scope = ?2)
+                 ORDER BY created_at, id LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![kinds, scope, limit], operation_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE lease_expires_at <= ?1 AND state = 'Running' \
+                 ORDER BY lease_expires_at LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![now.unix_nanos(), limit], operation_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn begin_repeatable(
         &self,
         key: &str,

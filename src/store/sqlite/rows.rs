@@ -2,12 +2,12 @@
 
 use rusqlite::{Row, ToSql, types::Type};
 
-use crate::model::{ApiKey, KeyScope, Kind, Operation, OperationId, Role, Scope, State, Timestamp};
+use crate::model::{ApiKey, KeyScope, Kind, Lease, Operation, OperationId, Role, Scope, State, Timestamp};
 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint, script, script_due_at";
+     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -49,10 +49,15 @@ pub fn operation_from_row(row: &Row) -> rusqlite::Result<Operation> {
         expires_at: time(row, 14)?,
         create_fingerprint: row.get(15)?,
         script: json(row, 16)?,
+        attempts: row.get(18)?,
+        lease: match (row.get::<_, Option<String>>(19)?, time(row, 20)?) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            _ => None,
+        },
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `?1..?18`.
+/// The values for `OPERATION_COLUMNS`, in order, as `?1..?21`.
 pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
     let to_json = |v: Option<String>| v;
     vec![
@@ -74,6 +79,9 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
         Box::new(op.create_fingerprint.clone()),
         Box::new(op.script.as_ref().map(|s| serde_json::to_string(s).expect("script struct"))),
         Box::new(op.script_due_at().map(Timestamp::unix_nanos)),
+        Box::new(op.attempts),
+        Box::new(op.lease.as_ref().map(|l| l.owner.clone())),
+        Box::new(op.lease.as_ref().map(|l| l.expires_at.unix_nanos())),
     ]
 }
 

@@ -58,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX repeatable_requests_expiry ON repeatable_requests (expires_at);",
+    // 5: worker leases: attempts (the fencing token), holder, expiry.
+    "ALTER TABLE operations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE operations ADD COLUMN lease_owner TEXT;
+    ALTER TABLE operations ADD COLUMN lease_expires_at INTEGER;
+    CREATE INDEX operations_claimable ON operations (kind, created_at, id) WHERE state = 'NotStarted';
+    CREATE INDEX operations_leased ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
