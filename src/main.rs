@@ -70,8 +70,17 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         );
     }
     println!("longrun listening on http://{address} ({})", config.store.describe());
-    let state =
-        AppState { store, policy: Arc::new(config.policy()), retry_after: config.retry_after, demo: config.demo };
+    let policy = Arc::new(config.policy());
+    if config.demo {
+        let base = format!("http://{address}");
+        let seeded = longrun::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
+        println!("demo mode: scripted operations to poll (they finish in 20 s) with the read key {}", seeded.key);
+        for (dialect, url) in seeded.urls {
+            println!("  {dialect:<13} {url}");
+        }
+        println!("  (Face takes the key as Ocp-Apim-Subscription-Key; the others as Authorization: Bearer)");
+    }
+    let state = AppState { store, policy, retry_after: config.retry_after, demo: config.demo };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())

@@ -190,3 +190,26 @@ async fn demo_operations_advance_by_themselves_in_a_running_server() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn demo_mode_seeds_one_scripted_operation_per_dialect_readable_with_its_key() {
+    let app = TestApp::spawn().await;
+    let seeded = longrun::demo::seed(app.store.as_ref(), &app.policy, &app.address).await.unwrap();
+    assert_eq!(seeded.urls.len(), 3);
+    for (dialect, url) in &seeded.urls {
+        let mut request = app.client.get(url);
+        request = if url.contains("/face/") {
+            request.header("Ocp-Apim-Subscription-Key", &seeded.key)
+        } else {
+            request.bearer_auth(&seeded.key)
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{dialect}: {url}");
+    }
+    run_scripts_after(&app, 25).await;
+    run_scripts_after(&app, 25).await;
+    run_scripts_after(&app, 25).await;
+    let (_, devcenter) = &seeded.urls[1];
+    let body: Value = app.client.get(devcenter).bearer_auth(&seeded.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "Succeeded");
+}
