@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::model::{Kind, Retention};
+use crate::model::{Kind, Retention, Scope};
 use crate::ops::Policy;
 use crate::store::{self, Store};
 
@@ -80,6 +80,10 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_RETENTION_FAILED", default_value = "30d", value_parser = parse_retention)]
     pub retention_failed: Duration,
 
+    /// Per-scope retention: scope=finished[/failed], e.g. projects/audit=90d/180d.
+    #[arg(long, env = "LONGRUN_RETENTION_BY_SCOPE", value_parser = parse_scope_retention, value_delimiter = ',')]
+    pub retention_by_scope: Vec<(Scope, Retention)>,
+
     /// Worker attempts before an operation fails with WorkerLost.
     #[arg(long, env = "LONGRUN_MAX_ATTEMPTS", default_value_t = crate::ops::DEFAULT_MAX_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -92,6 +96,12 @@ pub struct ServeConfig {
     /// How long a Repeatability-Request-ID is remembered (at least 5m).
     #[arg(long, env = "LONGRUN_REPEATABILITY_WINDOW", default_value = "10m", value_parser = parse_window)]
     pub repeatability_window: Duration,
+}
+
+fn parse_scope_retention(text: &str) -> Result<(Scope, Retention), String> {
+    let (scope, keep) = text.split_once('=').ok_or("expected scope=finished[/failed], e.g. projects/audit=90d/180d")?;
+    let (finished, failed) = keep.split_once('/').unwrap_or((keep, keep));
+    Ok((Scope::parse(scope)?, Retention { finished: parse_retention(finished)?, failed: parse_retention(failed)? }))
 }
 
 fn parse_attempts(text: &str) -> Result<(Kind, u32), String> {
@@ -115,6 +125,7 @@ impl ServeConfig {
             repeatability_window: self.repeatability_window,
             max_attempts: self.max_attempts,
             max_attempts_by_kind: self.max_attempts_by_kind.iter().cloned().collect(),
+            retention_by_scope: self.retention_by_scope.iter().cloned().collect(),
             ..Policy::new(Retention { finished: self.retention, failed: self.retention_failed })
         }
     }
@@ -141,6 +152,19 @@ mod tests {
         assert_eq!(parse_retention("36h"), Ok(Duration::from_secs(36 * 3600)));
         assert!(parse_retention("23h").is_err());
         assert!(parse_retention("soon").is_err());
+    }
+
+    #[test]
+    fn per_scope_retention_reads_finished_and_failed() {
+        let (scope, keep) = parse_scope_retention("projects/audit=90d/180d").unwrap();
+        assert_eq!(scope.to_string(), "projects/audit");
+        assert_eq!((keep.finished, keep.failed), (Duration::from_secs(90 * 86_400), Duration::from_secs(180 * 86_400)));
+        assert_eq!(
+            parse_scope_retention("accounts/a1=2d").unwrap().1,
+            Retention::uniform(Duration::from_secs(2 * 86_400))
+        );
+        assert!(parse_scope_retention("projects/audit=1h").is_err());
+        assert!(parse_scope_retention("nowhere=2d").is_err());
     }
 
     #[test]

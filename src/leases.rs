@@ -106,7 +106,7 @@ pub async fn complete(
     for _ in 0..RETRIES {
         let current = ops::get(store, policy, caller, lease.operation, |_, _| true).await?;
         let changes = current.merge_patch(result)?;
-        let done = current.complete(lease, changes, policy.clock.now(), &policy.retention)?;
+        let done = current.complete(lease, changes, policy.clock.now(), policy.retention_for(&current.scope))?;
         match store.update_operation(&done, current.version).await {
             Ok(()) => return Ok(done),
             Err(StoreError::VersionMismatch) => continue,
@@ -122,7 +122,9 @@ pub async fn sweep(store: &dyn Store, policy: &Policy) -> Result<usize, StoreErr
     let now = policy.clock.now();
     let mut moved = 0;
     for op in store.expired_leases(now, SWEEP_BATCH).await? {
-        let Some(next) = op.expire_lease(now, policy.max_attempts(&op.kind), &policy.retention) else { continue };
+        let Some(next) = op.expire_lease(now, policy.max_attempts(&op.kind), policy.retention_for(&op.scope)) else {
+            continue;
+        };
         match store.update_operation(&next, op.version).await {
             Ok(()) => moved += 1,
             Err(StoreError::VersionMismatch | StoreError::NotFound) => {}

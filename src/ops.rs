@@ -30,6 +30,8 @@ pub struct Policy {
     pub max_attempts: u32,
     /// Per-kind exceptions to `max_attempts`.
     pub max_attempts_by_kind: std::collections::HashMap<Kind, u32>,
+    /// Per-scope exceptions to `retention`.
+    pub retention_by_scope: std::collections::HashMap<Scope, Retention>,
 }
 
 /// Worker attempts per operation unless configured otherwise.
@@ -47,7 +49,13 @@ impl Policy {
             repeatability_window: MIN_REPEATABILITY_WINDOW,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             max_attempts_by_kind: Default::default(),
+            retention_by_scope: Default::default(),
         }
+    }
+
+    /// How long operations of `scope` are kept once finished.
+    pub fn retention_for(&self, scope: &Scope) -> &Retention {
+        self.retention_by_scope.get(scope).unwrap_or(&self.retention)
     }
 
     /// Worker attempts allowed for operations of `kind`.
@@ -158,7 +166,7 @@ pub async fn patch(
 ) -> Result<Operation, CoreError> {
     change(store, policy, caller, id, if_match, |op| {
         let changes = op.merge_patch(patch)?;
-        op.apply(changes, policy.clock.now(), &policy.retention)
+        op.apply(changes, policy.clock.now(), policy.retention_for(&op.scope))
     })
     .await
 }
@@ -170,7 +178,7 @@ pub async fn cancel(
     caller: &Principal,
     id: OperationId,
 ) -> Result<Operation, CoreError> {
-    change(store, policy, caller, id, None, |op| op.cancel(policy.clock.now(), &policy.retention)).await
+    change(store, policy, caller, id, None, |op| op.cancel(policy.clock.now(), policy.retention_for(&op.scope))).await
 }
 
 /// Read, decide, compare-and-swap; re-read on a lost race. Every decision

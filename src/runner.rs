@@ -53,7 +53,7 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
 pub async fn run_scripts_once(store: &dyn Store, policy: &Policy, now: Timestamp) -> Result<usize, StoreError> {
     let mut applied = 0;
     for op in store.due_scripts(now, BATCH).await? {
-        let Some(next) = op.run_script_step(now, &policy.retention) else { continue };
+        let Some(next) = op.run_script_step(now, policy.retention_for(&op.scope)) else { continue };
         match store.update_operation(&next, op.version).await {
             Ok(()) => applied += 1,
             // Someone else changed it first; if the step is still due, the

@@ -56,9 +56,22 @@ impl TestApp {
         TestApp::spawn_on(store, data_dir).await
     }
 
+    /// A server on a fresh temporary data dir with its own policy.
+    pub async fn spawn_with(policy: Policy) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store::open_data_dir(dir.path()).expect("open store");
+        let mut app = TestApp::spawn_on_with(store, dir.path(), policy).await;
+        app._owned_dir = Some(dir);
+        app
+    }
+
     /// A server on a store the test opened itself (e.g. PostgreSQL).
     pub async fn spawn_on(store: Arc<dyn Store>, data_dir: &Path) -> TestApp {
-        let policy = Arc::new(Policy::new(RETENTION));
+        TestApp::spawn_on_with(store, data_dir, Policy::new(RETENTION)).await
+    }
+
+    async fn spawn_on_with(store: Arc<dyn Store>, data_dir: &Path, policy: Policy) -> TestApp {
+        let policy = Arc::new(policy);
         let (_, admin_key) =
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

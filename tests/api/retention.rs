@@ -73,3 +73,21 @@ async fn finished_operations_expire_by_outcome_and_leave_a_tombstone_for_their_o
     assert_eq!(error_code(app.get_bearer(&status(&done), &owner).await).await.1, "OperationNotFound");
     assert_eq!(app.get_bearer(&status(&open), &owner).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_scope_may_keep_its_operations_longer() {
+    let mut policy = longrun::ops::Policy::new(crate::helpers::RETENTION);
+    let audit = longrun::model::Scope::parse("projects/audit").unwrap();
+    policy.retention_by_scope.insert(audit, longrun::model::Retention::uniform(90 * DAY));
+    let app = TestApp::spawn_with(policy).await;
+    let kept = id_of(&app.create_ok("projects/audit", "deleteDevBox").await);
+    let usual = id_of(&app.create_ok("projects/other", "deleteDevBox").await);
+    for id in [&kept, &usual] {
+        app.patch_ok(id, json!({"state": "Succeeded"})).await;
+    }
+    app.policy.clock.advance(30 * DAY);
+    longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    assert_eq!(app.get_bearer(&format!("/v1/operations/{kept}"), &app.admin_key).await.status(), StatusCode::OK);
+    let expired = app.get_bearer(&format!("/v1/operations/{usual}"), &app.admin_key).await;
+    assert_eq!(error_code(expired).await.1, "OperationExpired");
+}
