@@ -37,3 +37,5 @@ pub mod runner;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// Long-poll: answer when an operation changes.
+pub mod watch;

@@ -28,6 +28,7 @@ use crate::{api, app, dialect};
         api::operations::create_operation,
         api::list::list_operations,
         api::operations::get_operation,
+        api::operations::wait_operation,
         api::operations::patch_operation,
         api::operations::post_action,
         api::leases::claim_lease,

@@ -2,7 +2,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
@@ -17,6 +19,7 @@ use crate::dialect::{self, sphere};
 use crate::error::CoreError;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
 use crate::ops::{self, Created, IfMatch};
+use crate::watch;
 
 /// Creates an operation; `Operation-Location` is the dialect URL to poll.
 #[utoipa::path(
@@ -101,14 +104,80 @@ async fn create(app: &AppState, caller: &Principal, headers: &HeaderMap, body: &
 pub async fn get_operation(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    if let Some(id) = id.strip_suffix(":wait") {
+        return wait_operation(&app, id, query.as_deref(), &headers).await;
+    }
     let caller = caller(&app, &headers).await?;
     let id = parse_id(&id)?;
     let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
     if let Some(unchanged) = dialect::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }
+    Ok(respond(&op, app.retry_after))
+}
+
+/// Long-poll: answers as soon as the operation changes, at once when it is
+/// terminal or `If-None-Match` names an older ETag, else at the timeout
+/// with its current state. (Routed through `get_operation`: the id segment
+/// ends with `:wait`.)
+#[utoipa::path(
+    get,
+    path = "/v1/operations/{id}:wait",
+    tag = "Native",
+    operation_id = "Operations_Wait",
+    params(
+        ("id" = String, Path, description = "Operation id (a UUID)", format = Uuid),
+        ("timeout" = Option<String>, Query, description = "How long to wait, e.g. 30s (default 30s, at most 60s)"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag the client has; wait until it changes"),
+    ),
+    responses(
+        (status = 200, description = "The operation, changed or at the timeout", body = OperationBody),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn wait_operation(
+    app: &AppState,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(app, headers).await?;
+    let id = parse_id(id)?;
+    let mut timeout = watch::DEFAULT_WAIT;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "timeout" => {
+                let seconds = value.strip_suffix('s').unwrap_or(&value);
+                timeout = seconds
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs)
+                    .or_else(|| humantime::parse_duration(&value).ok())
+                    .filter(|t| *t <= watch::MAX_WAIT)
+                    .ok_or_else(|| {
+                        CoreError::bad_request("InvalidParameter", "timeout", "timeout is 0s to 60s, e.g. 30s")
+                    })?;
+            }
+            other => {
+                return Err(CoreError::bad_request(
+                    "InvalidParameter",
+                    other,
+                    format!("unknown query parameter '{other}'"),
+                )
+                .into());
+            }
+        }
+    }
+    let known = watch::if_none_match(headers);
+    let op =
+        watch::get_or_wait(app.store.as_ref(), &app.policy, &caller, id, |_, _| true, Some(timeout), known).await?;
     Ok(respond(&op, app.retry_after))
 }
 

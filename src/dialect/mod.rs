@@ -13,8 +13,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::CoreError;
-use crate::model::{Operation, Scope};
+use crate::model::{Kind, Operation, OperationId, Scope};
+use crate::watch;
 
 /// The api-version longrun puts in the Dev Center URLs it hands out.
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
@@ -68,6 +71,21 @@ pub fn not_modified(request: &HeaderMap, op: &Operation, retry_after: u32) -> Op
     let hit =
         listed.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(&etag));
     hit.then(|| (StatusCode::NOT_MODIFIED, status_headers(op, retry_after)).into_response())
+}
+
+/// Reads the operation a status GET asks for, waiting first when the
+/// client sent `Prefer: wait=N` (long-poll; with `If-None-Match`, until the
+/// operation differs from that ETag). Without the header this is a plain read,
+/// exactly as the seeds describe.
+pub async fn read_status(
+    app: &AppState,
+    headers: &HeaderMap,
+    caller: &Principal,
+    id: OperationId,
+    visible: impl Fn(&Scope, &Kind) -> bool,
+) -> Result<Operation, CoreError> {
+    let wait = watch::prefer_wait(headers);
+    watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait, watch::if_none_match(headers)).await
 }
 
 /// The URL a client should poll for `op`, in the dialect its scope belongs to.

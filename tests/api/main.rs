@@ -7,6 +7,7 @@ mod face;
 mod helpers;
 mod initiators;
 mod leases;
+mod longpoll;
 mod native;
 mod nodes;
 mod outage;

@@ -18,7 +18,6 @@ use crate::auth;
 use crate::error::CoreError;
 use crate::model::id::is_project_name;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
-use crate::ops;
 
 /// Every Dev Center data-plane api-version, oldest first; the newest is the
 /// seed's. Requests with any of them are answered the same way.
@@ -98,7 +97,7 @@ pub(crate) async fn get_operation_status(
         )
     })?;
     let scope = Scope::Project(project_name);
-    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |op_scope, _| *op_scope == scope).await?;
+    let op = super::read_status(&app, &headers, &caller, id, |op_scope, _| *op_scope == scope).await?;
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }

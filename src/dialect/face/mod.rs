@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::auth::{self, Principal};
 use crate::error::CoreError;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
-use crate::ops;
 
 /// The header Face clients send their key in.
 pub const KEY_HEADER: &str = "Ocp-Apim-Subscription-Key";
@@ -76,8 +75,7 @@ pub(crate) async fn get_operation_status(
             format!("Invalid operationId '{operation_id}': it must be a UUID."),
         )
     })?;
-    let op =
-        ops::get(app.store.as_ref(), &app.policy, &caller, id, |scope, _| matches!(scope, Scope::Account(_))).await?;
+    let op = super::read_status(&app, &headers, &caller, id, |scope, _| matches!(scope, Scope::Account(_))).await?;
     if let Some(unchanged) = super::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }

@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::auth;
 use crate::error::CoreError;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
-use crate::ops;
 
 /// Sphere's `OperationType` enum, by integer, as camelCase kinds.
 pub const OPERATION_TYPES: [&str; 12] = [
@@ -145,7 +144,7 @@ async fn read(
         return Err(CoreError::NoSuchOperation { id: id.to_string() });
     }
     let scope = Scope::Tenant(tenant);
-    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |op_scope, kind| {
+    let op = super::read_status(app, headers, &caller, id, |op_scope, kind| {
         *op_scope == scope && operation_type(kind.as_ref()).is_some() && typed_as.is_none_or(|t| t == kind.as_ref())
     })
     .await?;

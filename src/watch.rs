@@ -1,0 +1,92 @@
+//! Long-poll (SPEC §5, `:wait`; `Prefer: wait=N` in the dialects): answer
+//! the moment an operation changes instead of making clients poll blindly.
+//! The waiter subscribes to the store's change feed *before* it reads, so a
+//! change committed between the read and the wait is never missed; on
+//! PostgreSQL the feed carries changes made through any node.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Principal;
+use crate::error::CoreError;
+use crate::model::{Kind, Operation, OperationId, Scope};
+use crate::ops::{self, Policy};
+use crate::store::Store;
+
+/// Longest a single request may wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// What `:wait` waits when no timeout is given.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// Reads an operation; with `wait`, first waits (at most that long) until
+/// it differs from `known_etag` (or, without one, from what it is now).
+/// Answers at once when it already differs or is terminal.
+pub async fn get_or_wait(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    id: OperationId,
+    visible: impl Fn(&Scope, &Kind) -> bool,
+    wait: Option<Duration>,
+    known_etag: Option<&str>,
+) -> Result<Operation, CoreError> {
+    let Some(wait) = wait.filter(|w| !w.is_zero()) else {
+        return ops::get(store, policy, caller, id, &visible).await;
+    };
+    let mut changes = store.feed().subscribe();
+    let op = ops::get(store, policy, caller, id, &visible).await?;
+    let baseline = match known_etag {
+        Some(etag) if etag != op.etag() => return Ok(op),
+        _ => op.version,
+    };
+    if op.state.is_terminal() {
+        return Ok(op);
+    }
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    loop {
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
+            Ok(Ok(change)) if change.id != id || change.version <= baseline => continue,
+            // Our change, a lagging receiver or a closed feed: read what is there now.
+            Ok(Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => {
+                return ops::get(store, policy, caller, id, &visible).await;
+            }
+        }
+    }
+}
+
+/// The wait a client asked for with `Prefer: wait=N` (RFC 7240), capped.
+pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .find_map(|token| token.trim().strip_prefix("wait=")?.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_WAIT))
+}
+
+/// The ETag of a conditional request, if it names exactly one.
+pub fn if_none_match(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?.trim();
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    (!value.contains(',') && value != "*").then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_prefer_wait_preference() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(prefer_wait(&headers), None);
+        headers.insert("prefer", "respond-async, wait=10".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), Some(Duration::from_secs(10)));
+        headers.insert("prefer", "wait=3600".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), Some(MAX_WAIT));
+        headers.insert("prefer", "return=minimal".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), None);
+    }
+}
