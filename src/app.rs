@@ -10,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
@@ -33,6 +34,9 @@ pub struct AppState {
     /// Whether operations started through emulated initiators run the
     /// default demo script (`serve --demo`).
     pub demo: bool,
+    /// Cancelled when the server starts shutting down, so long-polls answer
+    /// at once instead of holding the graceful shutdown for their timeout.
+    pub stopping: CancellationToken,
 }
 
 impl AppState {
@@ -68,6 +72,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     background.abort();
     served

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::error::CoreError;
@@ -31,6 +32,7 @@ pub async fn get_or_wait(
     visible: impl Fn(&Scope, &Kind) -> bool,
     wait: Option<Duration>,
     known_etag: Option<&str>,
+    stopping: &CancellationToken,
 ) -> Result<Operation, CoreError> {
     let Some(wait) = wait.filter(|w| !w.is_zero()) else {
         return ops::get(store, policy, caller, id, &visible).await;
@@ -46,7 +48,12 @@ pub async fn get_or_wait(
     }
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     loop {
-        match tokio::time::timeout_at(deadline, changes.recv()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, changes.recv()) => next,
+            // The server is shutting down: answer now rather than hold it up.
+            () = stopping.cancelled() => return ops::get(store, policy, caller, id, &visible).await,
+        };
+        match next {
             Ok(Ok(change)) if change.id != id || change.version <= baseline => continue,
             // Our change, a lagging receiver or a closed feed: read what is there now.
             Ok(Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => {

@@ -176,8 +176,17 @@ pub async fn wait_operation(
         }
     }
     let known = watch::if_none_match(headers);
-    let op =
-        watch::get_or_wait(app.store.as_ref(), &app.policy, &caller, id, |_, _| true, Some(timeout), known).await?;
+    let op = watch::get_or_wait(
+        app.store.as_ref(),
+        &app.policy,
+        &caller,
+        id,
+        |_, _| true,
+        Some(timeout),
+        known,
+        &app.stopping,
+    )
+    .await?;
     Ok(respond(&op, app.retry_after))
 }
 

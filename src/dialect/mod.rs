@@ -85,7 +85,8 @@ pub async fn read_status(
     visible: impl Fn(&Scope, &Kind) -> bool,
 ) -> Result<Operation, CoreError> {
     let wait = watch::prefer_wait(headers);
-    watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait, watch::if_none_match(headers)).await
+    let known = watch::if_none_match(headers);
+    watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait, known, &app.stopping).await
 }
 
 /// The URL a client should poll for `op`, in the dialect its scope belongs to.

@@ -40,9 +40,18 @@ async fn serve_with_defaults_stores_under_longrun_data_and_stops_cleanly_on_sigt
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert!(listed.contains("admin") && listed.contains("test") && !listed.contains(&key), "{listed}");
 
+    // A long-poll in flight answers at once when the server stops; it does
+    // not hold the shutdown for its 60 s.
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let waiting = client.get(format!("{address}/v1/operations/{id}:wait?timeout=60s")).bearer_auth(&key).send();
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stopped_at = std::time::Instant::now();
     Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     let status = server.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    assert!(stopped_at.elapsed() < std::time::Duration::from_secs(20), "the long-poll did not hold the shutdown");
+    assert_eq!(waiting.await.unwrap().unwrap().status(), 200, "the waiter got an answer");
 }
 
 #[test]

@@ -76,7 +76,13 @@ impl TestApp {
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState { store: store.clone(), policy: policy.clone(), retry_after: RETRY_AFTER, demo: true };
+        let state = AppState {
+            store: store.clone(),
+            policy: policy.clone(),
+            retry_after: RETRY_AFTER,
+            demo: true,
+            stopping: Default::default(),
+        };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {
             let _ = stop.await;
