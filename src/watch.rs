@@ -21,20 +21,27 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// What `:wait` waits when no timeout is given.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
-/// Reads an operation; with `wait`, first waits (at most that long) until
-/// it differs from `known_etag` (or, without one, from what it is now).
-/// Answers at once when it already differs or is terminal.
+/// How a read may wait.
+pub struct Wait<'a> {
+    /// At most this long (capped at `MAX_WAIT`).
+    pub up_to: Duration,
+    /// The ETag the client has; without one, "what it is now".
+    pub known_etag: Option<&'a str>,
+    /// Cancelled when the server stops: answer at once then.
+    pub stopping: &'a CancellationToken,
+}
+
+/// Reads an operation; with `wait`, first waits until it differs from the
+/// known ETag. Answers at once when it already differs or is terminal.
 pub async fn get_or_wait(
     store: &dyn Store,
     policy: &Policy,
     caller: &Principal,
     id: OperationId,
     visible: impl Fn(&Scope, &Kind) -> bool,
-    wait: Option<Duration>,
-    known_etag: Option<&str>,
-    stopping: &CancellationToken,
+    wait: Option<Wait<'_>>,
 ) -> Result<Operation, CoreError> {
-    let Some(wait) = wait.filter(|w| !w.is_zero()) else {
+    let Some(Wait { up_to: wait, known_etag, stopping }) = wait.filter(|w| !w.up_to.is_zero()) else {
         return ops::get(store, policy, caller, id, &visible).await;
     };
     let mut changes = store.feed().subscribe();

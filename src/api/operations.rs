@@ -175,18 +175,8 @@ pub async fn wait_operation(
             }
         }
     }
-    let known = watch::if_none_match(headers);
-    let op = watch::get_or_wait(
-        app.store.as_ref(),
-        &app.policy,
-        &caller,
-        id,
-        |_, _| true,
-        Some(timeout),
-        known,
-        &app.stopping,
-    )
-    .await?;
+    let wait = watch::Wait { up_to: timeout, known_etag: watch::if_none_match(headers), stopping: &app.stopping };
+    let op = watch::get_or_wait(app.store.as_ref(), &app.policy, &caller, id, |_, _| true, Some(wait)).await?;
     Ok(respond(&op, app.retry_after))
 }
 

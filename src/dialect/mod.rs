@@ -84,9 +84,12 @@ pub async fn read_status(
     id: OperationId,
     visible: impl Fn(&Scope, &Kind) -> bool,
 ) -> Result<Operation, CoreError> {
-    let wait = watch::prefer_wait(headers);
-    let known = watch::if_none_match(headers);
-    watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait, known, &app.stopping).await
+    let wait = watch::prefer_wait(headers).map(|up_to| watch::Wait {
+        up_to,
+        known_etag: watch::if_none_match(headers),
+        stopping: &app.stopping,
+    });
+    watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait).await
 }
 
 /// The URL a client should poll for `op`, in the dialect its scope belongs to.
