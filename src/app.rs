@@ -49,9 +49,12 @@ impl AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    crate::metrics::handle();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(crate::openapi::serve_document))
+        .route("/readyz", get(crate::metrics::readyz))
+        .route("/metrics", get(crate::metrics::serve_metrics))
         .merge(api::router())
         .merge(sphere::router())
         .merge(devcenter::router())
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::http::request_context))
+        .route_layer(axum::middleware::from_fn(crate::metrics::record))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

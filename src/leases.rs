@@ -60,7 +60,10 @@ pub async fn claim(
         for op in candidates {
             let Some(claimed) = op.claim(owner, ttl, policy.clock.now()) else { continue };
             match store.update_operation(&claimed, op.version).await {
-                Ok(()) => return Ok(Some(claimed)),
+                Ok(()) => {
+                    metrics::counter!("longrun_leases_claimed_total").increment(1);
+                    return Ok(Some(claimed));
+                }
                 Err(StoreError::VersionMismatch | StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -25,6 +25,8 @@ pub mod error;
 pub mod http;
 /// Worker leases: claim, heartbeat, complete, sweep.
 pub mod leases;
+/// Prometheus metrics and readiness.
+pub mod metrics;
 /// Domain types and transition rules; no I/O.
 pub mod model;
 /// The OpenAPI document of every route.

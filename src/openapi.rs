@@ -25,6 +25,8 @@ use crate::{api, app, dialect};
     ),
     paths(
         app::healthz,
+        crate::metrics::readyz,
+        crate::metrics::serve_metrics,
         api::operations::create_operation,
         api::list::list_operations,
         api::operations::get_operation,

@@ -35,14 +35,20 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
         }
         match crate::leases::sweep(store.as_ref(), &policy).await {
             Ok(0) => {}
-            Ok(moved) => tracing::info!(moved, "requeued or failed operations whose worker lease lapsed"),
+            Ok(moved) => {
+                metrics::counter!("longrun_leases_expired_total").increment(moved as u64);
+                tracing::info!(moved, "requeued or failed operations whose worker lease lapsed");
+            }
             Err(e) => tracing::warn!(error = %e, "lease sweep: will retry"),
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());
             match purge_once(store.as_ref(), &policy).await {
                 Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "purged expired operations"),
+                Ok(purged) => {
+                    metrics::counter!("longrun_operations_purged_total").increment(purged);
+                    tracing::info!(purged, "purged expired operations");
+                }
                 Err(e) => tracing::warn!(error = %e, "purge: will retry"),
             }
         }
@@ -55,7 +61,10 @@ pub async fn run_scripts_once(store: &dyn Store, policy: &Policy, now: Timestamp
     for op in store.due_scripts(now, BATCH).await? {
         let Some(next) = op.run_script_step(now, policy.retention_for(&op.scope)) else { continue };
         match store.update_operation(&next, op.version).await {
-            Ok(()) => applied += 1,
+            Ok(()) => {
+                metrics::counter!("longrun_script_steps_total").increment(1);
+                applied += 1;
+            }
             // Someone else changed it first; if the step is still due, the
             // next tick sees the new version.
             Err(StoreError::VersionMismatch | StoreError::NotFound) => {}

@@ -10,6 +10,7 @@ mod leases;
 mod longpoll;
 mod native;
 mod nodes;
+mod operator;
 mod outage;
 mod repeatability;
 mod restart;

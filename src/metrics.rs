@@ -1,0 +1,90 @@
+//! Prometheus metrics (`/metrics`) and readiness (`/readyz`). Requests are
+//! counted by dialect, route template and status, with a latency histogram;
+//! background work counts what it moved. The recorder is process-wide (the
+//! `metrics` facade), installed once however many servers a process runs.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
+use crate::model::OperationId;
+
+/// Latency buckets (seconds): a status read should take well under a millisecond.
+const BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &BUCKETS)
+            .expect("static buckets are valid")
+            .install_recorder()
+            .expect("the metrics recorder is installed once");
+        metrics::gauge!("longrun_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        handle
+    })
+}
+
+/// Which front-end a path belongs to (a label with few values).
+fn dialect_of(path: &str) -> &'static str {
+    if path.starts_with("/v2/") {
+        "sphere"
+    } else if path.starts_with("/projects/") {
+        "devcenter"
+    } else if path.starts_with("/face/") {
+        "face"
+    } else if path.starts_with("/v1/") {
+        "native"
+    } else {
+        "service"
+    }
+}
+
+/// Counts and times every request by dialect, route template and status.
+pub async fn record(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // The template, never the raw path: ids would explode the label set.
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let dialect = dialect_of(request.uri().path());
+    let response = next.run(request).await;
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "Operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn serve_metrics() -> Response {
+    let body = handle().render();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
+}
+
+/// `GET /readyz`: ready when the store answers (and so has migrated).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "Operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "The store is unreachable"))
+)]
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let probe = OperationId::from_uuid(uuid::Uuid::nil());
+    match app.store.get_operation(probe).await {
+        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            let body = serde_json::json!({"status": "unavailable", "reason": "the store does not answer"});
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")], axum::Json(body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The operator surface: readiness and Prometheus metrics.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, id_of};
+
+#[tokio::test]
+async fn readyz_answers_when_the_store_does() {
+    let app = TestApp::spawn().await;
+    let response = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_dialect_route_and_status_with_latency_histograms() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/metered", "deleteDevBox").await);
+    let status = format!("/projects/metered/operationstatuses/{id}?api-version=2025-02-01");
+    for _ in 0..3 {
+        assert_eq!(app.get_bearer(&status, &app.admin_key).await.status(), StatusCode::OK);
+    }
+    app.get_bearer("/projects/metered/operationstatuses/not-an-id?api-version=2025-02-01", &app.admin_key).await;
+    app.patch_ok(&id, json!({"state": "Running"})).await;
+
+    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let route = "/projects/{project_name}/operationstatuses/{operation_id}";
+    let ok = format!(r#"http_requests_total{{dialect="devcenter",route="{route}",status="200"}}"#);
+    let counted = text.lines().find(|l| l.starts_with(&ok)).unwrap_or_else(|| panic!("no {ok} in\n{text}"));
+    let count: f64 = counted.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 3.0, "{counted}");
+    assert!(text.contains(&format!(r#"http_requests_total{{dialect="devcenter",route="{route}",status="400"}}"#)));
+    assert!(text.contains(r#"http_requests_total{dialect="native",route="/v1/operations/{id}",status="200"}"#));
+    let bucket = format!(r#"http_request_duration_seconds_bucket{{dialect="devcenter",route="{route}",le="0.001"}}"#);
+    assert!(text.contains(&bucket), "latency histogram with buckets:\n{text}");
+    assert!(text.contains("longrun_build_info"));
+    assert!(!text.contains(&id), "no ids in labels");
+}
