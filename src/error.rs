@@ -11,13 +11,13 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// No such operation in the caller's reach (also: another scope's).
-    #[error("operation '{id}' was not found")]
+    #[error("Operation '{id}' was not found.")]
     NoSuchOperation {
         /// The id as the caller wrote it.
         id: String,
     },
     /// The operation existed in the caller's scope but its retention ended.
-    #[error("operation '{id}' has expired and is no longer available")]
+    #[error("Operation '{id}' has expired and is no longer available.")]
     OperationExpired {
         /// The id as the caller wrote it.
         id: String,

@@ -107,5 +107,6 @@ fn encode_token(at: Timestamp, id: OperationId) -> String {
 fn decode_token(token: &str) -> Option<(Timestamp, OperationId)> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
     let (nanos, id) = text.split_once('.')?;
-    Some((Timestamp::from_unix_nanos(nanos.parse().ok()?), OperationId::parse(id)?))
+    let nanos: i64 = nanos.parse().ok().filter(|n| *n >= 0)?;
+    Some((Timestamp::from_unix_nanos(nanos), OperationId::parse(id)?))
 }

@@ -57,17 +57,30 @@ pub async fn create_operation(
         Err(refused) => return Ok(repeatability::rejected(refused)),
     };
     let body = read_body(body)?;
-    match repeatable {
-        None => create(&app, &caller, &headers, &body).await,
-        Some(repeatable) => {
-            Ok(repeatable.run(&app, &caller, &headers, &body, create(&app, &caller, &headers, &body)).await)
-        }
-    }
+    let Some(repeatable) = repeatable else {
+        return create(&app, &caller, &headers, &body, None).await;
+    };
+    // The id follows from the request id, so even a repeat that finds no
+    // record (the first attempt's node died after committing) finds the
+    // operation instead of making a second one. And the work runs in its
+    // own task: a client that hangs up cannot cut it off half-recorded.
+    let derived = repeatable.operation_id(&caller);
+    let task = tokio::spawn(async move {
+        let created = create(&app, &caller, &headers, &body, Some(derived));
+        repeatable.run(&app, &caller, &headers, &body, created).await
+    });
+    task.await.map_err(|e| CoreError::Internal(anyhow::Error::new(e)).into())
 }
 
-async fn create(app: &AppState, caller: &Principal, headers: &HeaderMap, body: &Bytes) -> Result<Response, Error> {
+async fn create(
+    app: &AppState,
+    caller: &Principal,
+    headers: &HeaderMap,
+    body: &Bytes,
+    default_id: Option<OperationId>,
+) -> Result<Response, Error> {
     let request: CreateOperation = parse_json(body)?;
-    let id = chosen_id(headers, request.id.as_deref())?;
+    let id = chosen_id(headers, request.id.as_deref())?.or(default_id);
     let new = validate(request)?;
     let (status, op) = match ops::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
         Created::New(op) => (StatusCode::CREATED, op),

@@ -19,11 +19,15 @@ use super::Error;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::CoreError;
+use crate::model::OperationId;
 use crate::store::{RepeatBegin, StoredResponse};
+use uuid::Uuid;
 
 const REQUEST_ID: &str = "repeatability-request-id";
 const FIRST_SENT: &str = "repeatability-first-sent";
 const RESULT: &str = "repeatability-result";
+/// Namespace of the name-based ids of repeatable creates (any fixed UUID).
+const REPEATABLE_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6e67_7275_6e00_7265_7065_6174_0001);
 /// A pending first attempt older than this is presumed dead (its node
 /// crashed) and a repeat may take over.
 const STALE_AFTER: Duration = Duration::from_secs(60);
@@ -66,6 +70,13 @@ impl Repeatable {
             return Err(CoreError::PreconditionFailed { message });
         }
         Ok(Some(Repeatable { request_id: request_id.to_owned() }))
+    }
+
+    /// The operation id a repeatable create uses when the client chose none:
+    /// a name-based UUID of the caller's key and the request id.
+    pub fn operation_id(&self, caller: &Principal) -> OperationId {
+        let name = format!("{}:{}", caller.key_id, self.request_id);
+        OperationId::from_uuid(Uuid::new_v5(&REPEATABLE_NAMESPACE, name.as_bytes()))
     }
 
     /// Runs `create` once per request id: the first time for real, then by

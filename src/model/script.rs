@@ -175,6 +175,14 @@ mod tests {
     }
 
     #[test]
+    fn finishing_an_operation_ends_its_script() {
+        let op = op_with(vec![step(1000, State::Running, None), step(2000, State::Succeeded, None)]);
+        let Ok(Applied::Changed(canceled)) = op.cancel(Timestamp::from_unix_nanos(10), &DAY) else { panic!() };
+        assert_eq!((canceled.script.as_ref(), canceled.script_due_at()), (None, None));
+        assert_eq!(canceled.run_script_step(Timestamp::from_unix_nanos(5_000_000_000), &DAY), None, "no version bump");
+    }
+
+    #[test]
     fn validation_plays_the_steps() {
         let op = op_with(vec![]);
         assert!(Script::validate(&[step(0, State::Running, Some(10.0)), step(5, State::Succeeded, None)], &op).is_ok());

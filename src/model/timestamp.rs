@@ -13,7 +13,7 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// Builds a timestamp from Unix nanoseconds, truncated to 100 ns.
     pub fn from_unix_nanos(nanos: i64) -> Timestamp {
-        Timestamp(nanos - nanos.rem_euclid(100))
+        Timestamp(nanos.saturating_sub(nanos.rem_euclid(100)))
     }
 
     /// Builds a timestamp from a `time` value, truncated to 100 ns.

@@ -121,7 +121,9 @@ impl Operation {
             next.started_at = Some(now);
         }
         if to.state.is_terminal() {
+            // Nothing runs on a finished operation: no lease, no script.
             next.lease = None;
+            next.script = None;
             next.finished_at = Some(now);
             next.expires_at = Some(now.plus(retention.for_state(to.state)));
         }

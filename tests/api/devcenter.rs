@@ -145,7 +145,7 @@ async fn malformed_names_are_400_and_unknown_or_foreign_ids_are_404() {
         "OperationNotFound",
     )
     .await;
-    assert_eq!(body["error"]["message"], format!("operation '{unknown}' was not found"));
+    assert_eq!(body["error"]["message"], format!("Operation '{unknown}' was not found."));
     // The id exists, but in another project: same 404.
     assert_error(
         app.get_bearer(&status_path("myProject", &id), &app.admin_key).await,

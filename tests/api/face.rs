@@ -104,7 +104,7 @@ async fn malformed_ids_are_400_and_unknown_or_foreign_ids_are_404() {
     let body =
         assert_api_error(get(&app, "v1.0", &unknown, Some(&key)).await, StatusCode::NOT_FOUND, "OperationNotFound")
             .await;
-    assert_eq!(body["error"]["message"], format!("operation '{unknown}' was not found"));
+    assert_eq!(body["error"]["message"], format!("Operation '{unknown}' was not found."));
 
     let theirs = id_of(&app.create_ok("accounts/fabrikam", "takeSnapshot").await);
     let foreign = get(&app, "v1.0", &theirs, Some(&key)).await.text().await.unwrap();

@@ -124,3 +124,19 @@ async fn the_record_survives_a_restart() {
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.json::<Value>().await.unwrap(), first_body);
 }
+
+#[tokio::test]
+async fn a_repeat_that_finds_no_record_still_finds_the_operation() {
+    let app = TestApp::spawn().await;
+    let first = send(&app, Some("lost-record"), Some(http_date(SystemTime::now())), body()).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let id = first.json::<Value>().await.unwrap()["id"].clone();
+    // The record is gone (here: its window passed and the purge ran), as
+    // if the first attempt's node died between committing and recording.
+    let later = Duration::from_secs(3600);
+    app.policy.clock.advance(later);
+    longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    let again = send(&app, Some("lost-record"), Some(http_date(SystemTime::now() + later)), body()).await;
+    assert_eq!(again.status(), StatusCode::OK, "the existing operation, not a second one");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id);
+}

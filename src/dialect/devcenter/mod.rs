@@ -87,6 +87,11 @@ pub(crate) async fn get_operation_status(
         )
         .into());
     }
+    if is_operation_id(&operation_id) && OperationId::parse(&operation_id).is_none() {
+        // Matches the seed's pattern but is no UUID: a well-formed id that
+        // no operation has.
+        return Err(CoreError::NoSuchOperation { id: operation_id }.into());
+    }
     let id = OperationId::parse(&operation_id).filter(|_| is_operation_id(&operation_id)).ok_or_else(|| {
         CoreError::bad_request(
             "InvalidParameter",

@@ -4,6 +4,7 @@
 //! <https://learn.microsoft.com/rest/api/faceapi/snapshot/take>
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +36,13 @@ use crate::ops::{self, Created};
     ),
     security(("subscriptionKey" = []))
 )]
-pub async fn take_snapshot(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+pub async fn take_snapshot(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
-    let request: TakeSnapshotRequest = parse(&body)?;
+    let request: TakeSnapshotRequest = parse(body)?;
     check_object_id(&request.object_id)?;
     if request.apply_scope.is_empty() {
         return Err(bad("applyScope must list at least one subscription id.").into());
@@ -75,11 +80,11 @@ pub async fn apply_snapshot(
     State(app): State<AppState>,
     Path(snapshot_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let snapshot = Uuid::try_parse(&snapshot_id).map_err(|_| bad("Invalid snapshotId: it must be a UUID."))?;
-    let request: ApplySnapshotRequest = parse(&body)?;
+    let request: ApplySnapshotRequest = parse(body)?;
     check_object_id(&request.object_id)?;
     let properties = json!({"snapshotId": snapshot, "objectId": request.object_id, "mode": "CreateNew"});
     // Face returns the target's path; the snapshot's object type is not
@@ -118,8 +123,12 @@ async fn start(
     Ok((StatusCode::ACCEPTED, headers).into_response())
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
-    serde_json::from_slice(body).map_err(|e| bad(&format!("Invalid request body: {e}")))
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, CoreError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: crate::app::MAX_BODY_BYTES },
+        _ => bad(&e.body_text()),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| bad(&format!("Invalid request body: {e}")))
 }
 
 /// Face ids: lowercase letters, digits, '-' and '_', at most 64.

@@ -58,6 +58,11 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body
             CoreError::bad_request("InvalidParameter", "tenantId", format!("tenantId '{tenant_id}' is not a UUID."))
         })?
         .uuid();
+    // Refuse before reading up to 512 MiB of an upload that cannot succeed.
+    caller.require(crate::model::Role::Produce)?;
+    if !caller.can_read(&Scope::Tenant(tenant)) {
+        return Err(CoreError::Forbidden { message: "this key may not upload images to this tenant".into() });
+    }
     let size = count_bytes(body).await?;
     if size == 0 {
         return Err(CoreError::bad_request("InvalidParameter", "image", "The image is empty."));

@@ -98,8 +98,10 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
         Some(code) if unavailable.contains(code) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
-        None => StoreError::Unavailable(format!("PostgreSQL connection: {e}")),
-        Some(_) => StoreError::Other(anyhow::Error::new(e).context("PostgreSQL")),
+        None if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
+            StoreError::Unavailable(format!("PostgreSQL connection: {e}"))
+        }
+        _ => StoreError::Other(anyhow::Error::new(e).context("PostgreSQL")),
     }
 }
 

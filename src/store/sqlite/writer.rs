@@ -95,7 +95,18 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<u64, StoreEr
             let outcome = apply(&sp, &job.write);
             if outcome.is_ok() {
                 sp.commit()?;
-            } // else: dropping the savepoint rolls it back.
+            } else {
+                drop(sp); // rolls back this job only...
+                // ...unless SQLite already rolled back the whole transaction
+                // (disk full, I/O error): then nothing of the batch is
+                // committed, and every job must hear so.
+                if tx.is_autocommit() {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                        Some("the transaction was rolled back".into()),
+                    ));
+                }
+            }
             outcomes.push(outcome);
         }
         tx.commit()
