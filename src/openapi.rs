@@ -33,6 +33,8 @@ use crate::{api, app, dialect};
         api::operations::wait_operation,
         api::operations::patch_operation,
         api::operations::post_action,
+        api::events::operation_events,
+        api::events::scope_events,
         api::leases::claim_lease,
         api::leases::lease_action,
         dialect::sphere::get_typed,

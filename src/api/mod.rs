@@ -2,6 +2,7 @@
 //! cancel operations; worker leases. JSON in camelCase; errors in Azure.Core's envelope
 //! (shared with the Dev Center dialect).
 
+pub(crate) mod events;
 pub(crate) mod leases;
 pub(crate) mod list;
 pub(crate) mod operations;
@@ -26,6 +27,8 @@ pub fn router() -> Router<AppState> {
             "/v1/operations/{id}",
             get(operations::get_operation).patch(operations::patch_operation).post(operations::post_action),
         )
+        .route("/v1/operations/{id}/events", get(events::operation_events))
+        .route("/v1/events", get(events::scope_events))
         .route("/v1/leases", post(leases::claim_lease))
         .route("/v1/leases/{id}", post(leases::lease_action))
 }

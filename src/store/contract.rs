@@ -35,6 +35,7 @@ pub async fn run(store: Arc<dyn Store>) {
     committed_changes_reach_the_feed(store.as_ref()).await;
     due_script_steps_are_found_and_advance(store.as_ref()).await;
     repeatable_requests_start_once_and_replay(store.as_ref()).await;
+    the_change_log_matches_the_feed(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
 }
 
@@ -262,4 +263,26 @@ async fn repeatable_requests_start_once_and_replay(store: &dyn Store) {
     // Purged with its window.
     store.purge_expired(at(10_000), at(10_000), 10).await.unwrap();
     assert_eq!(begin("f3", 10_001).await, RepeatBegin::Started);
+}
+
+async fn the_change_log_matches_the_feed(store: &dyn Store) {
+    let scope = Scope::parse(&format!("projects/log-{}", Uuid::now_v7().simple())).unwrap();
+    let mut feed = store.feed().subscribe();
+    let op = sample_operation(&scope.to_string());
+    store.create_operation(&op).await.unwrap();
+    let running = advance(&op, State::Running, op.created_at);
+    store.update_operation(&running, op.version).await.unwrap();
+    let logged = store.changes_since(Some(&scope), 0, 100).await.unwrap();
+    assert_eq!(logged.iter().map(|c| (c.id, c.version)).collect::<Vec<_>>(), vec![(op.id, 1), (op.id, 2)]);
+    assert!(logged[0].seq < logged[1].seq);
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv()).await.unwrap().unwrap();
+        if change.scope == scope {
+            heard.push(change);
+        }
+    }
+    assert_eq!(heard, logged, "the feed announces exactly what the log holds");
+    let after_first = store.changes_since(Some(&scope), logged[0].seq, 100).await.unwrap();
+    assert_eq!(after_first, logged[1..]);
 }

@@ -14,6 +14,8 @@ const CAPACITY: usize = 4096;
 /// One committed change: enough to decide whether to re-read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// Its position in the change log (increasing; the SSE event id).
+    pub seq: i64,
     /// The operation that changed.
     pub id: OperationId,
     /// Its scope.

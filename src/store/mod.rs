@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use self::feed::ChangeFeed;
+use self::feed::{Change, ChangeFeed};
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, State, Timestamp};
 
 /// A backend-neutral storage failure.
@@ -52,6 +52,10 @@ pub struct ListFilter {
     /// At most this many.
     pub limit: u32,
 }
+
+/// How long the change log keeps a change (resumable event streams can
+/// resume within this long).
+pub const CHANGE_LOG_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A response kept for a repeatable request, replayed to its repeats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +132,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, newest first.
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Logged changes after position `after` (in `scope`, if given), oldest
+    /// first. The purge forgets changes older than `CHANGE_LOG_KEEP`.
+    async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
     /// The feed of committed changes, from every node sharing this store.
     fn feed(&self) -> Arc<dyn ChangeFeed>;
 }
@@ -143,6 +150,13 @@ pub(crate) fn repeat_state(found: Option<(String, Option<String>)>) -> Result<Re
             Ok(RepeatBegin::Replay { fingerprint, response })
         }
     }
+}
+
+/// Parses a logged change.
+pub(crate) fn decode_change(seq: i64, id: &str, scope: &str, version: i64) -> Result<Change, StoreError> {
+    let id = OperationId::parse(id).ok_or_else(|| StoreError::Other(anyhow::anyhow!("stored id {id}")))?;
+    let scope = Scope::parse(scope).map_err(|e| StoreError::Other(anyhow::anyhow!("stored scope: {e}")))?;
+    Ok(Change { seq, id, scope, version })
 }
 
 /// Parses a stored scope and kind (tombstones keep them as text).

@@ -3,6 +3,7 @@
 
 mod binary;
 mod devcenter;
+mod events;
 mod face;
 mod helpers;
 mod initiators;

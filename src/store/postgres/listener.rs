@@ -54,17 +54,22 @@ async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyho
     Ok(())
 }
 
-/// The payload the writes send: `"{id} {version} {scope}"`.
+/// The CTE every operation write appends: logs the row `written` returned.
+pub const LOG_CHANGE: &str = "logged AS (INSERT INTO changes (operation_id, scope, version, at) \
+     SELECT id, scope, version, last_action_at FROM written RETURNING seq, operation_id, scope, version)";
+
+/// The payload the writes send: `"{seq} {id} {version} {scope}"`.
 pub fn payload_sql() -> &'static str {
-    "id::text || ' ' || version::text || ' ' || scope"
+    "seq::text || ' ' || operation_id::text || ' ' || version::text || ' ' || scope"
 }
 
 fn parse(payload: &str) -> Option<Change> {
-    let mut parts = payload.splitn(3, ' ');
+    let mut parts = payload.splitn(4, ' ');
+    let seq = parts.next()?.parse().ok()?;
     let id = OperationId::parse(parts.next()?)?;
     let version = parts.next()?.parse().ok()?;
     let scope = Scope::parse(parts.next()?).ok()?;
-    Some(Change { id, scope, version })
+    Some(Change { seq, id, scope, version })
 }
 
 #[cfg(test)]
@@ -73,7 +78,8 @@ mod tests {
 
     #[test]
     fn parses_what_the_writes_send() {
-        let change = parse("fa067167-e49d-41bd-8dd8-de719b9de3b3 7 projects/p01").unwrap();
+        let change = parse("42 fa067167-e49d-41bd-8dd8-de719b9de3b3 7 projects/p01").unwrap();
+        assert_eq!(change.seq, 42);
         assert_eq!(change.version, 7);
         assert_eq!(change.scope.to_string(), "projects/p01");
         assert!(parse("nonsense").is_none());

@@ -22,8 +22,12 @@ use tokio_postgres::error::SqlState;
 use self::rows::{
     KEY_COLUMNS, OPERATION_COLUMNS, as_params, key_from_row, operation_from_row, operation_params, update_params,
 };
+use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_scope_kind, repeat_state};
+use super::{
+    CHANGE_LOG_KEEP, ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
+    repeat_state,
+};
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Longest any one store call may take before it is reported unavailable.
@@ -116,8 +120,9 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let sql = format!(
                 "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING *) \
-                 SELECT pg_notify('{}', {}) FROM written",
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING *), \
+                 {} SELECT pg_notify('{}', {}) FROM logged",
+                listener::LOG_CHANGE,
                 listener::CHANNEL,
                 listener::payload_sql()
             );
@@ -146,8 +151,9 @@ impl Store for PostgresStore {
                  last_action_at = $5, finished_at = $6, resource_location = $7, details_location = $8, \
                  properties = $9, error = $10, version = $11, expires_at = $12, script = $13, \
                  script_due_at = $14, attempts = $15, lease_owner = $16, lease_expires_at = $17 \
-                 WHERE id = $1 AND version = $18 RETURNING *) \
-                 SELECT pg_notify('{}', {}) FROM written",
+                 WHERE id = $1 AND version = $18 RETURNING *), \
+                 {} SELECT pg_notify('{}', {}) FROM logged",
+                listener::LOG_CHANGE,
                 listener::CHANNEL,
                 listener::payload_sql()
             );
@@ -202,6 +208,8 @@ impl Store for PostgresStore {
                 .execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()])
                 .await
                 .map_err(map_error)?;
+            let log_horizon = now.unix_nanos() - CHANGE_LOG_KEEP.as_nanos() as i64;
+            client.execute("DELETE FROM changes WHERE at < $1", &[&log_horizon]).await.map_err(map_error)?;
             // One statement: the rows deleted are exactly the ones entombed.
             let sql = "WITH gone AS (DELETE FROM operations WHERE id IN \
                        (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -264,6 +272,22 @@ impl Store for PostgresStore {
             let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
             let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
+        })
+        .await
+    }
+
+    async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let scope = scope.map(|s| s.to_string());
+        self.with(async |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT seq, operation_id::text, scope, version FROM changes \
+                     WHERE seq > $1 AND ($2::text IS NULL OR scope = $2) ORDER BY seq LIMIT $3",
+                )
+                .await
+                .map_err(map_error)?;
+            let rows = client.query(&statement, &[&after, &scope, &i64::from(limit)]).await.map_err(map_error)?;
+            rows.iter().map(|row| decode_change(row.get(0), row.get(1), row.get(2), row.get(3))).collect()
         })
         .await
     }

@@ -65,6 +65,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE operations ADD COLUMN lease_expires_at bigint;
     CREATE INDEX operations_claimable ON operations (kind, created_at, id) WHERE state = 'NotStarted';
     CREATE INDEX operations_leased ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;",
+    // 6: the change log: one row per committed change, for resumable event streams.
+    "CREATE TABLE changes (
+        seq bigserial PRIMARY KEY,
+        operation_id uuid NOT NULL,
+        scope text NOT NULL,
+        version bigint NOT NULL,
+        at bigint NOT NULL
+    );
+    CREATE INDEX changes_by_scope ON changes (scope, seq);
+    CREATE INDEX changes_by_time ON changes (at);",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

@@ -19,8 +19,11 @@ use tokio::sync::{Semaphore, oneshot};
 
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
+use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
-use super::{ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_scope_kind, repeat_state};
+use super::{
+    ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind, repeat_state,
+};
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Name of the database file inside the data directory.
@@ -220,6 +223,28 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let scope = scope.map(|s| s.to_string());
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, operation_id, scope, version FROM changes \
+                     WHERE seq > ?1 AND (?2 IS NULL OR scope = ?2) ORDER BY seq LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![after, scope, limit], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter().map(|(seq, id, scope, version)| decode_change(seq, &id, &scope, version)).collect()
     }
 
     async fn begin_repeatable(

@@ -64,6 +64,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE operations ADD COLUMN lease_expires_at INTEGER;
     CREATE INDEX operations_claimable ON operations (kind, created_at, id) WHERE state = 'NotStarted';
     CREATE INDEX operations_leased ON operations (lease_expires_at) WHERE lease_expires_at IS NOT NULL;",
+    // 6: the change log: one row per committed change, for resumable event streams.
+    "CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        operation_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX changes_by_scope ON changes (scope, seq);
+    CREATE INDEX changes_by_time ON changes (at);",
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::rows::{OPERATION_COLUMNS, operation_params};
 use crate::model::{ApiKey, Operation, Timestamp};
+use crate::store::CHANGE_LOG_KEEP;
 use crate::store::StoreError;
 use crate::store::feed::{Change, LocalFeed};
 
@@ -41,10 +42,10 @@ pub enum Write {
 
 impl Write {
     /// The change listeners hear about once this write commits.
-    fn change(&self) -> Option<Change> {
+    fn change(&self, seq: u64) -> Option<Change> {
         match self {
             Write::CreateOperation(op) | Write::UpdateOperation(op, _) => {
-                Some(Change { id: op.id, scope: op.scope.clone(), version: op.version })
+                Some(Change { seq: seq as i64, id: op.id, scope: op.scope.clone(), version: op.version })
             }
             _ => None,
         }
@@ -56,7 +57,8 @@ pub struct Job {
     /// What to do.
     pub write: Write,
     /// Answered after the COMMIT that made the write durable (or failed),
-    /// with the number of rows it touched.
+    /// with the number of rows it touched, or for an operation write the
+    /// change-log position (`seq`) of the change.
     pub reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
@@ -73,8 +75,8 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) {
         }
         let outcomes = commit_batch(&mut conn, &batch);
         for (job, outcome) in batch.into_iter().zip(outcomes) {
-            if outcome.is_ok()
-                && let Some(change) = job.write.change()
+            if let Ok(seq) = outcome
+                && let Some(change) = job.write.change(seq)
             {
                 feed.publish(change);
             }
@@ -129,10 +131,8 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
             );
             let params = operation_params(op);
-            conn.prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(params.iter()))
-                .map(|n| n as u64)
-                .map_err(map_insert_error)
+            conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params.iter())).map_err(map_insert_error)?;
+            log_change(conn, op)
         }
         Write::UpdateOperation(op, expected) => {
             let sql = "UPDATE operations SET state = ?4, percent_complete = ?5, started_at = ?7, \
@@ -144,7 +144,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
             params.push(Box::new(*expected));
             let changed = conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))?;
             if changed == 1 {
-                return Ok(1);
+                return log_change(conn, op);
             }
             let exists: bool = conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE id = ?1)")?
@@ -195,6 +195,8 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
             conn.prepare_cached("DELETE FROM tombstones WHERE forget_at < ?1")?.execute(params![now.unix_nanos()])?;
             conn.prepare_cached("DELETE FROM repeatable_requests WHERE expires_at < ?1")?
                 .execute(params![now.unix_nanos()])?;
+            conn.prepare_cached("DELETE FROM changes WHERE at < ?1")?
+                .execute(params![now.unix_nanos() - CHANGE_LOG_KEEP.as_nanos() as i64])?;
             conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS purging (id TEXT PRIMARY KEY); DELETE FROM purging;")?;
             conn.prepare_cached("INSERT INTO purging SELECT id FROM operations WHERE expires_at < ?1 LIMIT ?2")?
                 .execute(params![now.unix_nanos(), limit])?;
@@ -208,6 +210,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
             Ok(purged as u64)
         }
     }
+}
+
+/// Appends the change to the log; returns its position.
+fn log_change(conn: &Connection, op: &Operation) -> Result<u64, StoreError> {
+    conn.prepare_cached("INSERT INTO changes (operation_id, scope, version, at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![op.id.to_string(), op.scope.to_string(), op.version, op.last_action_at.unix_nanos()])?;
+    Ok(conn.last_insert_rowid() as u64)
 }
 
 fn map_insert_error(e: rusqlite::Error) -> StoreError {
