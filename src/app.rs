@@ -62,8 +62,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(crate::http::request_context))
+        // Inner to outer: metrics and the access log see the request id
+        // that `request_context` (outside them) assigned.
         .route_layer(axum::middleware::from_fn(crate::metrics::record))
+        .layer(axum::middleware::from_fn(crate::http::request_context))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

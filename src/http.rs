@@ -26,10 +26,15 @@ impl LoggedError {
     }
 }
 
+/// The id of the request being served (also sent as `x-ms-request-id`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// Gives every response a unique `x-ms-request-id`, echoes a sane
 /// `x-ms-client-request-id`, and logs server errors with both.
-pub async fn request_context(request: Request, next: Next) -> Response {
+pub async fn request_context(mut request: Request, next: Next) -> Response {
     let request_id = Uuid::new_v4().to_string();
+    request.extensions_mut().insert(RequestId(request_id.clone()));
     let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -1,5 +1,6 @@
-//! Prometheus metrics (`/metrics`) and readiness (`/readyz`). Requests are
-//! counted by dialect, route template and status, with a latency histogram;
+//! Prometheus metrics (`/metrics`), readiness (`/readyz`) and the access
+//! log line. Requests are counted by dialect, route template and status,
+//! with a latency histogram;
 //! background work counts what it moved. The recorder is process-wide (the
 //! `metrics` facade), installed once however many servers a process runs.
 
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
+use crate::http::RequestId;
 use crate::model::OperationId;
 
 /// Latency buckets (seconds): a status read should take well under a millisecond.
@@ -52,10 +54,15 @@ pub async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     // The template, never the raw path: ids would explode the label set.
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
     let response = next.run(request).await;
     let route = route.unwrap_or_else(|| "unmatched".into());
     let status = response.status().as_u16().to_string();
+    // One line per request: the route template, never ids, keys or tokens.
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, "request");
     metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)

@@ -75,3 +75,36 @@ fn bad_config_prints_one_line_and_exits_2() {
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "exited before listening");
+        if let Some(rest) = line.strip_prefix("longrun listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let response = reqwest::get(format!("{address}/v1/operations/{}", uuid::Uuid::new_v4())).await.unwrap();
+    let request_id = response.headers()["x-ms-request-id"].to_str().unwrap().to_owned();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let access = lines.iter().find(|l| l["target"] == "longrun::access").expect("an access line");
+    assert_eq!(access["request_id"], request_id.as_str());
+    assert_eq!(access["route"], "/v1/operations/{id}", "the template, not the id");
+    assert_eq!(access["status"], "401");
+}
