@@ -52,4 +52,11 @@ pub enum KeyCommand {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Revoke a key by id (as `key list` shows it); effective on the next request.
+    Revoke {
+        /// The key's id, e.g. key_01a2….
+        id: String,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
 }

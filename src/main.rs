@@ -123,6 +123,17 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             println!("{secret}");
             Ok(())
         }
+        KeyCommand::Revoke { id, store } => {
+            let store = store.open().await.map_err(config_error)?;
+            match store.revoke_key(&id, ops::now()).await {
+                Ok(()) => {
+                    eprintln!("Revoked {id}.");
+                    Ok(())
+                }
+                Err(longrun::store::StoreError::NotFound) => Err(config_error(format!("no key has the id '{id}'"))),
+                Err(e) => Err(runtime_error(e)),
+            }
+        }
         KeyCommand::List { store } => {
             let store = store.open().await.map_err(config_error)?;
             let keys = store.list_keys().await.map_err(runtime_error)?;

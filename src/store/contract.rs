@@ -203,6 +203,10 @@ async fn keys_are_found_by_hash(store: &dyn Store) {
     assert_eq!(store.find_key_by_hash("nope").await.unwrap(), None);
     assert!(store.list_keys().await.unwrap().contains(&key));
     assert!(matches!(store.create_key(&key).await, Err(StoreError::AlreadyExists)));
+    let at = Timestamp::from_unix_nanos(2_000);
+    store.revoke_key(&key.id, at).await.unwrap();
+    assert_eq!(store.find_key_by_hash(&key.hash).await.unwrap().unwrap().revoked_at, Some(at));
+    assert!(matches!(store.revoke_key("key_nope", at).await, Err(StoreError::NotFound)));
 }
 
 async fn due_script_steps_are_found_and_advance(store: &dyn Store) {

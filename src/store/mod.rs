@@ -132,6 +132,8 @@ pub trait Store: Send + Sync + 'static {
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, newest first.
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks a key revoked at `at`; `NotFound` if no key has this id.
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
     /// Logged changes after position `after` (in `scope`, if given), oldest
     /// first. The purge forgets changes older than `CHANGE_LOG_KEEP`.
     async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;

@@ -40,6 +40,21 @@ async fn serve_with_defaults_stores_under_longrun_data_and_stops_cleanly_on_sigt
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert!(listed.contains("admin") && listed.contains("test") && !listed.contains(&key), "{listed}");
 
+    // Revoking a spare key takes effect on its next request.
+    let spare = cli_key(dir.path(), &[], "projects/p01", "read");
+    let spare_id = {
+        let listed = Command::new(BINARY).args(["key", "list"]).current_dir(dir.path()).output().unwrap();
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        listed.lines().find(|l| l.contains("projects/p01")).unwrap().split_whitespace().next().unwrap().to_owned()
+    };
+    let read = |key: String| client.get(format!("{address}/v1/operations?scope=projects/p01")).bearer_auth(key).send();
+    assert_eq!(read(spare.clone()).await.unwrap().status(), 200);
+    let revoked = Command::new(BINARY).args(["key", "revoke", &spare_id]).current_dir(dir.path()).output().unwrap();
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(read(spare).await.unwrap().status(), 401);
+    let unknown = Command::new(BINARY).args(["key", "revoke", "key_nope"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+
     // A long-poll in flight answers at once when the server stops; it does
     // not hold the shutdown for its 60 s.
     let id = created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();

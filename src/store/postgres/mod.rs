@@ -372,6 +372,20 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.with(async |client| {
+            let changed = client
+                .execute(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
+                    &[&id, &at.unix_nanos()],
+                )
+                .await
+                .map_err(map_error)?;
+            if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
+    }
+
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.with(async |client| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");

@@ -312,6 +312,10 @@ impl Store for SqliteStore {
         Arc::new(self.feed.clone())
     }
 
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.write(Write::RevokeKey(id.to_owned(), at)).await.map(drop)
+    }
+
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let hash = hash.to_owned();
         self.read(move |conn| {

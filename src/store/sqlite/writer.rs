@@ -28,6 +28,8 @@ pub enum Write {
     UpdateOperation(Operation, i64),
     /// Insert a new API key.
     CreateKey(ApiKey),
+    /// Revoke a key (id, when).
+    RevokeKey(String, Timestamp),
     /// Start a repeatable request: insert it, or take over a stale pending
     /// one. Touches 1 row when the caller may go ahead, 0 otherwise.
     BeginRepeatable { key: String, fingerprint: String, now: Timestamp, stale_before: Timestamp, expires_at: Timestamp },
@@ -188,6 +190,12 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
         Write::FinishRepeatable { key, response } => Ok(conn
             .prepare_cached("UPDATE repeatable_requests SET response = ?2 WHERE key = ?1")?
             .execute(params![key, response])? as u64),
+        Write::RevokeKey(id, at) => {
+            let changed = conn
+                .prepare_cached("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1")?
+                .execute(params![id, at.unix_nanos()])?;
+            if changed == 0 { Err(StoreError::NotFound) } else { Ok(changed as u64) }
+        }
         Write::AbandonRepeatable { key } => Ok(conn
             .prepare_cached("DELETE FROM repeatable_requests WHERE key = ?1 AND response IS NULL")?
             .execute(params![key])? as u64),
