@@ -41,3 +41,5 @@ pub mod store;
 pub mod telemetry;
 /// Long-poll: answer when an operation changes.
 pub mod watch;
+/// Webhook delivery from a durable outbox.
+pub mod webhooks;

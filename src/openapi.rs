@@ -35,6 +35,8 @@ use crate::{api, app, dialect};
         api::operations::post_action,
         api::events::operation_events,
         api::events::scope_events,
+        api::webhooks::create_webhook,
+        api::webhooks::list_deliveries,
         api::leases::claim_lease,
         api::leases::lease_action,
         dialect::sphere::get_typed,

@@ -28,6 +28,14 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge: Option<tokio::time::Instant> = None;
+    let client = reqwest::Client::builder().user_agent(concat!("longrun/", env!("CARGO_PKG_VERSION"))).build();
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks will not be delivered");
+            reqwest::Client::new()
+        }
+    };
     loop {
         tick.tick().await;
         if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
@@ -40,6 +48,12 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
                 tracing::info!(moved, "requeued or failed operations whose worker lease lapsed");
             }
             Err(e) => tracing::warn!(error = %e, "lease sweep: will retry"),
+        }
+        if let Err(e) = crate::webhooks::enqueue_once(store.as_ref(), &policy).await {
+            tracing::warn!(error = %e, "webhook outbox: will retry");
+        }
+        if let Err(e) = crate::webhooks::deliver_once(store.as_ref(), &policy, &client).await {
+            tracing::warn!(error = %e, "webhook delivery: will retry");
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());

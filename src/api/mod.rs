@@ -7,6 +7,7 @@ pub(crate) mod leases;
 pub(crate) mod list;
 pub(crate) mod operations;
 mod repeatability;
+pub(crate) mod webhooks;
 pub(crate) mod wire;
 
 use axum::Router;
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/operations/{id}/events", get(events::operation_events))
         .route("/v1/events", get(events::scope_events))
+        .route("/v1/webhooks", post(webhooks::create_webhook))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
         .route("/v1/leases", post(leases::claim_lease))
         .route("/v1/leases/{id}", post(leases::lease_action))
 }

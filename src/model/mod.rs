@@ -12,6 +12,7 @@ pub mod script;
 pub mod state;
 pub mod timestamp;
 pub mod transition;
+pub mod webhook;
 
 pub use error::{OperationError, TransitionError};
 pub use id::{Kind, OperationId, Scope};
@@ -23,3 +24,4 @@ pub use script::{Script, ScriptStep};
 pub use state::State;
 pub use timestamp::Timestamp;
 pub use transition::{Applied, Changes};
+pub use webhook::{Delivery, DeliveryState, Webhook};

@@ -26,9 +26,10 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant plus a duration (saturating far in the future).
+    /// This instant plus a duration (saturating far in the future), still
+    /// truncated to 100 ns: what is stored must read back identical.
     pub fn plus(self, by: std::time::Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(by.as_nanos().min(i64::MAX as u128) as i64))
+        Timestamp::from_unix_nanos(self.0.saturating_add(by.as_nanos().min(i64::MAX as u128) as i64))
     }
 
     fn datetime(self) -> OffsetDateTime {
@@ -76,6 +77,12 @@ mod tests {
         let at = Timestamp::parse_rfc3339("2018-12-25T11:41:02.2331413Z").unwrap();
         assert_eq!(at.to_rfc3339_ticks(), "2018-12-25T11:41:02.2331413Z");
         assert_eq!(at.to_rfc3339_millis(), "2018-12-25T11:41:02.233Z");
+    }
+
+    #[test]
+    fn adding_keeps_the_100_ns_grain() {
+        let at = Timestamp::from_unix_nanos(1_000).plus(std::time::Duration::from_nanos(1_234));
+        assert_eq!(at.unix_nanos(), 2_200);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub async fn run(store: Arc<dyn Store>) {
     due_script_steps_are_found_and_advance(store.as_ref()).await;
     repeatable_requests_start_once_and_replay(store.as_ref()).await;
     the_change_log_matches_the_feed(store.as_ref()).await;
+    the_webhook_outbox_moves_once(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
 }
 
@@ -289,4 +290,49 @@ async fn the_change_log_matches_the_feed(store: &dyn Store) {
     assert_eq!(heard, logged, "the feed announces exactly what the log holds");
     let after_first = store.changes_since(Some(&scope), logged[0].seq, 100).await.unwrap();
     assert_eq!(after_first, logged[1..]);
+}
+
+async fn the_webhook_outbox_moves_once(store: &dyn Store) {
+    use crate::model::{Delivery, DeliveryState, Webhook};
+    let hook = Webhook {
+        id: format!("wh_{}", Uuid::now_v7().simple()),
+        scope: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "s".into(),
+        all_changes: true,
+        start_seq: 0,
+        created_at: Timestamp::from_unix_nanos(1_000),
+    };
+    store.create_webhook(&hook).await.unwrap();
+    assert!(store.list_webhooks().await.unwrap().contains(&hook));
+    let at = Timestamp::from_unix_nanos(5_000);
+    let delivery = Delivery {
+        id: format!("dlv_{}", Uuid::now_v7().simple()),
+        webhook_id: hook.id.clone(),
+        operation_id: OperationId::from_uuid(Uuid::now_v7()),
+        version: 1,
+        seq: 1,
+        attempts: 0,
+        next_at: at,
+        state: DeliveryState::Pending,
+        last_status: None,
+        last_error: None,
+        created_at: at,
+    };
+    let cursor = store.webhook_cursor().await.unwrap();
+    assert!(store.enqueue_deliveries(cursor, cursor + 1, std::slice::from_ref(&delivery)).await.unwrap());
+    assert!(
+        !store.enqueue_deliveries(cursor, cursor + 1, std::slice::from_ref(&delivery)).await.unwrap(),
+        "the cursor moved"
+    );
+    assert_eq!(store.webhook_cursor().await.unwrap(), cursor + 1);
+    let due = store.due_deliveries(at, 1000).await.unwrap();
+    assert!(due.contains(&delivery));
+    let until = at.plus(std::time::Duration::from_secs(20));
+    assert!(store.claim_delivery(&delivery.id, at, until).await.unwrap());
+    assert!(!store.claim_delivery(&delivery.id, at, until).await.unwrap(), "one attempt at a time");
+    let done = Delivery { next_at: until, ..delivery.delivered(204) };
+    store.update_delivery(&done).await.unwrap();
+    assert_eq!(store.list_deliveries(&hook.id, 10).await.unwrap(), vec![done]);
+    assert!(!store.due_deliveries(until, 1000).await.unwrap().iter().any(|d| d.id == delivery.id));
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use self::feed::{Change, ChangeFeed};
-use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, State, Timestamp};
+use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, State, Timestamp, Webhook};
 
 /// A backend-neutral storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,26 @@ pub trait Store: Send + Sync + 'static {
     /// Logged changes after position `after` (in `scope`, if given), oldest
     /// first. The purge forgets changes older than `CHANGE_LOG_KEEP`.
     async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    /// Registers a webhook.
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError>;
+    /// Every webhook.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// The newest change-log position (0 when empty).
+    async fn latest_change_seq(&self) -> Result<i64, StoreError>;
+    /// How far the webhook dispatcher has read the change log.
+    async fn webhook_cursor(&self) -> Result<i64, StoreError>;
+    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one
+    /// transaction; false (nothing written) if another node moved it first.
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError>;
+    /// Pending deliveries due at `now`, oldest first.
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Takes a due delivery for one attempt by moving its `next_at` from
+    /// `seen` to `until`; false if another node took it first.
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
+    /// Records an attempt's outcome.
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// A webhook's deliveries, newest first.
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
     /// The feed of committed changes, from every node sharing this store.
     fn feed(&self) -> Arc<dyn ChangeFeed>;
 }

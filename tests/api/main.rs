@@ -17,3 +17,4 @@ mod repeatability;
 mod restart;
 mod retention;
 mod sphere;
+mod webhooks;

@@ -9,6 +9,7 @@
 mod listener;
 mod rows;
 mod schema;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use super::{
     CHANGE_LOG_KEEP, ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
     repeat_state,
 };
-use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
+use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
 /// Longest any one store call may take before it is reported unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -403,6 +404,42 @@ impl Store for PostgresStore {
             rows.iter().map(|row| decode(key_from_row(row))).collect()
         })
         .await
+    }
+
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        self.pg_create_webhook(hook).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.pg_list_webhooks().await
+    }
+
+    async fn latest_change_seq(&self) -> Result<i64, StoreError> {
+        self.pg_scalar("SELECT max(seq) FROM changes").await
+    }
+
+    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
+        self.pg_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
+    }
+
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
+        self.pg_enqueue(from, to, deliveries).await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.pg_due(now, limit).await
+    }
+
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        self.pg_claim(id, seen, until).await
+    }
+
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.pg_update_delivery(delivery).await
+    }
+
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.pg_list_deliveries(webhook_id, limit).await
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {

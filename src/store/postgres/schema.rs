@@ -75,6 +75,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX changes_by_scope ON changes (scope, seq);
     CREATE INDEX changes_by_time ON changes (at);",
+    // 7: webhooks and their durable outbox (deliveries), fed from the change log.
+    "CREATE TABLE webhooks (
+        id text PRIMARY KEY NOT NULL,
+        scope text,
+        url text NOT NULL,
+        secret text NOT NULL,
+        all_changes boolean NOT NULL,
+        start_seq bigint NOT NULL,
+        created_at bigint NOT NULL
+    );
+    CREATE TABLE webhook_cursor (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL);
+    INSERT INTO webhook_cursor (id, seq) VALUES (1, 0);
+    CREATE TABLE deliveries (
+        id text PRIMARY KEY NOT NULL,
+        webhook_id text NOT NULL,
+        operation_id text NOT NULL,
+        version bigint NOT NULL,
+        seq bigint NOT NULL,
+        attempts integer NOT NULL,
+        next_at bigint NOT NULL,
+        state text NOT NULL,
+        last_status integer,
+        last_error text,
+        created_at bigint NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, created_at);",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

@@ -7,6 +7,7 @@
 
 mod rows;
 mod schema;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use super::feed::{ChangeFeed, LocalFeed};
 use super::{
     ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind, repeat_state,
 };
-use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
+use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "longrun.db";
@@ -306,6 +307,42 @@ impl Store for SqliteStore {
             })
             .await?;
         found.map(|(scope, kind)| decode_scope_kind(&scope, &kind)).transpose()
+    }
+
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        self.sqlite_create_webhook(hook).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.sqlite_list_webhooks().await
+    }
+
+    async fn latest_change_seq(&self) -> Result<i64, StoreError> {
+        self.sqlite_scalar("SELECT max(seq) FROM changes").await
+    }
+
+    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
+        self.sqlite_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
+    }
+
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
+        self.sqlite_enqueue(from, to, deliveries).await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.sqlite_due(now, limit).await
+    }
+
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        self.sqlite_claim(id, seen, until).await
+    }
+
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.sqlite_update_delivery(delivery).await
+    }
+
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.sqlite_list_deliveries(webhook_id, limit).await
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {

@@ -74,6 +74,33 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX changes_by_scope ON changes (scope, seq);
     CREATE INDEX changes_by_time ON changes (at);",
+    // 7: webhooks and their durable outbox (deliveries), fed from the change log.
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY NOT NULL,
+        scope TEXT,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        all_changes INTEGER NOT NULL,
+        start_seq INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL) STRICT;
+    INSERT INTO webhook_cursor (id, seq) VALUES (1, 0);
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY NOT NULL,
+        webhook_id TEXT NOT NULL,
+        operation_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, created_at);",
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,9 @@ use crate::store::feed::{Change, LocalFeed};
 /// Most jobs committed together; bounds the latency one commit adds.
 const MAX_BATCH: usize = 256;
 
+/// SQL run on the writer's connection inside a batch.
+pub type SqlWrite = Box<dyn Fn(&Connection) -> Result<u64, StoreError> + Send>;
+
 /// One write a caller wants committed.
 pub enum Write {
     /// Insert a new operation.
@@ -30,6 +33,9 @@ pub enum Write {
     CreateKey(ApiKey),
     /// Revoke a key (id, when).
     RevokeKey(String, Timestamp),
+    /// Any other write, as SQL run by a closure inside the batch's
+    /// transaction (its own savepoint); returns a count.
+    Exec(SqlWrite),
     /// Start a repeatable request: insert it, or take over a stale pending
     /// one. Touches 1 row when the caller may go ahead, 0 otherwise.
     BeginRepeatable { key: String, fingerprint: String, now: Timestamp, stale_before: Timestamp, expires_at: Timestamp },
@@ -190,6 +196,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
         Write::FinishRepeatable { key, response } => Ok(conn
             .prepare_cached("UPDATE repeatable_requests SET response = ?2 WHERE key = ?1")?
             .execute(params![key, response])? as u64),
+        Write::Exec(run) => run(conn),
         Write::RevokeKey(id, at) => {
             let changed = conn
                 .prepare_cached("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1")?

@@ -1,0 +1,220 @@
+//! `/v1/webhooks`: register receivers (admin role) and inspect their
+//! deliveries. Translation only; delivery lives in `crate::webhooks`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::operations::{parse_json, read_body};
+use super::{Error, caller};
+use crate::app::AppState;
+use crate::dialect;
+use crate::error::CoreError;
+use crate::model::{Delivery, Role, Scope, Webhook};
+
+/// `POST /v1/webhooks` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Longrun::CreateWebhook)]
+pub struct CreateWebhook {
+    /// Only this scope's changes (default: the key's own scope, or all for `*`).
+    pub scope: Option<String>,
+    /// Receiver URL, http or https.
+    pub url: String,
+    /// `terminal` (default: changes that end an operation) or `all`.
+    pub events: Option<String>,
+}
+
+/// A webhook as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Longrun::Webhook)]
+pub struct WebhookBody {
+    /// Id.
+    pub id: String,
+    /// Scope watched (absent: every scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Receiver URL.
+    pub url: String,
+    /// `terminal` or `all`.
+    pub events: &'static str,
+    /// The signing secret: shown once, at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When it was registered.
+    pub created_at: String,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Longrun::Delivery)]
+pub struct DeliveryBody {
+    /// Id (the `X-Longrun-Delivery` header).
+    pub id: String,
+    /// The operation.
+    pub operation_id: String,
+    /// Its version after the change.
+    pub version: i64,
+    /// `pending`, `delivered` or `dead`.
+    pub state: &'static str,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Next attempt (pending only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// The receiver's last status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the change was queued.
+    pub created_at: String,
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Longrun::DeliveryPage)]
+pub struct DeliveryPage {
+    /// Newest first.
+    pub value: Vec<DeliveryBody>,
+}
+
+fn webhook_body(hook: &Webhook, secret: Option<String>) -> WebhookBody {
+    WebhookBody {
+        id: hook.id.clone(),
+        scope: hook.scope.as_ref().map(|s| s.to_string()),
+        url: hook.url.clone(),
+        events: if hook.all_changes { "all" } else { "terminal" },
+        secret,
+        created_at: hook.created_at.to_rfc3339_ticks(),
+    }
+}
+
+fn delivery_body(d: &Delivery) -> DeliveryBody {
+    DeliveryBody {
+        id: d.id.clone(),
+        operation_id: d.operation_id.to_string(),
+        version: d.version,
+        state: d.state.as_str(),
+        attempts: d.attempts,
+        next_attempt_at: (d.state == crate::model::DeliveryState::Pending).then(|| d.next_at.to_rfc3339_ticks()),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        created_at: d.created_at.to_rfc3339_ticks(),
+    }
+}
+
+/// Registers a webhook; every matching change is delivered at least once, signed.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "Native",
+    operation_id = "Webhooks_Create",
+    request_body(content = CreateWebhook, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; the secret is shown only now", body = WebhookBody),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "Needs the admin role in the scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_webhook(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    caller.require(Role::Admin)?;
+    let request: CreateWebhook = parse_json(&read_body(body)?)?;
+    let scope = request
+        .scope
+        .as_deref()
+        .map(Scope::parse)
+        .transpose()
+        .map_err(|e| CoreError::bad_request("InvalidParameter", "scope", e))?;
+    let scope = match (scope, &caller.scope) {
+        (Some(scope), reach) if !reach.covers(&scope) => {
+            return Err(CoreError::Forbidden { message: format!("this key may not watch scope '{scope}'") }.into());
+        }
+        (Some(scope), _) => Some(scope),
+        (None, crate::model::KeyScope::One(own)) => Some(own.clone()),
+        (None, crate::model::KeyScope::All) => None,
+    };
+    let url = reqwest::Url::parse(&request.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && request.url.len() <= 2048)
+        .ok_or_else(|| CoreError::bad_request("InvalidParameter", "url", "an absolute http or https URL"))?;
+    let all_changes = match request.events.as_deref() {
+        None | Some("terminal") => false,
+        Some("all") => true,
+        Some(_) => return Err(CoreError::bad_request("InvalidParameter", "events", "terminal or all").into()),
+    };
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("whsec_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hook = Webhook {
+        id: format!("wh_{}", Uuid::now_v7().simple()),
+        scope,
+        url: url.to_string(),
+        secret: secret.clone(),
+        all_changes,
+        start_seq: app.store.latest_change_seq().await.map_err(CoreError::from)?,
+        created_at: app.policy.clock.now(),
+    };
+    app.store.create_webhook(&hook).await.map_err(CoreError::from)?;
+    Ok(dialect::json(StatusCode::CREATED, HeaderMap::new(), &webhook_body(&hook, Some(secret))))
+}
+
+/// A webhook's deliveries, newest first (the last 100).
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "Native",
+    operation_id = "Webhooks_ListDeliveries",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Deliveries", body = DeliveryPage),
+        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "Needs the admin role", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such webhook in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_deliveries(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    caller.require(Role::Admin)?;
+    let hooks = app.store.list_webhooks().await.map_err(CoreError::from)?;
+    let visible = hooks.iter().any(|h| {
+        h.id == id
+            && match (&h.scope, &caller.scope) {
+                (_, crate::model::KeyScope::All) => true,
+                (Some(scope), reach) => reach.covers(scope),
+                (None, _) => false,
+            }
+    });
+    if !visible {
+        return Err(CoreError::NoSuchRoute { path: format!("/v1/webhooks/{id}") }.into());
+    }
+    let deliveries = app.store.list_deliveries(&id, 100).await.map_err(CoreError::from)?;
+    let page = DeliveryPage { value: deliveries.iter().map(delivery_body).collect() };
+    Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &page))
+}

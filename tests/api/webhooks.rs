@@ -1,0 +1,158 @@
+//! Webhooks: signed deliveries from the durable outbox, retried with
+//! backoff until the receiver acknowledges, surviving a restart.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, id_of};
+
+/// A loopback receiver that fails its first `failures` requests.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> (Receiver, String) {
+        let receiver = Receiver { failures: Arc::new(AtomicUsize::new(failures)), ..Receiver::default() };
+        let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn requests(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    receiver.seen.lock().unwrap().push((headers, body));
+    let failing = receiver.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if failing { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::NO_CONTENT }
+}
+
+async fn register(app: &TestApp, url: &str, events: &str) -> Value {
+    let response = app
+        .client
+        .post(format!("{}/v1/webhooks", app.address))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"scope": "projects/hooked", "url": url, "events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+/// Waits (moving the server's clock past each backoff) until `done`.
+async fn until(app: &TestApp, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        app.policy.clock.advance(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test]
+async fn terminal_changes_are_delivered_signed_and_retried_until_acknowledged() {
+    let app = TestApp::spawn().await;
+    let (receiver, url) = Receiver::start(2).await;
+    let hook = register(&app, &url, "terminal").await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    let id = id_of(&app.create_ok("projects/hooked", "deleteDevBox").await);
+    app.patch_ok(&id, json!({"state": "Running"})).await;
+    app.patch_ok(&id, json!({"state": "Succeeded", "resourceLocation": "/boxes/b1"})).await;
+    app.create_ok("projects/elsewhere", "deleteDevBox").await;
+
+    until(&app, "three attempts", || receiver.requests().len() >= 3).await;
+    let requests = receiver.requests();
+    let delivery_ids: Vec<_> = requests.iter().map(|(h, _)| h["x-longrun-delivery"].clone()).collect();
+    assert!(delivery_ids.windows(2).all(|w| w[0] == w[1]), "one delivery, retried: {delivery_ids:?}");
+    for (headers, body) in &requests {
+        let signature = headers["x-longrun-signature"].to_str().unwrap();
+        assert_eq!(signature, format!("sha256={}", longrun::webhooks::sign(&secret, body)));
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["timestamp"], headers["x-longrun-timestamp"].to_str().unwrap());
+        assert_eq!((payload["operation"]["id"].as_str(), payload["version"].as_i64()), (Some(id.as_str()), Some(3)));
+        assert_eq!(payload["operation"]["state"], "Succeeded");
+    }
+
+    let hook_id = hook["id"].as_str().unwrap();
+    let listed: Value =
+        app.get_bearer(&format!("/v1/webhooks/{hook_id}/deliveries"), &app.admin_key).await.json().await.unwrap();
+    let deliveries = listed["value"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "only the terminal change, only this scope: {listed}");
+    assert_eq!((deliveries[0]["state"].as_str(), deliveries[0]["attempts"].as_u64()), (Some("delivered"), Some(3)));
+}
+
+#[tokio::test]
+async fn all_events_webhooks_get_every_change() {
+    let app = TestApp::spawn().await;
+    let (receiver, url) = Receiver::start(0).await;
+    register(&app, &url, "all").await;
+    let id = id_of(&app.create_ok("projects/hooked", "deleteDevBox").await);
+    app.patch_ok(&id, json!({"state": "Running"})).await;
+    until(&app, "two deliveries", || receiver.requests().len() >= 2).await;
+    let mut versions: Vec<i64> = receiver
+        .requests()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap()["version"].as_i64().unwrap())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_pending_delivery_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestApp::spawn_in(dir.path()).await;
+    let (receiver, url) = Receiver::start(usize::MAX).await; // down for now
+    register(&first, &url, "terminal").await;
+    let id = id_of(&first.create_ok("projects/hooked", "deleteDevBox").await);
+    first.patch_ok(&id, json!({"state": "Failed", "error": {"code": "E", "message": "m"}})).await;
+    until(&first, "a failed attempt", || !receiver.requests().is_empty()).await;
+    let key = first.admin_key.clone();
+    first.stop().await;
+
+    receiver.failures.store(0, Ordering::SeqCst); // the receiver is back
+    let mut second = TestApp::spawn_in(dir.path()).await;
+    second.admin_key = key;
+    let before = receiver.requests().len();
+    until(&second, "the delivery after the restart", || receiver.requests().len() > before).await;
+    let (_, body) = receiver.requests().last().unwrap().clone();
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["operation"]["state"], "Failed");
+}
+
+#[tokio::test]
+async fn registering_needs_admin_and_a_real_url() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/v1/webhooks", app.address);
+    for body in [json!({"url": "ftp://x"}), json!({"url": "not a url"}), json!({"url": "http://x", "events": "some"})] {
+        let response = app.client.post(&url).bearer_auth(&app.admin_key).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let producer = app.key("projects/hooked", longrun::model::Role::Produce).await;
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&producer)
+        .json(&json!({"url": "http://127.0.0.1:1/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
