@@ -37,6 +37,18 @@ const REPLAY_BATCH: u32 = 500;
 /// Events buffered for a slow client before the producer waits.
 const BUFFER: usize = 64;
 
+/// One server-sent event, as the OpenAPI document describes the stream.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Longrun::ServerSentEvent)]
+pub struct ServerSentEvent {
+    /// Always `operation`.
+    pub event: String,
+    /// The event id: a version, or a change-log position.
+    pub id: String,
+    /// The native operation JSON, as text.
+    pub data: String,
+}
+
 /// Streams one operation's changes.
 #[utoipa::path(
     get,
@@ -45,7 +57,7 @@ const BUFFER: usize = 64;
     operation_id = "Operations_Events",
     params(("id" = String, Path, format = Uuid), ("Last-Event-ID" = Option<String>, Header, description = "The last version received")),
     responses(
-        (status = 200, description = "An event stream (text/event-stream) of the operation's states", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream (text/event-stream) of the operation's states", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
@@ -109,7 +121,7 @@ pub async fn operation_events(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this change-log position"),
     ),
     responses(
-        (status = 200, description = "An event stream (text/event-stream) of the scope's changes", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream (text/event-stream) of the scope's changes", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key does not reach this scope", body = crate::dialect::devcenter::wire::ErrorResponse),
