@@ -22,6 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the service.
     Serve(ServeConfig),
+    /// Work with operations through a running server's API.
+    Op {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::client::OpCommand,
+    },
     /// Manage API keys (works on the data directory directly).
     Key {
         /// What to do with keys.

@@ -11,6 +11,8 @@ pub mod app;
 pub mod auth;
 /// Command-line definitions.
 pub mod cli;
+/// `longrun op …`: the binary as an API client.
+pub mod client;
 /// The service's clock (injectable for tests).
 pub mod clock;
 /// `serve` configuration.

@@ -27,6 +27,15 @@ fn main() -> ExitCode {
     };
     longrun::telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    if let Command::Op { command } = cli.command {
+        return match runtime.block_on(longrun::client::run(command)) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(longrun::client::CLIENT_ERROR)
+            }
+        };
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, message }) => {
@@ -53,6 +62,7 @@ async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve(config) => serve(config).await,
         Command::Key { command } => key(command).await,
+        Command::Op { .. } => unreachable!("handled in main"),
     }
 }
 

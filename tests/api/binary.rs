@@ -123,3 +123,46 @@ async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
     assert_eq!(access["route"], "/v1/operations/{id}", "the template, not the id");
     assert_eq!(access["status"], "401");
 }
+
+#[tokio::test]
+async fn op_watch_follows_a_scripted_operation_to_its_end_and_exits_by_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    let client = reqwest::Client::new();
+    for (last, code, expected) in [
+        (json!({"after": "1s", "state": "Succeeded", "percentComplete": 100}), 0, "Succeeded"),
+        (
+            json!({"after": "1s", "state": "Failed", "error": {"code": "E", "message": "disk full"}}),
+            1,
+            "Failed: disk full",
+        ),
+    ] {
+        let created: serde_json::Value = client
+            .post(format!("{}/v1/operations", server.address))
+            .bearer_auth(&key)
+            .json(&json!({"scope": "projects/p01", "kind": "deleteDevBox",
+                          "script": [{"after": "300ms", "state": "Running", "percentComplete": 50}, last]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap();
+        let watch = tokio::process::Command::new(BINARY)
+            .args(["op", "watch", id, "--server", &server.address])
+            .env("LONGRUN_KEY", &key)
+            .output();
+        let output =
+            tokio::time::timeout(std::time::Duration::from_secs(20), watch).await.expect("watch ends").unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(code), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(stdout.trim_end().lines().last(), Some(expected));
+    }
+    let get = Command::new(BINARY)
+        .args(["op", "get", &uuid::Uuid::new_v4().to_string(), "--server", &server.address, "--key", &key])
+        .output()
+        .unwrap();
+    assert_eq!(get.status.code(), Some(5), "an unknown operation is a client error");
+}

@@ -68,7 +68,7 @@ async fn until(app: &TestApp, what: &str, done: impl Fn() -> bool) {
 #[tokio::test]
 async fn terminal_changes_are_delivered_signed_and_retried_until_acknowledged() {
     let app = TestApp::spawn().await;
-    let (receiver, url) = Receiver::start(2).await;
+    let (receiver, url) = Receiver::start(3).await;
     let hook = register(&app, &url, "terminal").await;
     let secret = hook["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
@@ -78,7 +78,7 @@ async fn terminal_changes_are_delivered_signed_and_retried_until_acknowledged() 
     app.patch_ok(&id, json!({"state": "Succeeded", "resourceLocation": "/boxes/b1"})).await;
     app.create_ok("projects/elsewhere", "deleteDevBox").await;
 
-    until(&app, "three attempts", || receiver.requests().len() >= 3).await;
+    until(&app, "four attempts", || receiver.requests().len() >= 4).await;
     let requests = receiver.requests();
     let delivery_ids: Vec<_> = requests.iter().map(|(h, _)| h["x-longrun-delivery"].clone()).collect();
     assert!(delivery_ids.windows(2).all(|w| w[0] == w[1]), "one delivery, retried: {delivery_ids:?}");
@@ -96,7 +96,7 @@ async fn terminal_changes_are_delivered_signed_and_retried_until_acknowledged() 
         app.get_bearer(&format!("/v1/webhooks/{hook_id}/deliveries"), &app.admin_key).await.json().await.unwrap();
     let deliveries = listed["value"].as_array().unwrap();
     assert_eq!(deliveries.len(), 1, "only the terminal change, only this scope: {listed}");
-    assert_eq!((deliveries[0]["state"].as_str(), deliveries[0]["attempts"].as_u64()), (Some("delivered"), Some(3)));
+    assert_eq!((deliveries[0]["state"].as_str(), deliveries[0]["attempts"].as_u64()), (Some("delivered"), Some(4)));
 }
 
 #[tokio::test]

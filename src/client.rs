@@ -1,0 +1,165 @@
+//! `longrun op …`: the binary as a thin client of the native API, and
+//! `op watch`, which follows an operation over server-sent events with a
+//! progress bar.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+/// Exit code when the server cannot be reached or refuses the request.
+pub const CLIENT_ERROR: u8 = 5;
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The longrun server.
+    #[arg(long, env = "LONGRUN_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An API key.
+    #[arg(long, env = "LONGRUN_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
+/// `longrun op …`
+#[derive(Debug, clap::Subcommand)]
+pub enum OpCommand {
+    /// Print an operation (native JSON).
+    Get {
+        /// Operation id.
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List operations, newest first.
+    List {
+        /// Only this scope.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Only this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Create an operation; prints it.
+    Create {
+        /// Owner scope.
+        #[arg(long)]
+        scope: String,
+        /// camelCase kind.
+        #[arg(long)]
+        kind: String,
+        /// A client-chosen id.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cancel an operation.
+    Cancel {
+        /// Operation id.
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Follow an operation until it ends, with a progress bar. Exit code:
+    /// 0 Succeeded, 1 Failed, 3 Canceled, 4 CompleteWithErrors (5: the
+    /// server could not be reached or refused).
+    Watch {
+        /// Operation id.
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// Runs one `op` command; the exit code says how it went.
+pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
+    let client = reqwest::Client::new();
+    let call = |c: &Connection, method: reqwest::Method, path: String| {
+        client.request(method, format!("{}{path}", c.server.trim_end_matches('/'))).bearer_auth(&c.key)
+    };
+    let request = match &command {
+        OpCommand::Get { id, connection } => call(connection, reqwest::Method::GET, format!("/v1/operations/{id}")),
+        OpCommand::List { scope, state, kind, connection } => {
+            let mut query = Vec::new();
+            for (name, value) in [("scope", scope), ("state", state), ("kind", kind)] {
+                if let Some(value) = value {
+                    query.push((name, value.clone()));
+                }
+            }
+            call(connection, reqwest::Method::GET, "/v1/operations".into()).query(&query)
+        }
+        OpCommand::Create { scope, kind, id, connection } => {
+            call(connection, reqwest::Method::POST, "/v1/operations".into())
+                .json(&json!({"scope": scope, "kind": kind, "id": id}))
+        }
+        OpCommand::Cancel { id, connection } => {
+            call(connection, reqwest::Method::POST, format!("/v1/operations/{id}:cancel"))
+        }
+        OpCommand::Watch { id, connection } => return watch(&client, connection, id).await,
+    };
+    let response = request.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!("{status}: {}", body["error"]["message"].as_str().unwrap_or("no details")));
+    }
+    println!("{}", serde_json::to_string_pretty(&body).expect("JSON prints"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follows `/v1/operations/{id}/events`, drawing `percentComplete`.
+async fn watch(client: &reqwest::Client, connection: &Connection, id: &str) -> Result<ExitCode, String> {
+    let url = format!("{}/v1/operations/{id}/events", connection.server.trim_end_matches('/'));
+    let mut response = client
+        .get(url)
+        .bearer_auth(&connection.key)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{}: cannot watch operation {id}", response.status()));
+    }
+    let bar = ProgressBar::new(100);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {pos:>3}%")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut buffer = String::new();
+    loop {
+        let chunk = response.chunk().await.map_err(|e| format!("the stream broke: {e}"))?;
+        let Some(chunk) = chunk else { return Err("the server closed the stream".into()) };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
+            let Ok(op) = serde_json::from_str::<Value>(data.trim()) else { continue };
+            let state = op["state"].as_str().unwrap_or("?").to_owned();
+            if let Some(percent) = op["percentComplete"].as_f64() {
+                bar.set_position(percent.round() as u64);
+            }
+            bar.set_message(state.clone());
+            let code = match state.as_str() {
+                "Succeeded" => 0,
+                "Failed" => 1,
+                "Canceled" => 3,
+                "CompleteWithErrors" => 4,
+                _ => continue,
+            };
+            bar.finish_and_clear();
+            match op["error"]["message"].as_str() {
+                Some(message) => println!("{state}: {message}"),
+                None => println!("{state}"),
+            }
+            return Ok(ExitCode::from(code));
+        }
+    }
+}
