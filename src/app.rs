@@ -37,6 +37,8 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down, so long-polls answer
     /// at once instead of holding the graceful shutdown for their timeout.
     pub stopping: CancellationToken,
+    /// Who long-polls which operation.
+    pub waiters: Arc<crate::waiters::Waiters>,
 }
 
 impl AppState {
@@ -78,6 +80,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
+    let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
+    let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
     let stopping = state.stopping.clone();
     let shutdown = async move {
         shutdown.await;
@@ -85,6 +89,7 @@ pub async fn serve(
     };
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     background.abort();
+    dispatcher.abort();
     served
 }
 

@@ -41,6 +41,8 @@ pub mod runner;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// Who waits for which operation (long-poll fan-out).
+pub mod waiters;
 /// Long-poll: answer when an operation changes.
 pub mod watch;
 /// Webhook delivery from a durable outbox.

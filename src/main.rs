@@ -90,8 +90,14 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         }
         println!("  (Face takes the key as Ocp-Apim-Subscription-Key; the others as Authorization: Bearer)");
     }
-    let state =
-        AppState { store, policy, retry_after: config.retry_after, demo: config.demo, stopping: Default::default() };
+    let state = AppState {
+        store,
+        policy,
+        retry_after: config.retry_after,
+        demo: config.demo,
+        stopping: Default::default(),
+        waiters: Default::default(),
+    };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())

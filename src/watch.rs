@@ -1,8 +1,8 @@
 //! Long-poll (SPEC §5, `:wait`; `Prefer: wait=N` in the dialects): answer
 //! the moment an operation changes instead of making clients poll blindly.
-//! The waiter subscribes to the store's change feed *before* it reads, so a
+//! The waiter registers with the node's `Waiters` *before* it reads, so a
 //! change committed between the read and the wait is never missed; on
-//! PostgreSQL the feed carries changes made through any node.
+//! PostgreSQL the feed behind it carries changes made through any node.
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::error::CoreError;
 use crate::model::{Kind, Operation, OperationId, Scope};
 use crate::ops::{self, Policy};
 use crate::store::Store;
+use crate::waiters::Waiters;
 
 /// Longest a single request may wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -29,6 +30,8 @@ pub struct Wait<'a> {
     pub known_etag: Option<&'a str>,
     /// Cancelled when the server stops: answer at once then.
     pub stopping: &'a CancellationToken,
+    /// The node's waiter registry (wakes this wait when its operation changes).
+    pub waiters: &'a Waiters,
 }
 
 /// Reads an operation; with `wait`, first waits until it differs from the
@@ -41,10 +44,10 @@ pub async fn get_or_wait(
     visible: impl Fn(&Scope, &Kind) -> bool,
     wait: Option<Wait<'_>>,
 ) -> Result<Operation, CoreError> {
-    let Some(Wait { up_to: wait, known_etag, stopping }) = wait.filter(|w| !w.up_to.is_zero()) else {
+    let Some(Wait { up_to: wait, known_etag, stopping, waiters }) = wait.filter(|w| !w.up_to.is_zero()) else {
         return ops::get(store, policy, caller, id, &visible).await;
     };
-    let mut changes = store.feed().subscribe();
+    let mut woken = waiters.subscribe(id);
     let op = ops::get(store, policy, caller, id, &visible).await?;
     let baseline = match known_etag {
         Some(etag) if etag != op.etag() => return Ok(op),
@@ -56,12 +59,12 @@ pub async fn get_or_wait(
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, changes.recv()) => next,
+            next = tokio::time::timeout_at(deadline, woken.recv()) => next,
             // The server is shutting down: answer now rather than hold it up.
             () = stopping.cancelled() => return ops::get(store, policy, caller, id, &visible).await,
         };
         match next {
-            Ok(Ok(change)) if change.id != id || change.version <= baseline => continue,
+            Ok(Ok(version)) if version <= baseline => continue,
             // Our change, a lagging receiver or a closed feed: read what is there now.
             Ok(Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => {
                 return ops::get(store, policy, caller, id, &visible).await;

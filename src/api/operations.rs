@@ -188,7 +188,12 @@ pub async fn wait_operation(
             }
         }
     }
-    let wait = watch::Wait { up_to: timeout, known_etag: watch::if_none_match(headers), stopping: &app.stopping };
+    let wait = watch::Wait {
+        up_to: timeout,
+        known_etag: watch::if_none_match(headers),
+        stopping: &app.stopping,
+        waiters: &app.waiters,
+    };
     let op = watch::get_or_wait(app.store.as_ref(), &app.policy, &caller, id, |_, _| true, Some(wait)).await?;
     Ok(respond(&op, app.retry_after))
 }

@@ -88,6 +88,7 @@ pub async fn read_status(
         up_to,
         known_etag: watch::if_none_match(headers),
         stopping: &app.stopping,
+        waiters: &app.waiters,
     });
     watch::get_or_wait(app.store.as_ref(), &app.policy, caller, id, visible, wait).await
 }

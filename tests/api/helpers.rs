@@ -82,6 +82,7 @@ impl TestApp {
             retry_after: RETRY_AFTER,
             demo: true,
             stopping: Default::default(),
+            waiters: Default::default(),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {
