@@ -156,3 +156,57 @@ async fn registering_needs_admin_and_a_real_url() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_outbox_survives_a_kill_between_the_change_and_the_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, url) = Receiver::start(usize::MAX).await; // down at first
+    let first = crate::helpers::ServeProcess::start(dir.path(), &[]);
+    let key = crate::helpers::cli_key(dir.path(), &[], "*", "admin");
+    let client = reqwest::Client::new();
+    let hook = client
+        .post(format!("{}/v1/webhooks", first.address))
+        .bearer_auth(&key)
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), StatusCode::CREATED);
+    let created: Value = client
+        .post(format!("{}/v1/operations", first.address))
+        .bearer_auth(&key)
+        .json(&json!({"scope": "projects/hooked", "kind": "deleteDevBox"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = id_of(&created);
+    let done =
+        client.post(format!("{}/v1/operations/{id}:cancel", first.address)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no first attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL: no graceful anything
+    first.child.wait().unwrap();
+
+    receiver.failures.store(0, Ordering::SeqCst);
+    let before = receiver.requests().len();
+    let _second = crate::helpers::ServeProcess::start(dir.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while receiver.requests().len() == before {
+        assert!(Instant::now() < deadline, "the delivery did not resume after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = receiver.requests().last().unwrap().clone();
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (payload["operation"]["id"].as_str(), payload["operation"]["state"].as_str()),
+        (Some(id.as_str()), Some("Canceled"))
+    );
+}
