@@ -238,6 +238,19 @@ impl Drop for ServeProcess {
     }
 }
 
+/// `POST /v1/operations` on any node; asserts 201 and returns the JSON.
+pub async fn create_on(client: &reqwest::Client, node: &str, key: &str, scope: &str, kind: &str) -> Value {
+    let response = client
+        .post(format!("{node}/v1/operations"))
+        .bearer_auth(key)
+        .json(&json!({"scope": scope, "kind": kind}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
 /// `longrun key create` through the real binary; returns the secret.
 pub fn cli_key(dir: &Path, store_args: &[&str], scope: &str, role: &str) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_longrun"))

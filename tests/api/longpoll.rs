@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, TestApp, cli_key, id_of, postgres_url};
+use crate::helpers::{ServeProcess, TestApp, cli_key, create_on, id_of, postgres_url};
 
 /// Well below every wait the tests ask for: proves the answer came from the
 /// change, not from the timeout.
@@ -102,16 +102,7 @@ async fn a_waiter_on_one_node_hears_a_change_made_through_another() {
     let (a, b) = (ServeProcess::start(dir.path(), &args), ServeProcess::start(dir.path(), &args));
     let key = cli_key(dir.path(), &args, "*", "admin");
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{}/v1/operations", a.address))
-        .bearer_auth(&key)
-        .json(&json!({"scope": "projects/waiting", "kind": "deleteDevBox"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_on(&client, &a.address, &key, "projects/waiting", "deleteDevBox").await;
     let id = id_of(&created);
     // Give node B's listener time to connect before the change is made.
     tokio::time::sleep(Duration::from_millis(500)).await;

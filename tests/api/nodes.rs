@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, cli_key, postgres_url};
+use crate::helpers::{ServeProcess, cli_key, create_on, postgres_url};
 
 const PATCHES: usize = 1000;
 const IN_FLIGHT: usize = 32;
@@ -51,16 +51,7 @@ async fn two_nodes_share_one_database() {
     }
 
     // Conditional PATCHes split across both nodes: every 200 is one version.
-    let created: Value = client
-        .post(format!("{}/v1/operations", a.address))
-        .bearer_auth(&key)
-        .json(&json!({"scope": "projects/shared", "kind": "deleteDevBox"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_on(&client, &a.address, &key, "projects/shared", "deleteDevBox").await;
     let id = created["id"].as_str().unwrap().to_owned();
     let nodes = Arc::new([a.address.clone(), b.address.clone()]);
     let (ok, stale) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

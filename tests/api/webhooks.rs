@@ -172,16 +172,7 @@ async fn the_outbox_survives_a_kill_between_the_change_and_the_delivery() {
         .await
         .unwrap();
     assert_eq!(hook.status(), StatusCode::CREATED);
-    let created: Value = client
-        .post(format!("{}/v1/operations", first.address))
-        .bearer_auth(&key)
-        .json(&json!({"scope": "projects/hooked", "kind": "deleteDevBox"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = crate::helpers::create_on(&client, &first.address, &key, "projects/hooked", "deleteDevBox").await;
     let id = id_of(&created);
     let done =
         client.post(format!("{}/v1/operations/{id}:cancel", first.address)).bearer_auth(&key).send().await.unwrap();
