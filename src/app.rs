@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sphere::router())
         .merge(devcenter::router())
         .merge(face::router())
+        .merge(crate::ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

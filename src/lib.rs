@@ -41,6 +41,8 @@ pub mod runner;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// The dashboard's embedded page (`/ui`).
+pub mod ui;
 /// Who waits for which operation (long-poll fan-out).
 pub mod waiters;
 /// Long-poll: answer when an operation changes.

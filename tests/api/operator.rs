@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use longrun::model::Role;
+
 use crate::helpers::{TestApp, id_of};
 
 #[tokio::test]
@@ -35,4 +37,33 @@ async fn metrics_count_requests_by_dialect_route_and_status_with_latency_histogr
     assert!(text.contains(&bucket), "latency histogram with buckets:\n{text}");
     assert!(text.contains("longrun_build_info"));
     assert!(!text.contains(&id), "no ids in labels");
+}
+
+#[tokio::test]
+async fn me_describes_the_calling_key_and_refuses_strangers() {
+    let app = TestApp::spawn().await;
+    let reader = app.key("projects/mine", Role::Read).await;
+    let me: serde_json::Value = app.get_bearer("/v1/me", &reader).await.json().await.unwrap();
+    assert_eq!(me["scope"], "projects/mine");
+    assert_eq!(me["role"], "read");
+    assert!(me["keyId"].as_str().unwrap().starts_with("key_"));
+    assert!(!me.to_string().contains(&reader), "never the secret");
+    let admin: serde_json::Value = app.get_bearer("/v1/me", &app.admin_key).await.json().await.unwrap();
+    assert_eq!((admin["scope"].as_str(), admin["role"].as_str()), (Some("*"), Some("admin")));
+    assert_eq!(app.get_bearer("/v1/me", "lr_nope").await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_with_a_strict_content_security_policy() {
+    let app = TestApp::spawn().await;
+    let page = app.client.get(format!("{}/ui", app.address)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "/ui redirects to /ui/");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(page.text().await.unwrap().contains(r#"<script type="module" src="/ui/app.js">"#));
+    for (asset, content_type) in [("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let response = app.client.get(format!("{}{asset}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with(content_type), "{asset}");
+    }
 }
