@@ -17,6 +17,8 @@ pub mod client;
 pub mod clock;
 /// `serve` configuration.
 pub mod config;
+/// `longrun.toml`: flags written down, applied below environment and flags.
+pub mod config_file;
 /// Default scripts of `serve --demo`.
 pub mod demo;
 /// Client-facing Azure dialects: Sphere, Dev Center, Face.

@@ -2,6 +2,7 @@
 //! data dir, spoken to over HTTP. One binary, one module per front-end.
 
 mod binary;
+mod config;
 mod devcenter;
 mod events;
 mod face;
