@@ -67,3 +67,36 @@ async fn the_dashboard_is_served_from_the_binary_with_a_strict_content_security_
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with(content_type), "{asset}");
     }
 }
+
+/// The value of the sample `name{labels}` in a Prometheus text page.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[tokio::test]
+async fn metrics_gauge_operations_by_state_and_kind_and_time_the_store() {
+    let app = TestApp::spawn().await;
+    let first = id_of(&app.create_ok("projects/gauged", "deleteDevBox").await);
+    app.create_ok("projects/gauged", "deleteDevBox").await;
+    app.create_ok("projects/gauged", "createDevBox").await;
+    app.patch_ok(&first, json!({"state": "Running"})).await;
+    let scrape =
+        async || app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+
+    let text = scrape().await;
+    let gauge = |text: &str, state: &str, kind: &str| {
+        sample(text, &format!(r#"longrun_operations{{state="{state}",kind="{kind}"}}"#))
+    };
+    assert_eq!(gauge(&text, "NotStarted", "deleteDevBox"), Some(1.0), "{text}");
+    assert_eq!(gauge(&text, "Running", "deleteDevBox"), Some(1.0));
+    assert_eq!(gauge(&text, "NotStarted", "createDevBox"), Some(1.0));
+    assert_eq!(sample(&text, "longrun_leases_held"), Some(0.0));
+    assert!(text.contains(r#"longrun_store_seconds_bucket{backend="sqlite",access="write",le="0.01"}"#), "{text}");
+    assert!(text.contains(r#"longrun_store_seconds_bucket{backend="sqlite",access="read",le="0.001"}"#));
+
+    // A state nobody is in any more reads 0, not its last value.
+    app.patch_ok(&first, json!({"state": "Succeeded"})).await;
+    let text = scrape().await;
+    assert_eq!(gauge(&text, "Running", "deleteDevBox"), Some(0.0), "{text}");
+    assert_eq!(gauge(&text, "Succeeded", "deleteDevBox"), Some(1.0));
+}
