@@ -59,12 +59,13 @@ pub async fn record(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
     let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
-    let response = next.run(request).await;
+    let (response, caller) = crate::http::with_caller(request, next).await;
+    let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     let route = route.unwrap_or_else(|| "unmatched".into());
     let status = response.status().as_u16().to_string();
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, "request");
+    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, key_id, scope, "request");
     metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)
