@@ -50,10 +50,19 @@ async fn main() {
     }
     let before = rss_kib(&pid);
 
-    // N waits, each answered by its own change (or the 60 s timeout).
+    // N waits, each answered by its own change (or the 60 s timeout). Over
+    // HTTP/1.1 each holds a connection; with LONGPOLL_HTTP2=1 they share
+    // HTTP/2 connections (cleartext, prior knowledge), 1,000 streams each.
+    let http2 = std::env::var("LONGPOLL_HTTP2").is_ok_and(|v| v == "1");
+    let waiters: Vec<reqwest::Client> = if http2 {
+        (0..n.div_ceil(1000)).map(|_| reqwest::Client::builder().http2_prior_knowledge().build().unwrap()).collect()
+    } else {
+        vec![client.clone()]
+    };
     let mut waits = Vec::with_capacity(n);
-    for id in &ids {
-        let request = client.get(format!("{server}/v1/operations/{id}:wait?timeout=60s")).bearer_auth(&key).send();
+    for (i, id) in ids.iter().enumerate() {
+        let waiter = &waiters[if http2 { i / 1000 } else { 0 }];
+        let request = waiter.get(format!("{server}/v1/operations/{id}:wait?timeout=60s")).bearer_auth(&key).send();
         waits.push(tokio::spawn(async move {
             let response = request.await;
             (Instant::now(), response.map(|r| r.status().as_u16()).unwrap_or(0))
@@ -85,7 +94,7 @@ async fn main() {
     wakeups.sort();
     let extra_mib = held.saturating_sub(before) as f64 / 1024.0;
     println!(
-        "{{\"waiters\": {n}, \"rss_before_mib\": {:.1}, \"rss_held_mib\": {:.1}, \"extra_mib\": {extra_mib:.1}, \
+        "{{\"http2\": {http2}, \"waiters\": {n}, \"rss_before_mib\": {:.1}, \"rss_held_mib\": {:.1}, \"extra_mib\": {extra_mib:.1}, \
          \"samples\": {samples}, \"wakeup_p50_ms\": {:.3}, \"wakeup_p99_ms\": {:.3}}}",
         before as f64 / 1024.0,
         held as f64 / 1024.0,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Who long-polls which operation.
     pub waiters: Arc<crate::waiters::Waiters>,
+    /// Rate and stream limits.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -67,7 +70,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Inner to outer: metrics and the access log see the request id
         // that `request_context` (outside them) assigned.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
         .route_layer(axum::middleware::from_fn(crate::metrics::record))
+        .layer(axum::middleware::from_fn(crate::http::catch_panics))
         .layer(axum::middleware::from_fn(crate::http::request_context))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -83,17 +88,26 @@ pub async fn serve(
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
     let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
+    let limits = state.limits.clone();
+    let forgetter = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limits.forget_idle();
+        }
+    });
     let stopping = state.stopping.clone();
     let shutdown = async move {
         shutdown.await;
         stopping.cancel();
     };
-    // `into_make_service` shares one router by `Arc` per connection; serving
-    // a `Router` directly rebuilds its route table for every connection
-    // (~14 KiB each: measured with heaptrack, BENCHMARKS.md long-poll).
-    let served = axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(shutdown).await;
+    // One router shared by every connection (`axum::serve` with a plain
+    // `Router` rebuilt its route table per connection: ~14 KiB each,
+    // measured with heaptrack, BENCHMARKS.md long-poll).
+    let served = crate::server::serve(listener, router(state), shutdown).await;
     background.abort();
     dispatcher.abort();
+    forgetter.abort();
     served
 }
 
@@ -114,7 +128,7 @@ async fn method_not_allowed(request: Request) -> Response {
 }
 
 /// Unknown routes answer in the envelope of the dialect whose prefix matched.
-fn error_for_path(path: &str, core: CoreError) -> Response {
+pub(crate) fn error_for_path(path: &str, core: CoreError) -> Response {
     if path.starts_with("/v2/") {
         sphere::error_response(path, core)
     } else if path.starts_with("/projects/") {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::limits::LimitSettings;
 use crate::model::{Kind, Retention, Scope};
 use crate::ops::Policy;
 use crate::store::{self, Store};
@@ -96,6 +97,19 @@ pub struct ServeConfig {
     /// How long a Repeatability-Request-ID is remembered (at least 5m).
     #[arg(long, env = "LONGRUN_REPEATABILITY_WINDOW", default_value = "10m", value_parser = parse_window)]
     pub repeatability_window: Duration,
+
+    /// Requests per second per credential (bursts of twice that); 0 = no limit.
+    #[arg(long, env = "LONGRUN_RATE_LIMIT", default_value_t = LimitSettings::default().per_credential)]
+    pub rate_limit: u32,
+
+    /// Requests per second per client address (bursts of twice that); 0 = no
+    /// limit. Set it when clients reach longrun directly, not through a proxy.
+    #[arg(long, env = "LONGRUN_RATE_LIMIT_PER_ADDRESS", default_value_t = LimitSettings::default().per_address)]
+    pub rate_limit_per_address: u32,
+
+    /// Long-polls and event streams one credential may hold at once; 0 = no limit.
+    #[arg(long, env = "LONGRUN_MAX_STREAMS", default_value_t = LimitSettings::default().streams_per_credential)]
+    pub max_streams: u32,
 }
 
 fn parse_scope_retention(text: &str) -> Result<(Scope, Retention), String> {
@@ -119,6 +133,15 @@ fn parse_window(text: &str) -> Result<Duration, String> {
 }
 
 impl ServeConfig {
+    /// The abuse limits this configuration asks for.
+    pub fn limits(&self) -> LimitSettings {
+        LimitSettings {
+            per_credential: self.rate_limit,
+            per_address: self.rate_limit_per_address,
+            streams_per_credential: self.max_streams,
+        }
+    }
+
     /// The use-cases' policy this configuration asks for.
     pub fn policy(&self) -> Policy {
         Policy {

@@ -77,6 +77,12 @@ pub enum CoreError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The caller went over a rate or stream limit; retry after this long.
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// Storage cannot take the request now; the client should retry.
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
@@ -98,6 +104,7 @@ impl CoreError {
             CoreError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             CoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
             CoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,6 +122,7 @@ impl CoreError {
             CoreError::Unauthenticated { .. } => "Unauthorized",
             CoreError::Forbidden { .. } => "Forbidden",
             CoreError::PayloadTooLarge { .. } => "RequestBodyTooLarge",
+            CoreError::TooManyRequests { .. } => "TooManyRequests",
             CoreError::Unavailable(_) => "ServiceUnavailable",
             CoreError::Internal(_) => "InternalServerError",
         }

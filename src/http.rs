@@ -61,6 +61,24 @@ pub async fn with_caller(request: Request, next: Next) -> (Response, Option<Call
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// Turns a handler panic into a 500 in the dialect's envelope (logged with
+/// the request id by `request_context`), never a dropped connection.
+pub async fn catch_panics(request: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let path = request.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
+        }
+    }
+}
+
 /// Gives every response a unique `x-ms-request-id`, echoes a sane
 /// `x-ms-client-request-id`, and logs server errors with both.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
@@ -80,4 +98,34 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_its_dialect_with_a_request_id() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new()
+            .route("/projects/p1/operationstatuses/x", get(boom))
+            .layer(axum::middleware::from_fn(catch_panics))
+            .layer(axum::middleware::from_fn(request_context));
+        let request = axum::http::Request::get("/projects/p1/operationstatuses/x").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["x-ms-error-code"], "InternalServerError");
+        assert!(response.headers().contains_key("x-ms-request-id"));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "InternalServerError");
+        assert!(!body.to_string().contains("boom"), "internals stay in the log");
+    }
 }

@@ -29,6 +29,8 @@ pub mod error;
 pub mod http;
 /// Worker leases: claim, heartbeat, complete, sweep.
 pub mod leases;
+/// Rate and stream limits per credential and address.
+pub mod limits;
 /// Prometheus metrics and readiness.
 pub mod metrics;
 /// Domain types and transition rules; no I/O.
@@ -39,6 +41,8 @@ pub mod openapi;
 pub mod ops;
 /// Background work: due emulator-script steps.
 pub mod runner;
+/// The accept loop: hyper with header timeouts and size limits.
+pub mod server;
 /// The `Store` trait and its backends.
 pub mod store;
 /// Logging set-up.

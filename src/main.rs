@@ -137,6 +137,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         demo: config.demo,
         stopping: Default::default(),
         waiters: Default::default(),
+        limits: Arc::new(longrun::limits::Limits::new(config.limits())),
     };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");

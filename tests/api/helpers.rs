@@ -83,6 +83,7 @@ impl TestApp {
             demo: true,
             stopping: Default::default(),
             waiters: Default::default(),
+            limits: Arc::new(longrun::limits::Limits::new(Default::default())),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {
