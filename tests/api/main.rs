@@ -7,6 +7,7 @@ mod events;
 mod face;
 mod helpers;
 mod initiators;
+mod integrity;
 mod leases;
 mod longpoll;
 mod native;

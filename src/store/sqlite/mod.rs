@@ -5,6 +5,7 @@
 //! Reads run in parallel on a small pool of read-only connections inside
 //! `spawn_blocking`, so no SQLite call ever blocks the async runtime.
 
+mod check;
 mod rows;
 mod schema;
 mod webhooks;
@@ -53,21 +54,10 @@ impl SqliteStore {
         SqliteStore::open(&dir.join(FILE_NAME))
     }
 
-    /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Opens (creating if needed) the database file at `path`, checks it
+    /// (`quick_check`: a damaged file is refused) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let mut conn =
-            Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
-        // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
-        // a 2xx promises durability, so every commit syncs the WAL.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA foreign_keys = ON;",
-        )
-        .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
-        schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
-
+        let conn = open_writer(path).map_err(|e| check::damaged(path, e))?;
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();
@@ -112,6 +102,23 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("SQLite read task")))?
     }
+}
+
+/// The writer's connection: configured, checked, migrated.
+fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+    // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
+    // a 2xx promises durability, so every commit syncs the WAL.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
+    check::verify(&conn, path)?;
+    schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
+    Ok(conn)
 }
 
 impl ReadPool {
