@@ -5,6 +5,7 @@ mod binary;
 mod devcenter;
 mod events;
 mod face;
+mod fixtures;
 mod helpers;
 mod initiators;
 mod integrity;

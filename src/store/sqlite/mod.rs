@@ -28,6 +28,9 @@ use super::{
 };
 use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;
+
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "longrun.db";
 
