@@ -35,6 +35,14 @@ impl StoreConfig {
         store::open(self.url.as_deref(), &self.data_dir, usize::from(self.pool_size)).await
     }
 
+    /// The SQLite data directory; `None` for a shared (PostgreSQL) store.
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        match self.url.as_deref() {
+            None => Some(self.data_dir.clone()),
+            Some(url) => url.strip_prefix("sqlite:").map(PathBuf::from),
+        }
+    }
+
     /// Where the data lives, for humans (never prints a password).
     pub fn describe(&self) -> String {
         match &self.url {

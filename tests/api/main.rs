@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on 127.0.0.1:0 with a temporary SQLite
 //! data dir, spoken to over HTTP. One binary, one module per front-end.
 
+mod backup;
 mod binary;
 mod devcenter;
 mod events;
@@ -10,6 +11,7 @@ mod helpers;
 mod initiators;
 mod integrity;
 mod leases;
+mod load;
 mod longpoll;
 mod native;
 mod nodes;

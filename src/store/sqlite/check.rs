@@ -3,7 +3,7 @@
 //! out (`longrun restore`), instead of answering some requests and failing
 //! others at random.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode};
 
@@ -11,42 +11,52 @@ use rusqlite::{Connection, ErrorCode};
 /// file, a few help whoever investigates it.
 const MAX_PROBLEMS: u32 = 3;
 
+/// SQLite found the file damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("the database {} is damaged ({detail})", path.display())]
+pub struct Damaged {
+    path: PathBuf,
+    detail: String,
+}
+
 /// Runs `PRAGMA quick_check` (every page and index entry is read, in time
 /// linear in the file's size; unlike `integrity_check` it skips the costly
-/// index-to-table cross-checks) and fails unless it answers `ok`.
+/// index-to-table cross-checks) and fails with `Damaged` unless it says `ok`.
 pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let problems = (|| {
         let mut stmt = conn.prepare(&format!("PRAGMA quick_check({MAX_PROBLEMS})"))?;
         let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
         rows.collect::<rusqlite::Result<Vec<String>>>()
     })()
-    .map_err(|e| damaged(path, anyhow::Error::new(e)))?;
+    .map_err(|e| match corrupt(&e) {
+        true => Damaged { path: path.to_owned(), detail: e.to_string() }.into(),
+        false => anyhow::Error::new(e),
+    })?;
     if problems == ["ok"] {
         return Ok(());
     }
-    let detail = problems.join("; ").replace('\n', " ");
-    Err(damaged_because(path, &detail))
+    Err(Damaged { path: path.to_owned(), detail: problems.join("; ").replace('\n', " ") }.into())
 }
 
-/// Turns an error met while opening `path` into the "damaged" refusal when
-/// SQLite says the file is corrupt or not a database; other errors pass.
-pub fn damaged(path: &Path, error: anyhow::Error) -> anyhow::Error {
-    let corrupt = error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<rusqlite::Error>())
-        .find(|e| matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)));
-    match corrupt {
-        Some(e) => damaged_because(path, &e.to_string()),
-        None => error,
-    }
-}
-
-fn damaged_because(path: &Path, detail: &str) -> anyhow::Error {
+/// Turns an error met while opening `path` into the refusal that names the
+/// way out, when SQLite found the file damaged; other errors pass unchanged.
+pub fn refuse_damaged(path: &Path, error: anyhow::Error) -> anyhow::Error {
+    let damaged = error.chain().find_map(|cause| {
+        if let Some(damaged) = cause.downcast_ref::<Damaged>() {
+            return Some(damaged.to_string());
+        }
+        let sqlite = cause.downcast_ref::<rusqlite::Error>().filter(|e| corrupt(e))?;
+        Some(Damaged { path: path.to_owned(), detail: sqlite.to_string() }.to_string())
+    });
+    let Some(damaged) = damaged else { return error };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     anyhow::anyhow!(
-        "the database {} is damaged ({detail}); nothing was served. Stop every longrun using it, then restore \
-         the latest backup: longrun restore --from BACKUP_FILE --data-dir {} --force",
-        path.display(),
+        "{damaged}; nothing was served. Stop every longrun using it, then restore the latest backup: \
+         longrun restore --from BACKUP_FILE --data-dir {} --force",
         dir.display()
     )
+}
+
+fn corrupt(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }

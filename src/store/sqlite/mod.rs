@@ -5,6 +5,7 @@
 //! Reads run in parallel on a small pool of read-only connections inside
 //! `spawn_blocking`, so no SQLite call ever blocks the async runtime.
 
+pub mod backup;
 mod check;
 mod rows;
 mod schema;
@@ -60,7 +61,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, checks it
     /// (`quick_check`: a damaged file is refused) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let conn = open_writer(path).map_err(|e| check::damaged(path, e))?;
+        let conn = open_writer(path).map_err(|e| check::refuse_damaged(path, e))?;
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();

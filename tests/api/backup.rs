@@ -1,0 +1,70 @@
+//! `longrun backup` under a live write load, then `longrun restore`: every
+//! write acknowledged before the backup began is in the restored copy.
+
+use std::time::Duration;
+
+use crate::helpers::{ServeProcess, cli_key, run_longrun};
+use crate::load::{self, Journal, Load};
+
+#[tokio::test]
+async fn a_backup_taken_under_load_restores_every_write_acknowledged_before_it_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    let load = Load::new(&server.address, &key, Journal::default());
+    let writers = load.start(4);
+    while load.journal.len() < 40 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let before = load.journal.snapshot();
+    let backup_file = dir.path().join("snapshot.db");
+    let backup = tokio::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+        .args(["backup", "--to", backup_file.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let acked_during = load.journal.len();
+    load.stop();
+    futures_util::future::join_all(writers).await;
+    assert!(backup.status.success(), "{backup:?}");
+    assert!(load.tally.unexpected.lock().unwrap().is_empty(), "{:?}", load.tally.unexpected);
+    assert!(acked_during > before.len(), "the load kept writing while the backup ran");
+
+    eprintln!("backup: {} operations acknowledged before it began, {acked_during} by its end", before.len());
+    let restored = tempfile::tempdir().unwrap();
+    let output = run_longrun(restored.path(), &["restore", "--from", backup_file.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let again = run_longrun(restored.path(), &["restore", "--from", backup_file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "an existing database is not replaced without --force");
+    let forced = run_longrun(restored.path(), &["restore", "--from", backup_file.to_str().unwrap(), "--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+
+    let copy = ServeProcess::start(restored.path(), &[]);
+    let problems = load::check(&copy.address, &key, &before).await;
+    assert!(problems.is_empty(), "{} of {} writes: {problems:#?}", problems.len(), before.len());
+    let problems = load::check_file(&restored.path().join("longrun-data/longrun.db"));
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn a_damaged_or_foreign_file_is_not_restored_and_postgres_users_are_pointed_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+    let output = run_longrun(dir.path(), &["restore", "--from", junk.to_str().unwrap(), "--data-dir", "restored"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a usable backup"), "{output:?}");
+    assert!(!dir.path().join("restored/longrun.db").exists());
+
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
+    let output = run_longrun(dir.path(), &["restore", "--from", foreign.to_str().unwrap(), "--data-dir", "restored"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a longrun database"), "{output:?}");
+
+    let output = run_longrun(dir.path(), &["backup", "--to", "x.db", "--store", "postgres://u@db.example/longrun"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"), "{output:?}");
+}
