@@ -42,8 +42,8 @@ async fn a_backup_taken_under_load_restores_every_write_acknowledged_before_it_b
     assert!(forced.status.success(), "{forced:?}");
 
     let copy = ServeProcess::start(restored.path(), &[]);
-    let problems = load::check(&copy.address, &key, &before).await;
-    assert!(problems.is_empty(), "{} of {} writes: {problems:#?}", problems.len(), before.len());
+    let findings = load::check(&copy.address, &key, &before).await;
+    assert!(findings.is_clean(), "of {} operations: {findings:#?}", before.len());
     let problems = load::check_file(&restored.path().join("longrun-data/longrun.db"));
     assert!(problems.is_empty(), "{problems:#?}");
 }

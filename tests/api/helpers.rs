@@ -238,6 +238,12 @@ impl ServeProcess {
         std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
         self.child.wait().expect("wait for longrun")
     }
+
+    /// SIGKILL: no graceful anything.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait for longrun");
+    }
 }
 
 /// Runs the real binary with `args` in `dir` to its end.

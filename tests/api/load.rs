@@ -173,12 +173,27 @@ impl Load {
     }
 }
 
-/// Reads every journaled operation back from `address`; returns one line
-/// per problem: lost, rolled back, changed at the same version, or in a
-/// state no sequence of rules allows.
-pub async fn check(address: &str, key: &str, acked: &HashMap<String, Ack>) -> Vec<String> {
+/// What reading the journal back found, one line per problem.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Acknowledged writes missing: the operation gone, rolled back to an
+    /// older version, or another state at the acknowledged version.
+    pub lost: Vec<String>,
+    /// Operations in a state no sequence of allowed transitions produces.
+    pub impossible: Vec<String>,
+}
+
+impl Findings {
+    /// Nothing lost, nothing impossible.
+    pub fn is_clean(&self) -> bool {
+        self.lost.is_empty() && self.impossible.is_empty()
+    }
+}
+
+/// Reads every journaled operation back from `address`.
+pub async fn check(address: &str, key: &str, acked: &HashMap<String, Ack>) -> Findings {
     let client = reqwest::Client::new();
-    let mut problems = Vec::new();
+    let mut findings = Findings::default();
     let ids: Vec<&String> = acked.keys().collect();
     for chunk in ids.chunks(32) {
         let reads = chunk.iter().map(|id| {
@@ -188,7 +203,7 @@ pub async fn check(address: &str, key: &str, acked: &HashMap<String, Ack>) -> Ve
         for (id, response) in futures_util::future::join_all(reads).await {
             let response = response.expect("the server answers reads");
             if response.status() == StatusCode::NOT_FOUND {
-                problems.push(format!("{id}: lost (acknowledged at version {})", acked[*id].version));
+                findings.lost.push(format!("{id}: lost (acknowledged at version {})", acked[*id].version));
                 continue;
             }
             assert_eq!(response.status(), StatusCode::OK, "{id}");
@@ -196,14 +211,14 @@ pub async fn check(address: &str, key: &str, acked: &HashMap<String, Ack>) -> Ve
             let ack = &acked[*id];
             let version = op["version"].as_i64().unwrap();
             if version < ack.version {
-                problems.push(format!("{id}: rolled back from version {} to {version}", ack.version));
+                findings.lost.push(format!("{id}: rolled back from version {} to {version}", ack.version));
             } else if version == ack.version && op["state"] != ack.state.as_str() {
-                problems.push(format!("{id}: version {version} was {} and now reads {}", ack.state, op["state"]));
+                findings.lost.push(format!("{id}: version {version} was {} and now reads {}", ack.state, op["state"]));
             }
-            problems.extend(impossible(&op).into_iter().map(|why| format!("{id}: {why}: {op}")));
+            findings.impossible.extend(impossible(&op).into_iter().map(|why| format!("{id}: {why}: {op}")));
         }
     }
-    problems
+    findings
 }
 
 /// What no sequence of allowed transitions can produce.
