@@ -22,6 +22,9 @@ use crate::store::Store;
 /// Largest request body accepted (create and PATCH bodies are small JSON).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How long a graceful shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -83,11 +86,27 @@ pub async fn serve(
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
     let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
     let stopping = state.stopping.clone();
-    let shutdown = async move {
-        shutdown.await;
-        stopping.cancel();
+    let shutdown = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.cancel();
+        }
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    // Graceful, but bounded: a request still running after the grace
+    // period (a stuck client, an endless stream) does not hold the stop.
+    let overdue = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = std::future::IntoFuture::into_future(served) => served,
+        () = overdue => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight at the end of the grace period; stopping");
+            Ok(())
+        }
+    };
     background.abort();
     dispatcher.abort();
     served

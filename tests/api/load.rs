@@ -173,6 +173,31 @@ impl Load {
     }
 }
 
+/// A `longrun serve` under load, as `serve_under_load` leaves it.
+pub struct Loaded {
+    /// The server.
+    pub server: crate::helpers::ServeProcess,
+    /// An admin key's secret.
+    pub key: String,
+    /// The load.
+    pub load: Load,
+    /// Its writers, running.
+    pub writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts `longrun serve` in `dir` and `writers` writers against it; returns
+/// once writes on at least `operations` operations are acknowledged.
+pub async fn serve_under_load(dir: &std::path::Path, writers: usize, operations: usize) -> Loaded {
+    let server = crate::helpers::ServeProcess::start(dir, &[]);
+    let key = crate::helpers::cli_key(dir, &[], "*", "admin");
+    let load = Load::new(&server.address, &key, Journal::default());
+    let writers = load.start(writers);
+    while load.journal.len() < operations {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Loaded { server, key, load, writers }
+}
+
 /// What reading the journal back found, one line per problem.
 #[derive(Debug, Default)]
 pub struct Findings {

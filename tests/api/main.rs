@@ -21,5 +21,6 @@ mod outage;
 mod repeatability;
 mod restart;
 mod retention;
+mod shutdown;
 mod sphere;
 mod webhooks;

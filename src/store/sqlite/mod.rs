@@ -40,7 +40,9 @@ const MAX_READERS: usize = 8;
 
 /// The SQLite store. Cheap to share: clone the `Arc` it lives in.
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
+    /// `None` only while dropping.
+    writer: Option<mpsc::Sender<Job>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     readers: Arc<ReadPool>,
     feed: LocalFeed,
 }
@@ -65,12 +67,13 @@ impl SqliteStore {
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer::run(conn, jobs, writer_feed))
             .context("cannot start the SQLite writer thread")?;
         Ok(SqliteStore {
-            writer: sender,
+            writer: Some(sender),
+            writer_thread: Some(writer_thread),
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -83,6 +86,8 @@ impl SqliteStore {
     async fn write(&self, write: Write) -> Result<u64, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.writer
+            .as_ref()
+            .expect("the writer lives as long as the store")
             .send(Job { write, reply })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         outcome.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
@@ -123,6 +128,20 @@ fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     check::verify(&conn, path)?;
     schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
     Ok(conn)
+}
+
+impl Drop for SqliteStore {
+    /// Closes the database cleanly: idle readers first, then the writer,
+    /// whose close (the last one) checkpoints the WAL into the file and
+    /// removes it. Waits for that, so a process that exits right after a
+    /// graceful shutdown leaves one complete file behind.
+    fn drop(&mut self) {
+        self.readers.idle.lock().expect("pool lock").clear();
+        drop(self.writer.take()); // the writer thread ends once its queue is empty
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl ReadPool {
