@@ -77,6 +77,10 @@ pub enum CoreError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The disk under the store is full: writes are refused (507) until
+    /// space returns, reads still work; the client should retry later.
+    #[error("the service cannot store more data right now; retry later")]
+    InsufficientStorage,
     /// Storage cannot take the request now; the client should retry.
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
@@ -99,6 +103,7 @@ impl CoreError {
             CoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
             CoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +121,7 @@ impl CoreError {
             CoreError::Forbidden { .. } => "Forbidden",
             CoreError::PayloadTooLarge { .. } => "RequestBodyTooLarge",
             CoreError::Unavailable(_) => "ServiceUnavailable",
+            CoreError::InsufficientStorage => "InsufficientStorage",
             CoreError::Internal(_) => "InternalServerError",
         }
     }
@@ -148,6 +154,7 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> CoreError {
         match e {
             StoreError::Unavailable(why) => CoreError::Unavailable(why),
+            StoreError::Full => CoreError::InsufficientStorage,
             other => CoreError::Internal(anyhow::Error::new(other)),
         }
     }

@@ -23,10 +23,11 @@ use crate::watch;
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
 
 /// Headers every error envelope carries: `Retry-After` when the failure is
-/// temporary (503), so clients back off instead of giving up or hammering.
+/// temporary (503, or 507 while the disk is full), so clients back off
+/// instead of giving up or hammering.
 pub fn error_headers(core: &CoreError) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if matches!(core, CoreError::Unavailable(_)) {
+    if matches!(core, CoreError::Unavailable(_) | CoreError::InsufficientStorage) {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
     }
     headers

@@ -8,6 +8,7 @@ mod devcenter;
 mod events;
 mod face;
 mod fixtures;
+mod full_disk;
 mod helpers;
 mod initiators;
 mod integrity;
