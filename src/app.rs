@@ -22,7 +22,7 @@ use crate::store::Store;
 /// Largest request body accepted (create and PATCH bodies are small JSON).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// How long a graceful shutdown waits for in-flight requests.
+/// How long a graceful shutdown waits for in-flight requests by default.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler can reach.
@@ -75,12 +75,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-/// Runs the node's background work (script steps) alongside.
+/// Serves until `shutdown` resolves, then finishes in-flight requests
+/// (for at most `SHUTDOWN_GRACE`). Runs the node's background work (script
+/// steps) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_grace(listener, state, shutdown, SHUTDOWN_GRACE).await
+}
+
+/// `serve`, giving in-flight requests `grace` after `shutdown` resolves.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
@@ -98,12 +109,12 @@ pub async fn serve(
     // period (a stuck client, an endless stream) does not hold the stop.
     let overdue = async {
         stopping.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     let served = tokio::select! {
         served = std::future::IntoFuture::into_future(served) => served,
         () = overdue => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight at the end of the grace period; stopping");
+            tracing::warn!(?grace, "requests still in flight at the end of the grace period; stopping");
             Ok(())
         }
     };

@@ -130,7 +130,9 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         stopping: Default::default(),
         waiters: Default::default(),
     };
-    app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
+    app::serve_with_grace(listener, state, shutdown_signal(), config.shutdown_grace)
+        .await
+        .map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
