@@ -32,6 +32,9 @@ async fn a_backup_taken_under_load_restores_every_write_acknowledged_before_it_b
     assert!(forced.status.success(), "{forced:?}");
 
     let copy = ServeProcess::start(restored.path(), &[]);
+    let busy = run_longrun(restored.path(), &["restore", "--from", backup_file.to_str().unwrap(), "--force"]);
+    assert_eq!(busy.status.code(), Some(2), "never under a running server: {busy:?}");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"), "{busy:?}");
     let findings = load::check(&copy.address, &key, &before).await;
     assert!(findings.is_clean(), "of {} operations: {findings:#?}", before.len());
     let problems = load::check_file(&restored.path().join("longrun-data/longrun.db"));

@@ -60,6 +60,9 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> anyhow::Result<Copi
             data_dir.display()
         );
     }
+    if target.exists() {
+        refuse_if_in_use(&target)?;
+    }
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let partial = with_suffix(&target, ".restoring");
     std::fs::copy(from, &partial).with_context(|| format!("cannot copy into {}", partial.display()))?;
@@ -73,6 +76,26 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> anyhow::Result<Copi
     sync_dir(&target)?;
     let copied = verified(&target)?;
     Ok(copied)
+}
+
+/// Refuses to replace a database another process has open (a running
+/// server): leaving WAL mode needs the only connection, so it fails at once
+/// with "busy" when there is another one. A damaged file passes: replacing
+/// it is what a restore is for.
+fn refuse_if_in_use(path: &Path) -> anyhow::Result<()> {
+    let in_use = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .and_then(|conn| conn.query_row("PRAGMA journal_mode = DELETE", [], |row| row.get::<_, String>(0)))
+        .err()
+        .is_some_and(|e| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        });
+    if in_use {
+        bail!("{} is in use (is longrun running on it?); stop it before restoring", path.display());
+    }
+    Ok(())
 }
 
 /// Checks that `path` is an intact longrun database this build can open.
