@@ -57,6 +57,10 @@ fn a_damaged_or_foreign_file_is_not_restored_and_postgres_users_are_pointed_else
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a longrun database"), "{output:?}");
 
+    crate::helpers::cli_key(dir.path(), &["--data-dir", "live"], "*", "admin");
+    let live = run_longrun(dir.path(), &["backup", "--to", "./live/../live/longrun.db", "--data-dir", "live"]);
+    assert!(!live.status.success() && String::from_utf8_lossy(&live.stderr).contains("live database"), "{live:?}");
+
     let output = run_longrun(dir.path(), &["backup", "--to", "x.db", "--store", "postgres://u@db.example/longrun"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"), "{output:?}");

@@ -31,6 +31,9 @@ pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<Copied> {
     if !source.is_file() {
         bail!("{} holds no longrun database ({FILE_NAME}); nothing to back up", data_dir.display());
     }
+    if same_file(&source, to) {
+        bail!("{} is the live database itself; write the backup elsewhere", to.display());
+    }
     // Read-write flags (without CREATE) only because VACUUM INTO refuses a
     // read-only or query_only connection; nothing here writes to `source`.
     let conn = Connection::open_with_flags(&source, OpenFlags::SQLITE_OPEN_READ_WRITE)
@@ -122,6 +125,15 @@ fn verified(path: &Path) -> anyhow::Result<Copied> {
         );
     }
     Ok(Copied { path: path.to_owned(), bytes: std::fs::metadata(path)?.len(), schema_version: version })
+}
+
+/// Whether `b` names the file `a` (which exists); `b` may not exist yet.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| -> Option<PathBuf> {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    canonical(a).is_some_and(|a| Some(a) == canonical(b))
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
