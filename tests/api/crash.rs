@@ -2,11 +2,13 @@
 //! at random moments under a journaled write load (creates, PATCHes through
 //! every state, worker leases, a webhook whose outbox is busy), restarted on
 //! the same dir, and every acknowledged write is read back: present, at the
-//! acknowledged version or later, in no impossible state.
+//! acknowledged version or later, in no impossible state. At the end every
+//! logged change has exactly one delivery in the webhook outbox.
 //!
 //! 10 kills in the suite; `scripts/crash-campaign [KILLS]` runs the long
 //! form (`LONGRUN_CRASH_KILLS`, default 100 there). Figures: docs/durability.md.
 
+use std::path::Path;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -25,6 +27,7 @@ async fn the_crash_campaign_loses_no_acknowledged_write() {
     let key = cli_key(dir.path(), &[], "*", "admin");
     let hook_url = receiver().await;
     let journal = Journal::default();
+    let db = dir.path().join("longrun-data/longrun.db");
     let (mut acked, mut connection_errors, mut checks) = (0, 0, 0);
 
     for cycle in 0..=kills {
@@ -34,6 +37,7 @@ async fn the_crash_campaign_loses_no_acknowledged_write() {
         assert!(findings.is_clean(), "after kill {cycle}, of {} operations: {findings:#?}", before.len());
         checks += before.len();
         if cycle == kills {
+            wait_for_the_outbox(&db).await;
             assert!(server.terminate().success());
             break;
         }
@@ -59,13 +63,54 @@ async fn the_crash_campaign_loses_no_acknowledged_write() {
         connection_errors += load.tally.connection_errors.load(std::sync::atomic::Ordering::SeqCst);
     }
 
-    let invariants = load::check_file(&dir.path().join("longrun-data/longrun.db"));
+    let mut invariants = load::check_file(&db);
+    invariants.extend(outbox_problems(&db));
     assert!(invariants.is_empty(), "{invariants:#?}");
     eprintln!(
         "crash campaign: {kills} kills, {acked} writes acknowledged on {} operations, {connection_errors} requests \
          cut by a kill, {checks} operation read-backs after restarts, 0 writes lost, 0 impossible states",
         journal.len()
     );
+}
+
+/// Waits until the webhook outbox has read the whole change log.
+async fn wait_for_the_outbox(db: &Path) {
+    let sql = "SELECT (SELECT seq FROM webhook_cursor) >= (SELECT max(seq) FROM changes)";
+    for _ in 0..300 {
+        let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        if conn.query_row(sql, [], |row| row.get::<_, bool>(0)).unwrap() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the webhook outbox never caught up with the change log");
+}
+
+/// The outbox lost nothing and doubled nothing across the kills: every
+/// change after the webhook's registration has exactly one delivery.
+fn outbox_problems(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let missing: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM changes c WHERE c.seq > (SELECT start_seq FROM webhooks) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = c.seq)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let doubled: i64 = conn
+        .query_row("SELECT count(*) FROM (SELECT seq FROM deliveries GROUP BY seq HAVING count(*) > 1)", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    let mut problems = Vec::new();
+    if missing > 0 {
+        problems.push(format!("{missing} changes never reached the webhook outbox"));
+    }
+    if doubled > 0 {
+        problems.push(format!("{doubled} changes queued twice for the same webhook"));
+    }
+    problems
 }
 
 /// A webhook receiver that acknowledges everything, so the outbox keeps
