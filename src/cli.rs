@@ -1,6 +1,8 @@
 //! The command line: one binary that serves and administers.
 
-use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{ServeConfig, StoreConfig};
 
@@ -15,6 +17,28 @@ pub struct Cli {
     /// Log lines as text or JSON.
     #[arg(long, global = true, env = "LONGRUN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
+
+    /// A config file (TOML; its keys are these flags' long names). Flags
+    /// and environment variables take precedence over it.
+    #[arg(long, global = true, env = "LONGRUN_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// Every flag a config file may set: long name → its `LONGRUN_*` variable.
+pub fn file_keys() -> BTreeMap<String, String> {
+    fn collect(command: &clap::Command, keys: &mut BTreeMap<String, String>) {
+        for arg in command.get_arguments() {
+            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env())
+                && long != "config"
+            {
+                keys.insert(long.to_owned(), env.to_string_lossy().into_owned());
+            }
+        }
+        command.get_subcommands().for_each(|sub| collect(sub, keys));
+    }
+    let mut keys = BTreeMap::new();
+    collect(&Cli::command(), &mut keys);
+    keys
 }
 
 /// The subcommands.
@@ -49,12 +73,26 @@ pub enum Command {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Check a configuration without starting anything.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage API keys (works on the data directory directly).
     Key {
         /// What to do with keys.
         #[command(subcommand)]
         command: KeyCommand,
     },
+}
+
+/// `longrun config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file, environment and flags of `serve` together and
+    /// print the effective configuration (secrets redacted) with each value's source.
+    Check(ServeConfig),
 }
 
 /// `longrun key …`

@@ -26,6 +26,37 @@ impl LoggedError {
     }
 }
 
+tokio::task_local! {
+    /// Who the request being served turned out to be, for its access-log
+    /// line: set by authentication, read by the logging middleware.
+    static CALLER: std::cell::RefCell<Option<Caller>>;
+}
+
+/// The caller of a request as the access log shows it: the key's public id
+/// and the scope it reaches (never the secret).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The key's public id.
+    pub key_id: String,
+    /// `*` or one scope.
+    pub scope: String,
+}
+
+/// Records the authenticated caller of the current request (no-op outside one).
+pub fn note_caller(key_id: &str, scope: &str) {
+    let _ = CALLER.try_with(|c| *c.borrow_mut() = Some(Caller { key_id: key_id.to_owned(), scope: scope.to_owned() }));
+}
+
+/// Runs `next` with room for `note_caller`; returns the response and the caller noted.
+pub async fn with_caller(request: Request, next: Next) -> (Response, Option<Caller>) {
+    CALLER
+        .scope(std::cell::RefCell::new(None), async move {
+            let response = next.run(request).await;
+            (response, CALLER.with(|c| c.borrow_mut().take()))
+        })
+        .await
+}
+
 /// The id of the request being served (also sent as `x-ms-request-id`).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);

@@ -17,6 +17,8 @@ pub mod client;
 pub mod clock;
 /// `serve` configuration.
 pub mod config;
+/// `longrun.toml`: flags written down, applied below environment and flags.
+pub mod config_file;
 /// Default scripts of `serve --demo`.
 pub mod demo;
 /// Client-facing Azure dialects: Sphere, Dev Center, Face.
@@ -41,6 +43,8 @@ pub mod runner;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// The dashboard's embedded page (`/ui`).
+pub mod ui;
 /// Who waits for which operation (long-poll fan-out).
 pub mod waiters;
 /// Long-poll: answer when an operation changes.

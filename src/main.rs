@@ -5,11 +5,12 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use longrun::app::{self, AppState};
 use longrun::auth::keys;
-use longrun::cli::{Cli, Command, KeyCommand};
+use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand};
 use longrun::config::{ServeConfig, StoreConfig};
+use longrun::config_file::{self, Setting};
 use longrun::model::{KeyScope, Role};
 use longrun::ops;
 use longrun::store::sqlite;
@@ -17,15 +18,37 @@ use longrun::store::sqlite;
 const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let from_file = match apply_config_file() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
+    let parsed = Cli::command().try_get_matches().and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if e.use_stderr() => {
             let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            let line = text.lines().next().unwrap_or("error: invalid arguments");
+            match config_file::origin_of_refused(&e, &from_file) {
+                Some(origin) => eprintln!("{line} (set in {origin})"),
+                None => eprintln!("{line}"),
+            }
             return ExitCode::from(CONFIG_ERROR);
         }
         Err(e) => e.exit(), // --help, --version
     };
+    if let Command::Config { command: ConfigCommand::Check(_) } = &cli.command {
+        let check = ["config", "check"].iter().try_fold((Cli::command(), matches), |(command, matches), name| {
+            let sub = command.find_subcommand(name)?.clone();
+            let sub_matches = matches.subcommand_matches(name)?.clone();
+            Some((sub, sub_matches))
+        });
+        let (command, matches) = check.expect("config check was parsed");
+        println!("{}", config_file::describe_effective(&command, &matches, &from_file));
+        return ExitCode::SUCCESS;
+    }
     longrun::telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     if let Command::Op { command } = cli.command {
@@ -44,6 +67,23 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Applies the config file (if one is named) as `LONGRUN_*` variables that
+/// are not already set, so clap reads it below flags and environment.
+/// Returns the settings it applied.
+fn apply_config_file() -> Result<Vec<Setting>, String> {
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let named = std::env::var("LONGRUN_CONFIG").ok();
+    let Some(path) = config_file::named_path(&args, named) else { return Ok(Vec::new()) };
+    let settings = config_file::read(&path, &longrun::cli::file_keys())?;
+    let applied: Vec<Setting> = settings.into_iter().filter(|s| std::env::var_os(&s.env).is_none()).collect();
+    for setting in &applied {
+        // SAFETY: main has started no other thread yet (no runtime, no
+        // logger), so nothing can read the environment concurrently.
+        unsafe { std::env::set_var(&setting.env, &setting.value) };
+    }
+    Ok(applied)
 }
 
 struct Failure {
@@ -84,7 +124,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Op { .. } => unreachable!("handled in main"),
+        Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
 }
 

@@ -4,7 +4,8 @@
 //! background work counts what it moved. The recorder is process-wide (the
 //! `metrics` facade), installed once however many servers a process runs.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -26,6 +27,7 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), &BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("longrun_store_seconds".into()), &BUCKETS))
             .expect("static buckets are valid")
             .install_recorder()
             .expect("the metrics recorder is installed once");
@@ -57,12 +59,13 @@ pub async fn record(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
     let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
-    let response = next.run(request).await;
+    let (response, caller) = crate::http::with_caller(request, next).await;
+    let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     let route = route.unwrap_or_else(|| "unmatched".into());
     let status = response.status().as_u16().to_string();
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, "request");
+    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, key_id, scope, "request");
     metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)
@@ -72,9 +75,37 @@ pub async fn record(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "Operations", responses((status = 200, description = "Prometheus text format")))]
-pub async fn serve_metrics() -> Response {
+pub async fn serve_metrics(State(app): State<AppState>) -> Response {
+    refresh_gauges(&app).await;
     let body = handle().render();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
+}
+
+/// Sets the gauges read at scrape time: operations by state and kind and
+/// leases held (from counts the store keeps as it writes, so a scrape reads
+/// a handful of rows, never the operations), and this node's waiting long-polls.
+async fn refresh_gauges(app: &AppState) {
+    // Label pairs set before: one that vanished (its count reached 0) must read 0, not its last value.
+    static SEEN: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    match app.store.count_operations().await {
+        Ok(counts) => {
+            let now: BTreeSet<(String, String)> = counts.iter().map(|c| (c.state.clone(), c.kind.clone())).collect();
+            let mut seen = SEEN.lock().expect("gauge labels lock");
+            for (state, kind) in seen.difference(&now) {
+                metrics::gauge!("longrun_operations", "state" => state.clone(), "kind" => kind.clone()).set(0.0);
+            }
+            for c in counts {
+                metrics::gauge!("longrun_operations", "state" => c.state, "kind" => c.kind).set(c.count as f64);
+            }
+            seen.extend(now);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read operation counts"),
+    }
+    match app.store.count_leases_held().await {
+        Ok(held) => metrics::gauge!("longrun_leases_held").set(held as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count leases"),
+    }
+    metrics::gauge!("longrun_waiting_operations").set(app.waiters.watched() as f64);
 }
 
 /// `GET /readyz`: ready when the store answers (and so has migrated).

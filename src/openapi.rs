@@ -35,6 +35,7 @@ use crate::{api, app, dialect};
         api::operations::post_action,
         api::events::operation_events,
         api::events::scope_events,
+        api::me::get_me,
         api::webhooks::create_webhook,
         api::webhooks::list_deliveries,
         api::leases::claim_lease,

@@ -5,6 +5,7 @@
 pub(crate) mod events;
 pub(crate) mod leases;
 pub(crate) mod list;
+pub(crate) mod me;
 pub(crate) mod operations;
 mod repeatability;
 pub(crate) mod webhooks;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/operations/{id}/events", get(events::operation_events))
         .route("/v1/events", get(events::scope_events))
+        .route("/v1/me", get(me::get_me))
         .route("/v1/webhooks", post(webhooks::create_webhook))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
         .route("/v1/leases", post(leases::claim_lease))

@@ -46,7 +46,10 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     };
     let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
     match key {
-        Some(key) if key.allows(Role::Read) => Ok(Principal { key_id: key.id, scope: key.scope, role: key.role }),
+        Some(key) if key.allows(Role::Read) => {
+            crate::http::note_caller(&key.id, &key.scope.to_string());
+            Ok(Principal { key_id: key.id, scope: key.scope, role: key.role })
+        }
         _ => Err(CoreError::Unauthenticated { message: "The presented key is not valid.".into() }),
     }
 }

@@ -38,6 +38,37 @@ pub async fn run(store: Arc<dyn Store>) {
     the_change_log_matches_the_feed(store.as_ref()).await;
     the_webhook_outbox_moves_once(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
+    counts_follow_every_write(store.as_ref()).await;
+}
+
+async fn counts_follow_every_write(store: &dyn Store) {
+    const KIND: &str = "countedKind";
+    let count = async |state: State| {
+        let counts = store.count_operations().await.unwrap();
+        counts.iter().find(|c| c.kind == KIND && c.state == state.as_str()).map_or(0, |c| c.count)
+    };
+    let mut ops = Vec::new();
+    for _ in 0..3 {
+        let mut op = sample_operation("projects/contract-counts");
+        op.kind = Kind::parse(KIND).unwrap();
+        store.create_operation(&op).await.unwrap();
+        ops.push(op);
+    }
+    assert_eq!(count(State::NotStarted).await, 3);
+    let running = advance(&ops[0], State::Running, ops[0].created_at);
+    store.update_operation(&running, 1).await.unwrap();
+    let mut progressed = running.clone();
+    progressed.percent_complete = Some(50.0);
+    progressed.version += 1;
+    store.update_operation(&progressed, running.version).await.unwrap();
+    let done = advance(&ops[1], State::Succeeded, ops[1].created_at);
+    store.update_operation(&done, 1).await.unwrap();
+    assert_eq!((count(State::NotStarted).await, count(State::Running).await, count(State::Succeeded).await), (1, 1, 1));
+
+    let after = done.expires_at.unwrap().plus(std::time::Duration::from_nanos(100));
+    store.purge_expired(after, after, 10_000).await.unwrap();
+    assert_eq!(count(State::Succeeded).await, 0, "purged operations leave the counts");
+    assert_eq!((count(State::NotStarted).await, count(State::Running).await), (1, 1));
 }
 
 fn advance(op: &Operation, state: State, at: Timestamp) -> Operation {

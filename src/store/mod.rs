@@ -147,6 +147,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// The newest change-log position (0 when empty).
     async fn latest_change_seq(&self) -> Result<i64, StoreError>;
+    /// How many operations are in each (state, kind), from counts the
+    /// store keeps as it writes (never a scan of the operations).
+    async fn count_operations(&self) -> Result<Vec<OperationCount>, StoreError>;
+    /// How many worker leases are held now (operations with a lease).
+    async fn count_leases_held(&self) -> Result<i64, StoreError>;
     /// How far the webhook dispatcher has read the change log.
     async fn webhook_cursor(&self) -> Result<i64, StoreError>;
     /// Queues `deliveries` and moves the cursor from `from` to `to`, in one
@@ -195,6 +200,24 @@ pub(crate) fn decode_scope_kind(scope: &str, kind: &str) -> Result<(Scope, Kind)
 /// Opens the default embedded store: `longrun.db` under `data_dir`.
 pub fn open_data_dir(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(sqlite::SqliteStore::open_dir(data_dir)?))
+}
+
+/// Records how long one store call took (`longrun_store_seconds`), by
+/// backend and access (`read`, `write`; PostgreSQL calls are one kind).
+pub(crate) fn observe(backend: &'static str, access: &'static str, started: std::time::Instant) {
+    metrics::histogram!("longrun_store_seconds", "backend" => backend, "access" => access)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Operations in one state of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationCount {
+    /// PascalCase state.
+    pub state: String,
+    /// Kind.
+    pub kind: String,
+    /// How many.
+    pub count: i64,
 }
 
 /// Opens the store a `--store` value names: a `postgres://` (or

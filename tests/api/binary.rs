@@ -95,6 +95,7 @@ fn bad_config_prints_one_line_and_exits_2() {
 async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().unwrap();
+    let key = cli_key(dir.path(), &[], "projects/logged", "read");
     let mut child = Command::new(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .current_dir(dir.path())
@@ -112,6 +113,9 @@ async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
     };
     let response = reqwest::get(format!("{address}/v1/operations/{}", uuid::Uuid::new_v4())).await.unwrap();
     let request_id = response.headers()["x-ms-request-id"].to_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let authenticated = client.get(format!("{address}/v1/operations/{}", uuid::Uuid::new_v4())).bearer_auth(&key);
+    let authenticated = authenticated.send().await.unwrap().headers()["x-ms-request-id"].to_str().unwrap().to_owned();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
@@ -122,6 +126,11 @@ async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
     assert_eq!(access["request_id"], request_id.as_str());
     assert_eq!(access["route"], "/v1/operations/{id}", "the template, not the id");
     assert_eq!(access["status"], "401");
+    assert_eq!(access["scope"], "", "nobody was authenticated");
+    let access = lines.iter().find(|l| l["request_id"] == authenticated.as_str()).expect("an access line");
+    assert_eq!((access["status"].as_str(), access["scope"].as_str()), (Some("404"), Some("projects/logged")));
+    assert!(access["key_id"].as_str().unwrap().starts_with("key_"), "{access}");
+    assert!(!stderr.contains(&key), "never the key itself");
 }
 
 #[tokio::test]

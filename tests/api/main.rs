@@ -3,6 +3,7 @@
 
 mod backup;
 mod binary;
+mod config;
 mod crash;
 mod devcenter;
 mod events;

@@ -189,7 +189,10 @@ async fn the_outbox_survives_a_kill_between_the_change_and_the_delivery() {
     receiver.failures.store(0, Ordering::SeqCst);
     let before = receiver.requests().len();
     let _second = crate::helpers::ServeProcess::start(dir.path(), &[]);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // Usually the retry comes after a second's backoff; but if the kill
+    // landed between the attempt and its recorded failure, the delivery is
+    // still claimed, and is retried once the claim (2 × 10 s) lapses.
+    let deadline = Instant::now() + Duration::from_secs(40);
     while receiver.requests().len() == before {
         assert!(Instant::now() < deadline, "the delivery did not resume after the restart");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -26,8 +26,8 @@ use self::rows::{
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
 use super::{
-    CHANGE_LOG_KEEP, ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
-    repeat_state,
+    CHANGE_LOG_KEEP, ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change,
+    decode_scope_kind, repeat_state,
 };
 use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
@@ -82,9 +82,12 @@ impl PostgresStore {
             let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
             f(&client).await
         };
-        tokio::time::timeout(CALL_TIMEOUT, call)
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(CALL_TIMEOUT, call)
             .await
-            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
+            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?;
+        super::observe("postgres", "call", started);
+        outcome
     }
 }
 
@@ -416,6 +419,23 @@ impl Store for PostgresStore {
 
     async fn latest_change_seq(&self) -> Result<i64, StoreError> {
         self.pg_scalar("SELECT max(seq) FROM changes").await
+    }
+
+    async fn count_operations(&self) -> Result<Vec<OperationCount>, StoreError> {
+        self.with(async |client| {
+            let sql =
+                "SELECT state, kind, sum(n)::bigint FROM operation_counts GROUP BY state, kind HAVING sum(n) <> 0";
+            let rows = client.query(sql, &[]).await.map_err(map_error)?;
+            Ok(rows
+                .iter()
+                .map(|row| OperationCount { state: row.get(0), kind: row.get(1), count: row.get(2) })
+                .collect())
+        })
+        .await
+    }
+
+    async fn count_leases_held(&self) -> Result<i64, StoreError> {
+        self.pg_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
     }
 
     async fn webhook_cursor(&self) -> Result<i64, StoreError> {

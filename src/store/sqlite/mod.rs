@@ -25,7 +25,8 @@ use self::writer::{Job, Write, map_error};
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
 use super::{
-    ListFilter, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind, repeat_state,
+    ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
+    repeat_state,
 };
 use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
@@ -83,14 +84,18 @@ impl SqliteStore {
         })
     }
 
+    /// Queues `write` for the writer thread; answers after its COMMIT.
     async fn write(&self, write: Write) -> Result<u64, StoreError> {
+        let started = std::time::Instant::now();
         let (reply, outcome) = oneshot::channel();
         self.writer
             .as_ref()
             .expect("the writer lives as long as the store")
             .send(Job { write, reply })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        outcome.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        let outcome = outcome.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        super::observe("sqlite", "write", started);
+        outcome
     }
 
     /// Runs `query` on a pooled read connection on the blocking thread pool.
@@ -99,9 +104,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let permit = self.readers.permits.clone().acquire_owned().await.map_err(anyhow::Error::new)?;
         let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
+        let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = pool.take()?;
             let result = query(&conn).map_err(map_error);
@@ -109,7 +115,9 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("SQLite read task")))?
+        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("SQLite read task")))?;
+        super::observe("sqlite", "read", started);
+        outcome
     }
 }
 
@@ -349,6 +357,21 @@ impl Store for SqliteStore {
 
     async fn latest_change_seq(&self) -> Result<i64, StoreError> {
         self.sqlite_scalar("SELECT max(seq) FROM changes").await
+    }
+
+    async fn count_operations(&self) -> Result<Vec<OperationCount>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT state, kind, n FROM operation_counts WHERE n <> 0")?;
+            let rows = stmt.query_map([], |row| {
+                Ok(OperationCount { state: row.get(0)?, kind: row.get(1)?, count: row.get(2)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn count_leases_held(&self) -> Result<i64, StoreError> {
+        self.sqlite_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
     }
 
     async fn webhook_cursor(&self) -> Result<i64, StoreError> {

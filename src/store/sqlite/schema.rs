@@ -101,6 +101,27 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
     CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, created_at);",
+    // 8: operations by state and kind, kept by triggers in the writing
+    // transaction, so the metrics gauges never count the table.
+    "CREATE TABLE operation_counts (
+        state TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (state, kind)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO operation_counts (state, kind, n) SELECT state, kind, count(*) FROM operations GROUP BY state, kind;
+    CREATE TRIGGER operation_counts_insert AFTER INSERT ON operations BEGIN
+        INSERT INTO operation_counts (state, kind, n) VALUES (NEW.state, NEW.kind, 1)
+            ON CONFLICT (state, kind) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER operation_counts_update AFTER UPDATE OF state ON operations WHEN OLD.state <> NEW.state BEGIN
+        UPDATE operation_counts SET n = n - 1 WHERE state = OLD.state AND kind = OLD.kind;
+        INSERT INTO operation_counts (state, kind, n) VALUES (NEW.state, NEW.kind, 1)
+            ON CONFLICT (state, kind) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER operation_counts_delete AFTER DELETE ON operations BEGIN
+        UPDATE operation_counts SET n = n - 1 WHERE state = OLD.state AND kind = OLD.kind;
+    END;",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,343 @@
+// longrun dashboard: plain JavaScript, no build step, no dependencies.
+// It reads the native API with fetch (the key travels in the Authorization
+// header, never in a URL) and follows changes over server-sent events,
+// parsed from a fetch stream because EventSource cannot send headers.
+
+const STATES = ["NotStarted", "Running", "Succeeded", "Failed", "Canceled", "CompleteWithErrors"];
+const TERMINAL = new Set(["Succeeded", "Failed", "Canceled", "CompleteWithErrors"]);
+const PAGE = 500; // newest operations loaded per scope
+const BUCKET_MS = 5 * 60 * 1000;
+const $ = (id) => document.getElementById(id);
+
+const session = {
+  key: sessionStorage.getItem("longrun.key"),
+  me: null,
+  operations: new Map(), // id -> native operation JSON
+  history: new Map(), // id -> [{at, version, state, percentComplete}]
+  selected: null,
+  dialect: "native",
+  stream: null, // AbortController of the live stream
+};
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${session.key}`, ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    signOut("The key was refused (revoked or mistyped).");
+    throw new Error("unauthenticated");
+  }
+  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+  if (!response.ok) throw new Error(body?.error?.message || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+// ---- sign in / out --------------------------------------------------------
+
+async function signIn(key) {
+  session.key = key;
+  try {
+    session.me = await api("/v1/me");
+  } catch (error) {
+    $("sign-in-error").textContent = error.message === "unauthenticated" ? "That key is not valid." : error.message;
+    return;
+  }
+  sessionStorage.setItem("longrun.key", key);
+  $("sign-in").hidden = true;
+  $("dashboard").hidden = false;
+  $("sign-out").hidden = false;
+  $("who").textContent = `${session.me.keyId} · ${session.me.role} · ${session.me.scope}`;
+  fillScopes([]);
+  await load();
+}
+
+function signOut(message = "") {
+  session.stream?.abort();
+  sessionStorage.removeItem("longrun.key");
+  Object.assign(session, { key: null, me: null, selected: null });
+  session.operations.clear();
+  session.history.clear();
+  $("dashboard").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("who").textContent = "";
+  $("sign-in-error").textContent = message;
+}
+
+// ---- scopes and filters ---------------------------------------------------
+
+/** A key reaches one scope or all; an all-scope key picks among those seen. */
+function fillScopes(seen) {
+  const select = $("scope");
+  const current = select.value;
+  const options = session.me.scope === "*" ? ["", ...new Set(seen)].sort() : [session.me.scope];
+  select.replaceChildren(
+    ...options.map((scope) => new Option(scope || "all scopes", scope, false, scope === current)),
+  );
+}
+
+function fillKinds() {
+  const select = $("kind-filter");
+  const current = select.value;
+  const kinds = [...new Set([...session.operations.values()].map((op) => op.kind))].sort();
+  select.replaceChildren(new Option("any", ""), ...kinds.map((k) => new Option(k, k, false, k === current)));
+}
+
+function scopeQuery() {
+  const scope = $("scope").value;
+  return scope ? `scope=${encodeURIComponent(scope)}` : "";
+}
+
+// ---- loading and the live stream ------------------------------------------
+
+async function load() {
+  session.stream?.abort();
+  session.operations.clear();
+  const page = await api(`/v1/operations?maxPageSize=${PAGE}&${scopeQuery()}`);
+  for (const op of page.value) session.operations.set(op.id, op);
+  if (session.me.scope === "*" && !$("scope").value) fillScopes(page.value.map((op) => op.scope));
+  fillKinds();
+  render();
+  follow();
+}
+
+/** Follows /v1/events until aborted, reconnecting with Last-Event-ID. */
+async function follow() {
+  const controller = new AbortController();
+  session.stream = controller;
+  let lastEventId = null;
+  while (!controller.signal.aborted) {
+    try {
+      const headers = { Authorization: `Bearer ${session.key}`, Accept: "text/event-stream" };
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const response = await fetch(`/v1/events?${scopeQuery()}`, { headers, signal: controller.signal });
+      if (response.status === 401) return signOut("The key was refused (revoked?).");
+      if (!response.ok) throw new Error(`events: ${response.status}`);
+      setLive(true);
+      for await (const event of readEvents(response.body)) {
+        if (event.id) lastEventId = event.id;
+        if (event.data) applyChange(JSON.parse(event.data));
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    setLive(false);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+/** Parses a text/event-stream body into {id, event, data} records. */
+async function* readEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = {};
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+      if (line === "") {
+        if (event.data !== undefined || event.id) yield event;
+        event = {};
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") event.data = event.data === undefined ? text : `${event.data}\n${text}`;
+        else if (field === "id" || field === "event") event[field] = text;
+      }
+    }
+  }
+}
+
+function setLive(on) {
+  $("live").textContent = on ? "live" : "reconnecting…";
+  $("live").classList.toggle("on", on);
+}
+
+function applyChange(op) {
+  const known = session.operations.get(op.id);
+  if (known && known.version >= op.version) return;
+  session.operations.set(op.id, op);
+  const seen = session.history.get(op.id) || [];
+  seen.push({ at: new Date(), version: op.version, state: op.state, percentComplete: op.percentComplete });
+  session.history.set(op.id, seen);
+  if (!known) fillKinds();
+  render();
+  if (session.selected === op.id) showDetail(op.id);
+}
+
+// ---- rendering ------------------------------------------------------------
+
+function visible() {
+  const state = $("state-filter").value;
+  const kind = $("kind-filter").value;
+  return [...session.operations.values()]
+    .filter((op) => (!state || op.state === state) && (!kind || op.kind === kind))
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+function render() {
+  const rows = visible().map((op) => {
+    const row = document.createElement("tr");
+    row.dataset.id = op.id;
+    row.dataset.state = op.state;
+    row.classList.toggle("selected", op.id === session.selected);
+    const progress = op.percentComplete ?? (op.state === "Succeeded" ? 100 : 0);
+    row.innerHTML = `<td class="id"></td><td></td><td></td><td><span class="state"></span></td>
+      <td><span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div></div></span> <span class="pct"></span></td>
+      <td></td><td></td>`;
+    const cells = row.children;
+    cells[0].textContent = `…${op.id.slice(-8)}`; // UUIDv7s share their time prefix
+    cells[0].title = op.id;
+    cells[1].textContent = op.scope;
+    cells[2].textContent = op.kind;
+    cells[3].firstChild.textContent = op.state;
+    cells[3].firstChild.classList.add(op.state);
+    const bar = cells[4].querySelector(".bar");
+    bar.setAttribute("aria-valuenow", String(progress));
+    bar.firstChild.style.width = `${progress}%`;
+    cells[4].querySelector(".pct").textContent = `${Math.round(progress)}%`;
+    cells[5].textContent = ago(op.createdAt);
+    cells[6].textContent = ago(op.lastActionAt);
+    row.addEventListener("click", () => showDetail(op.id));
+    return row;
+  });
+  $("operations").tBodies[0].replaceChildren(...rows);
+  renderCounts();
+  renderChart();
+}
+
+function renderCounts() {
+  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+  for (const op of session.operations.values()) counts[op.state] += 1;
+  $("counts").replaceChildren(
+    ...STATES.filter((s) => counts[s] > 0).map((s) => {
+      const span = document.createElement("span");
+      span.dataset.state = s;
+      span.innerHTML = `<span class="state ${s}">${s}</span> <b></b>`;
+      span.querySelector("b").textContent = counts[s];
+      return span;
+    }),
+  );
+}
+
+/** Stacked bars: operations created in each 5-minute slot of the last hour. */
+function renderChart() {
+  const now = Date.now();
+  const slots = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
+  for (const op of session.operations.values()) {
+    const slot = 11 - Math.floor((now - Date.parse(op.createdAt)) / BUCKET_MS);
+    if (slot >= 0 && slot < 12) slots[slot][op.state] += 1;
+  }
+  const most = Math.max(1, ...slots.map((slot) => STATES.reduce((sum, s) => sum + slot[s], 0)));
+  const svg = $("chart");
+  const bars = [];
+  slots.forEach((slot, i) => {
+    let y = 85;
+    for (const state of STATES) {
+      const height = (slot[state] / most) * 80;
+      if (height === 0) continue;
+      y -= height;
+      const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      Object.entries({ x: 5 + i * 29.5, y, width: 26, height, class: state }).forEach(([k, v]) => rect.setAttribute(k, v));
+      const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+      title.textContent = `${slot[state]} ${state}`;
+      rect.append(title);
+      bars.push(rect);
+    }
+  });
+  svg.replaceChildren(...bars);
+}
+
+function ago(timestamp) {
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(timestamp)) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+// ---- detail pane ----------------------------------------------------------
+
+/** The status URL of each API an operation can be read through. */
+function dialectsOf(op) {
+  const id = op.id;
+  const [kind, name] = op.scope.split("/");
+  const dialects = { native: { url: `/v1/operations/${id}` } };
+  if (kind === "tenants") dialects.sphere = { url: `/v2/tenants/${name}/operations/${id}` };
+  if (kind === "projects")
+    dialects.devcenter = { url: `/projects/${name}/operationstatuses/${id}?api-version=2025-02-01` };
+  if (kind === "accounts")
+    dialects.face = { url: `/face/v1.0-preview/operations/${id}`, header: "Ocp-Apim-Subscription-Key" };
+  return dialects;
+}
+
+async function showDetail(id) {
+  session.selected = id;
+  const op = session.operations.get(id);
+  if (!op) return;
+  for (const row of $("operations").tBodies[0].rows) row.classList.toggle("selected", row.dataset.id === id);
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${op.kind} ${op.id}`;
+  const dialects = dialectsOf(op);
+  if (!dialects[session.dialect]) session.dialect = "native";
+  $("dialects").replaceChildren(
+    ...Object.keys(dialects).map((name) => {
+      const button = document.createElement("button");
+      button.textContent = name;
+      button.setAttribute("aria-pressed", String(name === session.dialect));
+      button.addEventListener("click", () => {
+        session.dialect = name;
+        showDetail(id);
+      });
+      return button;
+    }),
+  );
+  const canCancel = session.me.role !== "read" && !TERMINAL.has(op.state);
+  $("cancel").hidden = !canCancel;
+  $("history").replaceChildren(
+    ...(session.history.get(id) || []).map((h) => {
+      const item = document.createElement("li");
+      const pct = h.percentComplete === undefined ? "" : ` ${h.percentComplete}%`;
+      item.textContent = `${h.at.toLocaleTimeString()} v${h.version} ${h.state}${pct}`;
+      return item;
+    }),
+  );
+  const { url, header } = dialects[session.dialect];
+  const headers = header ? { [header]: session.key } : { Authorization: `Bearer ${session.key}` };
+  const response = await fetch(url, { headers });
+  if (session.selected !== id) return;
+  const text = await response.text();
+  let pretty = text;
+  try {
+    pretty = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {}
+  $("detail-json").textContent = `GET ${url}\n${response.status}\n\n${pretty}`;
+}
+
+async function cancelSelected() {
+  $("detail-error").textContent = "";
+  try {
+    const op = await api(`/v1/operations/${session.selected}:cancel`, { method: "POST" });
+    applyChange(op);
+  } catch (error) {
+    $("detail-error").textContent = error.message;
+  }
+}
+
+// ---- wiring ---------------------------------------------------------------
+
+$("sign-in").addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn($("key").value.trim());
+});
+$("sign-out").addEventListener("click", () => signOut());
+$("scope").addEventListener("change", load);
+$("state-filter").addEventListener("change", render);
+$("kind-filter").addEventListener("change", render);
+$("cancel").addEventListener("click", cancelSelected);
+setInterval(() => session.me && render(), 5000);
+if (session.key) signIn(session.key);

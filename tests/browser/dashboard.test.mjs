@@ -1,0 +1,161 @@
+// The dashboard in a real browser (Debian's Chromium, driven by
+// playwright-core) against a real `longrun serve` on a fresh data dir:
+// sign in, see an operation appear live, watch its progress bar move as a
+// producer PATCHes it, cancel another, and keep a screenshot.
+//
+//   LONGRUN_BIN=target/debug/longrun node --test tests/browser/dashboard.test.mjs
+//
+// The screenshot goes to $LONGRUN_SCREENSHOT (default
+// target/browser-artifacts/dashboard.png); docs/dashboard.png is a copy.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const repo = resolve(import.meta.dirname, "../..");
+const bin = resolve(repo, process.env.LONGRUN_BIN || "target/debug/longrun");
+const screenshot = resolve(repo, process.env.LONGRUN_SCREENSHOT || "target/browser-artifacts/dashboard.png");
+const SCOPE = "projects/browser";
+const WAIT = { timeout: 10_000 };
+
+let server, base, dataDir, browser, page, producerKey, readerKey;
+
+function key(scope, role) {
+  return execFileSync(bin, ["key", "create", "--scope", scope, "--role", role, "--data-dir", dataDir])
+    .toString()
+    .trim();
+}
+
+async function call(method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${producerKey}`, "Content-Type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+
+const create = (kind) => call("POST", "/v1/operations", { scope: SCOPE, kind });
+const patch = (id, changes) => call("PATCH", `/v1/operations/${id}`, changes);
+const row = (id) => `tr[data-id="${id}"]`;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "longrun-ui-"));
+  producerKey = key(SCOPE, "produce");
+  readerKey = key("projects/elsewhere", "read");
+  server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  base = await new Promise((resolveBase, reject) => {
+    let seen = "";
+    const look = (chunk) => {
+      seen += chunk;
+      const found = seen.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (found) resolveBase(found[1]);
+    };
+    server.stdout.on("data", look);
+    server.stderr.on("data", look);
+    server.on("exit", (code) => reject(new Error(`longrun serve exited with ${code}:\n${seen}`)));
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  page.on("pageerror", (error) => console.error("page error:", error));
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("a wrong key is refused and nothing is shown", async () => {
+  await page.goto(`${base}/ui`);
+  await page.fill("#key", "lr_not-a-key");
+  await page.click("#sign-in button[type=submit]");
+  await page.waitForSelector("#sign-in-error:has-text('not valid')", WAIT);
+  assert.equal(await page.isVisible("#dashboard"), false);
+});
+
+test("a key limited to another scope sees none of this scope's operations", async () => {
+  await create("deleteDevBox");
+  await page.fill("#key", readerKey);
+  await page.click("#sign-in button[type=submit]");
+  await page.waitForSelector("[data-testid=live]:has-text('live')", WAIT);
+  assert.deepEqual(await page.$$eval("#scope option", (os) => os.map((o) => o.value)), ["projects/elsewhere"]);
+  assert.equal(await page.locator("#operations tbody tr").count(), 0);
+  assert.equal(await page.isVisible("#cancel"), false);
+  await page.click("#sign-out");
+});
+
+test("signs in, sees operations appear and progress live, cancels one", async () => {
+  await page.fill("#key", producerKey);
+  await page.click("#sign-in button[type=submit]");
+  await page.waitForSelector("[data-testid=who]:has-text('produce')", WAIT);
+  await page.waitForSelector("[data-testid=live]:has-text('live')", WAIT);
+  // The key session lives in session storage, never in the address.
+  assert.ok(!page.url().includes(producerKey));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("longrun.key")), producerKey);
+
+  // Created after the page loaded: it can only arrive over the event stream.
+  const upload = await create("deleteDevBox");
+  await page.waitForSelector(row(upload.id), WAIT);
+  await patch(upload.id, { state: "Running", percentComplete: 40 });
+  await page.waitForSelector(`${row(upload.id)} .bar[aria-valuenow="40"]`, WAIT);
+  await patch(upload.id, { percentComplete: 75 });
+  await page.waitForSelector(`${row(upload.id)} .bar[aria-valuenow="75"]`, WAIT);
+  const width = await page.$eval(`${row(upload.id)} .bar > div`, (bar) => bar.style.width);
+  assert.equal(width, "75%");
+
+  // Some history for the chart and the counts.
+  const done = await create("createDevBox");
+  await patch(done.id, { state: "Succeeded" });
+  const failed = await create("createDevBox");
+  await patch(failed.id, { state: "Failed", error: { code: "QuotaExceeded", message: "No capacity" } });
+  await page.waitForSelector(`${row(failed.id)}[data-state="Failed"]`, WAIT);
+
+  // Cancel from the detail pane.
+  const doomed = await create("deleteDevBox");
+  await page.click(row(doomed.id), WAIT);
+  await page.waitForSelector("[data-testid=detail-json]:has-text('NotStarted')", WAIT);
+  await page.click("[data-testid=cancel]");
+  await page.waitForSelector(`${row(doomed.id)}[data-state="Canceled"]`, WAIT);
+  const stored = await fetch(`${base}/v1/operations/${doomed.id}`, {
+    headers: { Authorization: `Bearer ${producerKey}` },
+  }).then((r) => r.json());
+  assert.equal(stored.state, "Canceled");
+  assert.equal(await page.isVisible("[data-testid=cancel]"), false, "no cancel button on a finished operation");
+
+  // The detail pane reads the operation through its dialect too.
+  await page.click(row(upload.id));
+  await page.click("#dialects button:has-text('devcenter')");
+  await page.waitForSelector("[data-testid=detail-json]:has-text('operationstatuses')", WAIT);
+  await page.waitForSelector("[data-testid=detail-json]:has-text('\"status\": \"Running\"')", WAIT);
+  await page.waitForSelector("[data-testid=history] li", WAIT);
+
+  // Filters and the per-state summary.
+  await page.selectOption("#state-filter", "Failed");
+  assert.equal(await page.locator("#operations tbody tr").count(), 1);
+  await page.selectOption("#state-filter", "");
+  assert.equal(await page.locator("[data-testid=counts] [data-state=Canceled] b").textContent(), "1");
+  assert.ok((await page.locator("#chart rect").count()) >= 3, "the chart draws a bar per state present");
+
+  mkdirSync(dirname(screenshot), { recursive: true });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(`screenshot: ${screenshot}`);
+});
