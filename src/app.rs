@@ -23,6 +23,9 @@ use crate::store::Store;
 /// Largest request body accepted (create and PATCH bodies are small JSON).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How long a graceful shutdown waits for in-flight requests by default.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -78,12 +81,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-/// Runs the node's background work (script steps) alongside.
+/// Serves until `shutdown` resolves, then finishes in-flight requests
+/// (for at most `SHUTDOWN_GRACE`). Runs the node's background work (script
+/// steps) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_grace(listener, state, shutdown, SHUTDOWN_GRACE).await
+}
+
+/// `serve`, giving in-flight requests `grace` after `shutdown` resolves.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
@@ -97,14 +111,18 @@ pub async fn serve(
         }
     });
     let stopping = state.stopping.clone();
-    let shutdown = async move {
-        shutdown.await;
-        stopping.cancel();
+    let shutdown = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.cancel();
+        }
     };
     // One router shared by every connection (`axum::serve` with a plain
     // `Router` rebuilt its route table per connection: ~14 KiB each,
-    // measured with heaptrack, BENCHMARKS.md long-poll).
-    let served = crate::server::serve(listener, router(state), shutdown).await;
+    // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
+    // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
+    let served = crate::server::serve(listener, router(state), shutdown, grace).await;
     background.abort();
     dispatcher.abort();
     forgetter.abort();

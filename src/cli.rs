@@ -52,6 +52,27 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::client::OpCommand,
     },
+    /// Write a consistent snapshot of the SQLite database to a file, while
+    /// the service keeps running (PostgreSQL: use pg_dump or pg_basebackup).
+    Backup {
+        /// The backup file to write (replaced atomically if it exists).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+    /// Restore a backup into a data directory, after checking it (stop every
+    /// longrun using that directory first).
+    Restore {
+        /// The backup file (as `longrun backup` wrote it).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Replace the database the data directory already holds.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
     /// Check a configuration without starting anything.
     Config {
         /// What to do.

@@ -36,6 +36,14 @@ impl StoreConfig {
         store::open(self.url.as_deref(), &self.data_dir, usize::from(self.pool_size)).await
     }
 
+    /// The SQLite data directory; `None` for a shared (PostgreSQL) store.
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        match self.url.as_deref() {
+            None => Some(self.data_dir.clone()),
+            Some(url) => url.strip_prefix("sqlite:").map(PathBuf::from),
+        }
+    }
+
     /// Where the data lives, for humans (never prints a password).
     pub fn describe(&self) -> String {
         match &self.url {
@@ -94,6 +102,11 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_MAX_ATTEMPTS_BY_KIND", value_parser = parse_attempts, value_delimiter = ',')]
     pub max_attempts_by_kind: Vec<(Kind, u32)>,
 
+    /// How long a graceful stop (SIGTERM) waits for in-flight requests
+    /// before it closes the database anyway, e.g. 10s or 1m.
+    #[arg(long, env = "LONGRUN_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_grace)]
+    pub shutdown_grace: Duration,
+
     /// How long a Repeatability-Request-ID is remembered (at least 5m).
     #[arg(long, env = "LONGRUN_REPEATABILITY_WINDOW", default_value = "10m", value_parser = parse_window)]
     pub repeatability_window: Duration,
@@ -122,6 +135,10 @@ fn parse_attempts(text: &str) -> Result<(Kind, u32), String> {
     let (kind, attempts) = text.split_once('=').ok_or("expected kind=attempts, e.g. deleteDevBox=5")?;
     let attempts = attempts.parse().ok().filter(|n| (1..=100).contains(n)).ok_or("attempts must be 1..=100")?;
     Ok((Kind::parse(kind)?, attempts))
+}
+
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (try 10s or 1m)"))
 }
 
 fn parse_window(text: &str) -> Result<Duration, String> {

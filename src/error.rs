@@ -83,6 +83,10 @@ pub enum CoreError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// The disk under the store is full: writes are refused (507) until
+    /// space returns, reads still work; the client should retry later.
+    #[error("the service cannot store more data right now; retry later")]
+    InsufficientStorage,
     /// Storage cannot take the request now; the client should retry.
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
@@ -106,6 +110,7 @@ impl CoreError {
             CoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +129,7 @@ impl CoreError {
             CoreError::PayloadTooLarge { .. } => "RequestBodyTooLarge",
             CoreError::TooManyRequests { .. } => "TooManyRequests",
             CoreError::Unavailable(_) => "ServiceUnavailable",
+            CoreError::InsufficientStorage => "InsufficientStorage",
             CoreError::Internal(_) => "InternalServerError",
         }
     }
@@ -156,6 +162,7 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> CoreError {
         match e {
             StoreError::Unavailable(why) => CoreError::Unavailable(why),
+            StoreError::Full => CoreError::InsufficientStorage,
             other => CoreError::Internal(anyhow::Error::new(other)),
         }
     }

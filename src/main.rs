@@ -9,10 +9,11 @@ use clap::{CommandFactory, FromArgMatches};
 use longrun::app::{self, AppState};
 use longrun::auth::keys;
 use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand};
-use longrun::config::ServeConfig;
+use longrun::config::{ServeConfig, StoreConfig};
 use longrun::config_file::{self, Setting};
 use longrun::model::{KeyScope, Role};
 use longrun::ops;
+use longrun::store::sqlite;
 
 const CONFIG_ERROR: u8 = 2;
 
@@ -102,8 +103,39 @@ async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve(config) => serve(config).await,
         Command::Key { command } => key(command).await,
+        Command::Backup { to, store } => {
+            let copied = sqlite::backup::backup(&sqlite_dir(&store)?, &to).map_err(runtime_error)?;
+            println!(
+                "Backed up to {} ({} bytes, schema version {}).",
+                to.display(),
+                copied.bytes,
+                copied.schema_version
+            );
+            Ok(())
+        }
+        Command::Restore { from, force, store } => {
+            let dir = sqlite_dir(&store)?;
+            let copied = sqlite::backup::restore(&from, &dir, force).map_err(config_error)?;
+            println!(
+                "Restored {} into {} (schema version {}).",
+                from.display(),
+                copied.path.display(),
+                copied.schema_version
+            );
+            Ok(())
+        }
         Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
+}
+
+/// Backups are SQLite's here; a PostgreSQL store has its own tools.
+fn sqlite_dir(store: &StoreConfig) -> Result<std::path::PathBuf, Failure> {
+    store.sqlite_dir().ok_or_else(|| {
+        config_error(
+            "longrun backup/restore work on the embedded SQLite store; for PostgreSQL use its own tools: \
+             pg_dump (a logical copy) or pg_basebackup with WAL archiving (point-in-time recovery)",
+        )
+    })
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Failure> {
@@ -139,7 +171,9 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         waiters: Default::default(),
         limits: Arc::new(longrun::limits::Limits::new(config.limits())),
     };
-    app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
+    app::serve_with_grace(listener, state, shutdown_signal(), config.shutdown_grace)
+        .await
+        .map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! (slowloris) is cut after `HEADER_READ_TIMEOUT`; a head larger than
 //! `MAX_HEAD_BYTES` is refused; each request knows its peer address (for
 //! per-address rate limits); shutdown stops accepting, then waits a bounded
-//! time for the requests in flight.
+//! time (`--shutdown-grace`) for the requests in flight.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,11 +27,15 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// connection (a held HTTP/2 stream costs far less than an HTTP/1.1
 /// connection: BENCHMARKS.md, long-poll fan-out).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 2048;
-/// How long shutdown waits for requests in flight before closing anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
-/// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// Serves `router` on `listener` until `shutdown` resolves, then gives the
+/// requests in flight up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
     builder
@@ -69,8 +73,8 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; closing them");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "requests still in flight at the end of the grace period; stopping");
     }
     Ok(())
 }

@@ -38,6 +38,7 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]
@@ -91,6 +92,7 @@ pub async fn claim_lease(
         (status = 409, description = "The lease is no longer held (LeaseLost), or the change breaks a rule", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]

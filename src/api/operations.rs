@@ -43,6 +43,7 @@ use crate::watch;
         (status = 412, description = "Repeatability-First-Sent is outside the tracking window", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]
@@ -216,6 +217,7 @@ pub async fn wait_operation(
         (status = 412, description = "If-Match does not match", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]
@@ -248,6 +250,7 @@ pub async fn patch_operation(
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]

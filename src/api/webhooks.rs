@@ -129,6 +129,7 @@ fn delivery_body(d: &Delivery) -> DeliveryBody {
         (status = 403, description = "Needs the admin role in the scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]

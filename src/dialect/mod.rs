@@ -23,11 +23,12 @@ use crate::watch;
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
 
 /// Headers every error envelope carries: `Retry-After` when the failure is
-/// temporary (503, 429), so clients back off instead of giving up or hammering.
+/// temporary (503, 429, or 507 while the disk is full), so clients back off
+/// instead of giving up or hammering.
 pub fn error_headers(core: &CoreError) -> HeaderMap {
     let mut headers = HeaderMap::new();
     match core {
-        CoreError::Unavailable(_) => {
+        CoreError::Unavailable(_) | CoreError::InsufficientStorage => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
         }
         CoreError::TooManyRequests { retry_after_secs } => {

@@ -30,9 +30,13 @@ pub enum StoreError {
     /// The record to update does not exist.
     #[error("not found")]
     NotFound,
-    /// The backend cannot take writes right now (disk full, locked): retry later.
+    /// The backend cannot take writes right now (locked, away): retry later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The disk under the store is full: writes fail until space returns;
+    /// reads still work.
+    #[error("the disk under the store is full")]
+    Full,
     /// Anything else; a bug or a broken backend.
     #[error(transparent)]
     Other(#[from] anyhow::Error),

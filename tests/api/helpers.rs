@@ -232,6 +232,26 @@ impl ServeProcess {
     }
 }
 
+impl ServeProcess {
+    /// SIGTERM (a graceful stop), then waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        self.child.wait().expect("wait for longrun")
+    }
+
+    /// SIGKILL: no graceful anything.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait for longrun");
+    }
+}
+
+/// Runs the real binary with `args` in `dir` to its end.
+pub fn run_longrun(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_longrun")).args(args).current_dir(dir).output().expect("run longrun")
+}
+
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,14 +1,20 @@
 //! Black-box tests: the real server on 127.0.0.1:0 with a temporary SQLite
 //! data dir, spoken to over HTTP. One binary, one module per front-end.
 
+mod backup;
 mod binary;
 mod config;
+mod crash;
 mod devcenter;
 mod events;
 mod face;
+mod fixtures;
+mod full_disk;
 mod helpers;
 mod initiators;
+mod integrity;
 mod leases;
+mod load;
 mod longpoll;
 mod native;
 mod nodes;
@@ -17,5 +23,6 @@ mod outage;
 mod repeatability;
 mod restart;
 mod retention;
+mod shutdown;
 mod sphere;
 mod webhooks;

@@ -33,6 +33,7 @@ use crate::ops::{self, Created};
         (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]
@@ -62,6 +63,7 @@ pub async fn delete_dev_box(
         (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ErrorResponse),
     ),
     security(("bearer" = []))
 )]

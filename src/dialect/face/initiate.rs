@@ -33,6 +33,7 @@ use crate::ops::{self, Created};
         (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ApiError),
     ),
     security(("subscriptionKey" = []))
 )]
@@ -73,6 +74,7 @@ pub async fn take_snapshot(
         (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ApiError),
     ),
     security(("subscriptionKey" = []))
 )]

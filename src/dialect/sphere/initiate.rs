@@ -38,6 +38,7 @@ const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
         (status = 403, description = "The key lacks the role or scope", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
         (status = 413, description = "Request body too large", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

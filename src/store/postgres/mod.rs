@@ -99,12 +99,12 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
         SqlState::CRASH_SHUTDOWN,
         SqlState::CANNOT_CONNECT_NOW,
         SqlState::TOO_MANY_CONNECTIONS,
-        SqlState::DISK_FULL,
         SqlState::OUT_OF_MEMORY,
         SqlState::READ_ONLY_SQL_TRANSACTION,
     ];
     match e.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists,
+        Some(code) if *code == SqlState::DISK_FULL => StoreError::Full,
         Some(code) if unavailable.contains(code) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
         None if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
             StoreError::Unavailable(format!("PostgreSQL connection: {e}"))

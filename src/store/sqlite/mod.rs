@@ -5,6 +5,8 @@
 //! Reads run in parallel on a small pool of read-only connections inside
 //! `spawn_blocking`, so no SQLite call ever blocks the async runtime.
 
+pub mod backup;
+mod check;
 mod rows;
 mod schema;
 mod webhooks;
@@ -28,6 +30,9 @@ use super::{
 };
 use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
 
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;
+
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "longrun.db";
 
@@ -36,7 +41,9 @@ const MAX_READERS: usize = 8;
 
 /// The SQLite store. Cheap to share: clone the `Arc` it lives in.
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
+    /// `None` only while dropping.
+    writer: Option<mpsc::Sender<Job>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     readers: Arc<ReadPool>,
     feed: LocalFeed,
 }
@@ -54,30 +61,20 @@ impl SqliteStore {
         SqliteStore::open(&dir.join(FILE_NAME))
     }
 
-    /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Opens (creating if needed) the database file at `path`, checks it
+    /// (`quick_check`: a damaged file is refused) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let mut conn =
-            Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
-        // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
-        // a 2xx promises durability, so every commit syncs the WAL.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA foreign_keys = ON;",
-        )
-        .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
-        schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
-
+        let conn = open_writer(path).map_err(|e| check::refuse_damaged(path, e))?;
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer::run(conn, jobs, writer_feed))
             .context("cannot start the SQLite writer thread")?;
         Ok(SqliteStore {
-            writer: sender,
+            writer: Some(sender),
+            writer_thread: Some(writer_thread),
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -92,6 +89,8 @@ impl SqliteStore {
         let started = std::time::Instant::now();
         let (reply, outcome) = oneshot::channel();
         self.writer
+            .as_ref()
+            .expect("the writer lives as long as the store")
             .send(Job { write, reply })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         let outcome = outcome.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
@@ -119,6 +118,37 @@ impl SqliteStore {
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("SQLite read task")))?;
         super::observe("sqlite", "read", started);
         outcome
+    }
+}
+
+/// The writer's connection: configured, checked, migrated.
+fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+    // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
+    // a 2xx promises durability, so every commit syncs the WAL.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
+    check::verify(&conn, path)?;
+    schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
+    Ok(conn)
+}
+
+impl Drop for SqliteStore {
+    /// Closes the database cleanly: idle readers first, then the writer,
+    /// whose close (the last one) checkpoints the WAL into the file and
+    /// removes it. Waits for that, so a process that exits right after a
+    /// graceful shutdown leaves one complete file behind.
+    fn drop(&mut self) {
+        self.readers.idle.lock().expect("pool lock").clear();
+        drop(self.writer.take()); // the writer thread ends once its queue is empty
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

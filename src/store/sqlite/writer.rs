@@ -98,7 +98,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) {
 /// that job's savepoint. If the COMMIT itself fails, every job fails.
 fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<u64, StoreError>> {
     let mut outcomes = Vec::with_capacity(batch.len());
-    let committed = (|| -> rusqlite::Result<()> {
+    let committed = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in batch {
             let sp = tx.savepoint()?;
@@ -109,22 +109,18 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<u64, StoreEr
                 drop(sp); // rolls back this job only...
                 // ...unless SQLite already rolled back the whole transaction
                 // (disk full, I/O error): then nothing of the batch is
-                // committed, and every job must hear so.
+                // committed, and every job must hear why.
                 if tx.is_autocommit() {
-                    return Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                        Some("the transaction was rolled back".into()),
-                    ));
+                    return outcome.map(drop);
                 }
             }
             outcomes.push(outcome);
         }
-        tx.commit()
+        Ok(tx.commit()?)
     })();
     match committed {
         Ok(()) => outcomes,
-        Err(e) => {
-            let failure = map_error(e);
+        Err(failure) => {
             tracing::error!(error = %failure, jobs = batch.len(), "SQLite commit failed");
             batch.iter().map(|_| Err(copy_of(&failure))).collect()
         }
@@ -245,7 +241,7 @@ fn map_insert_error(e: rusqlite::Error) -> StoreError {
 pub fn map_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DiskFull) => StoreError::Unavailable("the disk is full".into()),
+        Some(DiskFull) => StoreError::Full,
         Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable("the database is busy".into()),
         Some(SystemIoFailure | CannotOpen) => StoreError::Unavailable(format!("I/O error: {e}")),
         _ => StoreError::Other(anyhow::Error::new(e).context("SQLite")),
@@ -263,6 +259,7 @@ impl From<rusqlite::Error> for StoreError {
 fn copy_of(e: &StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        StoreError::Full => StoreError::Full,
         other => StoreError::Other(anyhow::anyhow!("{other:#}")),
     }
 }
