@@ -11,6 +11,7 @@ mod face;
 mod fixtures;
 mod full_disk;
 mod helpers;
+mod hostile;
 mod initiators;
 mod integrity;
 mod leases;
