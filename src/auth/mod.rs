@@ -7,7 +7,7 @@ pub mod keys;
 use axum::http::HeaderMap;
 
 use crate::error::CoreError;
-use crate::model::{KeyScope, Role, Scope};
+use crate::model::{KeyScope, Role, Scope, ScopeRefusal};
 use crate::store::Store;
 
 /// An authenticated caller.
@@ -25,6 +25,22 @@ impl Principal {
     /// True when the caller may read operations of `scope`.
     pub fn can_read(&self, scope: &Scope) -> bool {
         self.scope.covers(scope)
+    }
+
+    /// The scope a listing, watch or lease narrows to (`None`: every
+    /// scope); 403 for a scope out of reach, 400 when the caller reaches
+    /// several and named none. `verb` words the refusal ("list", "watch").
+    pub fn narrow(&self, asked: Option<Scope>, verb: &str) -> Result<Option<Scope>, CoreError> {
+        self.scope.narrow(asked).map_err(|refusal| match refusal {
+            ScopeRefusal::NotCovered(scope) => {
+                CoreError::Forbidden { message: format!("this key may not {verb} scope '{scope}'") }
+            }
+            ScopeRefusal::Ambiguous => CoreError::bad_request(
+                "InvalidParameter",
+                "scope",
+                format!("this caller reaches several scopes: name the one to {verb} with scope"),
+            ),
+        })
     }
 
     /// Fails with 403 unless the caller holds `role`.
