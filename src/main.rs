@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
 use longrun::app::{self, AppState};
+use longrun::auth::dev::{self, DevKey};
 use longrun::auth::keys;
-use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand};
+use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand, TokenCommand};
 use longrun::config::ServeConfig;
 use longrun::config_file::{self, Setting};
-use longrun::model::{KeyScope, Role};
+use longrun::model::{KeyScope, Role, Scope};
 use longrun::ops;
 
 const CONFIG_ERROR: u8 = 2;
@@ -102,11 +103,24 @@ async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve(config) => serve(config).await,
         Command::Key { command } => key(command).await,
+        Command::Token { command } => token(command),
         Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Failure> {
+    let dev = match config.dev {
+        // The key sits in a file any local user with access to the data dir
+        // can sign with: never trust it from the network.
+        true if !config.listen.ip().is_loopback() => {
+            return Err(config_error(format!(
+                "--dev trusts a key kept in the data dir: listen on a loopback address, not {}",
+                config.listen
+            )));
+        }
+        true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
+        false => None,
+    };
     let store = config.store.open().await.map_err(config_error)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -119,7 +133,17 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             config.store.flag()
         );
     }
+    if let Some(dev) = &dev {
+        println!(
+            "dev mode: trusting tokens of issuer {} signed by {} (make one with \
+             `longrun token mint --scope … --data-dir {}`)",
+            dev::DEV_ISSUER,
+            dev.path().display(),
+            config.store.data_dir.display()
+        );
+    }
     println!("longrun listening on http://{address} ({})", config.store.describe());
+    let tokens = Arc::new(config.tokens(dev.map(|key| key.issuer())));
     let policy = Arc::new(config.policy());
     if config.demo {
         let base = format!("http://{address}");
@@ -137,6 +161,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         demo: config.demo,
         stopping: Default::default(),
         waiters: Default::default(),
+        tokens,
     };
     app::serve(listener, state, shutdown_signal()).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
@@ -209,4 +234,21 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn token(command: TokenCommand) -> Result<(), Failure> {
+    let TokenCommand::Mint { scope, role, audience, expires_in, subject, data_dir } = command;
+    let scopes = scope.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>().map_err(config_error)?;
+    let role =
+        Role::parse(&role).ok_or_else(|| config_error(format!("role '{role}' must be read, produce or admin")))?;
+    let key = DevKey::load_or_create(&data_dir).map_err(config_error)?;
+    let token = key.mint(&scopes, role, &audience, &subject, expires_in).map_err(runtime_error)?;
+    eprintln!(
+        "Signed with {} (issuer {}); valid for {} on a `longrun serve --dev` with this data dir.",
+        key.path().display(),
+        dev::DEV_ISSUER,
+        humantime::format_duration(expires_in)
+    );
+    println!("{token}");
+    Ok(())
 }

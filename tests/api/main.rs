@@ -18,4 +18,5 @@ mod repeatability;
 mod restart;
 mod retention;
 mod sphere;
+mod tokens;
 mod webhooks;
