@@ -267,6 +267,42 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_refresh_interval() {
     assert_eq!(jwks.fetches(), 1, "a flood of unknown kids must not become a flood of fetches");
 }
 
+#[tokio::test]
+async fn an_rs256_token_verifies_against_a_jwks_file_and_hs256_with_its_public_key_does_not() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/fixtures");
+    let issuer = "https://issuer.test/rsa";
+    let config =
+        format!("iss={issuer},aud={NATIVE_AUDIENCE},jwks=file:{}", fixtures.join("rs256-test-jwks.json").display());
+    let audiences = Audiences { devcenter: DEVCENTER.into(), sphere: SPHERE.into() };
+    let tokens = Tokens::new(vec![IssuerConfig::parse(&config).unwrap()], audiences, Duration::ZERO);
+    let app = TestApp::spawn_trusting(tokens).await;
+    let id = id_of(&app.create_ok("projects/alpha", "deleteDevBox").await);
+    let path = devcenter_path("alpha", &id);
+    let claims = claims(issuer, DEVCENTER, &["projects/alpha"]);
+
+    let private = std::fs::read(fixtures.join("rs256-test-key.pem")).unwrap();
+    let header = Header { kid: Some("rsa1".into()), ..Header::new(Algorithm::RS256) };
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap();
+    assert_eq!(app.get_bearer(&path, &token).await.status(), StatusCode::OK);
+
+    // The classic confusion: the public key's PEM as an HMAC secret.
+    let public = std::fs::read(fixtures.join("rs256-test-key.pub.pem")).unwrap();
+    let header = Header { kid: Some("rsa1".into()), ..Header::new(Algorithm::HS256) };
+    let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap();
+    let response = app.get_bearer(&path, &forged).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        challenge("The access token's algorithm 'HS256' is not supported (RS256, ES256).").as_str()
+    );
+    // An ES256 header on an RSA key's kid finds no key to check it with.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let (_, rest) = signed.split_once('.').unwrap();
+    let es256 = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "kid": "rsa1"}).to_string());
+    let response = app.get_bearer(&path, &format!("{es256}.{rest}.AAAA")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
 /// A response as a comparable string: status, headers but the per-request
 /// ones, and the body with `ids` replaced.
 async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
