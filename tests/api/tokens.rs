@@ -303,6 +303,34 @@ async fn an_rs256_token_verifies_against_a_jwks_file_and_hs256_with_its_public_k
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn an_unreachable_jwks_url_is_503_not_401() {
+    // Bound then dropped: nothing listens there any more.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let config = format!("iss={ISSUER},aud={NATIVE_AUDIENCE},jwks=http://{closed}/keys");
+    let audiences = Audiences { devcenter: DEVCENTER.into(), sphere: SPHERE.into() };
+    let tokens = Tokens::new(vec![IssuerConfig::parse(&config).unwrap()], audiences, Duration::ZERO);
+    let app = TestApp::spawn_trusting(tokens).await;
+    let token = Signer::new("k1").sign(&claims(ISSUER, DEVCENTER, &["projects/alpha"]));
+    let response = app.get_bearer(&devcenter_path("alpha", &unknown_id()), &token).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "the client should retry, not drop its token");
+}
+
+#[tokio::test]
+async fn a_token_reaching_several_scopes_lists_the_one_it_names() {
+    let Setup { app, signer, _dir, .. } = setup(Duration::ZERO).await;
+    let op = id_of(&app.create_ok("accounts/bravo", "takeSnapshot").await);
+    app.create_ok("projects/charlie", "deleteDevBox").await;
+    let token = signer.sign(&claims(ISSUER, NATIVE_AUDIENCE, &["projects/alpha", "accounts/bravo"]));
+    let unnamed = app.get_bearer("/v1/operations", &token).await;
+    assert_eq!(unnamed.status(), StatusCode::BAD_REQUEST);
+    let named: Value = app.get_bearer("/v1/operations?scope=accounts/bravo", &token).await.json().await.unwrap();
+    let ids: Vec<&str> = named["value"].as_array().unwrap().iter().map(|op| op["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [op.as_str()]);
+    let foreign = app.get_bearer("/v1/operations?scope=projects/charlie", &token).await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+}
+
 /// A response as a comparable string: status, headers but the per-request
 /// ones, and the body with `ids` replaced.
 async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
