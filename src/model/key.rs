@@ -67,6 +67,15 @@ impl KeyScope {
         }
     }
 
+    /// Each scope reached, listed (none for `*`, which reaches them all).
+    pub fn scopes(&self) -> &[Scope] {
+        match self {
+            KeyScope::All => &[],
+            KeyScope::One(own) => std::slice::from_ref(own),
+            KeyScope::Many(own) => own,
+        }
+    }
+
     /// The scope a listing or a watch narrows to: the one `asked` if
     /// covered, else the caller's only scope; `None` means every scope.
     pub fn narrow(&self, asked: Option<Scope>) -> Result<Option<Scope>, ScopeRefusal> {

@@ -329,6 +329,8 @@ async fn a_token_reaching_several_scopes_lists_the_one_it_names() {
     assert_eq!(ids, [op.as_str()]);
     let foreign = app.get_bearer("/v1/operations?scope=projects/charlie", &token).await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let me: Value = app.get_bearer("/v1/me", &token).await.json().await.unwrap();
+    assert_eq!(me["scopes"], json!(["projects/alpha", "accounts/bravo"]));
 }
 
 /// A response as a comparable string: status, headers but the per-request
