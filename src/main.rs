@@ -142,8 +142,12 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             config.store.data_dir.display()
         );
     }
-    println!("longrun listening on http://{address} ({})", config.store.describe());
     let tokens = Arc::new(config.tokens(dev.map(|key| key.issuer())));
+    let issuers: Vec<&str> = tokens.issuers().collect();
+    if !issuers.is_empty() {
+        println!("trusting bearer tokens of: {}", issuers.join(", "));
+    }
+    println!("longrun listening on http://{address} ({})", config.store.describe());
     let policy = Arc::new(config.policy());
     if config.demo {
         let base = format!("http://{address}");

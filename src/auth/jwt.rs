@@ -179,8 +179,8 @@ impl Tokens {
         let (Some(header), Some(payload)) = (parts.next().and_then(segment), parts.next().and_then(segment)) else {
             return Err(malformed());
         };
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("(none)");
-        let algorithm = match alg {
+        let alg = header.get("alg").and_then(Value::as_str).map_or_else(|| "(none)".into(), shown);
+        let algorithm = match alg.as_str() {
             "RS256" => Algorithm::RS256,
             "ES256" => Algorithm::ES256,
             other => {
@@ -194,11 +194,11 @@ impl Tokens {
             .issuers
             .iter()
             .find(|t| t.config.issuer == issuer)
-            .ok_or_else(|| refused(format!("The access token's issuer '{issuer}' is not trusted.")))?;
+            .ok_or_else(|| refused(format!("The access token's issuer '{}' is not trusted.", shown(issuer))))?;
         let kid = header.get("kid").and_then(Value::as_str);
         let keys = trusted.keys(kid, algorithm, self).await?;
         if keys.is_empty() {
-            let named = kid.map(|k| format!(" '{k}'")).unwrap_or_default();
+            let named = kid.map(|k| format!(" '{}'", shown(k))).unwrap_or_default();
             return Err(refused(format!("The access token's signing key{named} is unknown to its issuer.")));
         }
         let audience = match front {
@@ -235,6 +235,13 @@ impl Tokens {
             refused(format!("The access token's '{claim}' claim names no scope."))
         })
     }
+}
+
+/// A value from an unverified token, fit to echo in a message and a header's
+/// quoted-string: printable ASCII but quotes and backslashes, at most 100 characters.
+fn shown(text: &str) -> String {
+    let fit = |c: char| (c.is_ascii_graphic() || c == ' ') && !matches!(c, '"' | '\\');
+    text.chars().take(100).map(|c| if fit(c) { c } else { '?' }).collect()
 }
 
 /// A base64url JSON object segment, unverified (read only to pick the issuer

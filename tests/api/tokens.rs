@@ -207,6 +207,7 @@ async fn invalid_tokens_are_401_with_a_challenge_saying_what_was_wrong() {
         (tampered, "The access token's signature is not valid.".into()),
         (stranger.sign(&valid()), "The access token's signature is not valid.".into()),
         ("a.b.c".to_owned(), "The access token is malformed.".into()),
+        (with("iss", json!("evil\r\n\"x")), "The access token's issuer 'evil???x' is not trusted.".into()),
     ];
     for (token, description) in cases {
         let response = app.get_bearer(&devcenter_path("alpha", &id), &token).await;
@@ -408,6 +409,7 @@ async fn token_mint_and_serve_dev_work_end_to_end() {
     let data_arg = data.to_str().unwrap();
     let server = ServeProcess::start(dir.path(), &["--dev", "--data-dir", data_arg]);
     assert!(server.printed.iter().any(|line| line.starts_with("dev mode: trusting tokens of issuer longrun-dev")));
+    assert!(server.printed.iter().any(|line| line == "trusting bearer tokens of: longrun-dev"));
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{}/v1/operations", server.address))
