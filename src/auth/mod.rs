@@ -16,7 +16,7 @@ use crate::store::Store;
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The key's public id (for logs).
+    /// The key's public id, or `jwt:{iss}#{sub}` for a token (for logs).
     pub key_id: String,
     /// Which scopes it reaches.
     pub scope: KeyScope,
