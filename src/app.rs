@@ -45,9 +45,21 @@ pub struct AppState {
     pub waiters: Arc<crate::waiters::Waiters>,
     /// Rate and stream limits.
     pub limits: Arc<crate::limits::Limits>,
+    /// The trusted bearer-token issuers and their cached signing keys.
+    pub tokens: Arc<crate::auth::jwt::Tokens>,
 }
 
 impl AppState {
+    /// The caller of a request with `Authorization: Bearer` (a JWT or an
+    /// API key), presented to `front`.
+    pub async fn bearer_caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        front: crate::auth::jwt::Front,
+    ) -> Result<crate::auth::Principal, CoreError> {
+        crate::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front).await
+    }
+
     /// The script an emulated initiator attaches: the demo flow in demo
     /// mode, none otherwise (a worker advances the operation).
     pub fn initiator_script(&self, resource_location: Option<String>) -> Option<Vec<crate::model::ScriptStep>> {

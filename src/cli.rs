@@ -79,6 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Development bearer tokens (trusted by `serve --dev`).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Manage API keys (works on the data directory directly).
     Key {
         /// What to do with keys.
@@ -123,5 +129,33 @@ pub enum KeyCommand {
         id: String,
         #[command(flatten)]
         store: StoreConfig,
+    },
+}
+
+/// `longrun token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a token with the data dir's development key pair (made on first
+    /// use) and print it alone on stdout.
+    Mint {
+        /// A scope the token reaches (repeatable): tenants/{uuid}, projects/{name} or accounts/{name}.
+        #[arg(long, required = true)]
+        scope: Vec<String>,
+        /// read, produce or admin.
+        #[arg(long, default_value = "read")]
+        role: String,
+        /// Its audience: longrun (native API), https://devcenter.azure.com
+        /// (Dev Center) or the Sphere audience.
+        #[arg(long, default_value = crate::auth::dev::DEV_AUDIENCE)]
+        audience: String,
+        /// How long it is valid, e.g. 1h.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        expires_in: std::time::Duration,
+        /// Its subject (`sub`), shown in logs as jwt:longrun-dev#SUBJECT.
+        #[arg(long, default_value = "dev")]
+        subject: String,
+        /// Directory for longrun's data (the key pair lives here).
+        #[arg(long = "data-dir", env = "LONGRUN_DATA_DIR", default_value = "./longrun-data")]
+        data_dir: std::path::PathBuf,
     },
 }

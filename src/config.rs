@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::auth::jwt::{Audiences, IssuerConfig, Tokens};
 use crate::limits::LimitSettings;
 use crate::model::{Kind, Retention, Scope};
 use crate::ops::Policy;
@@ -123,6 +124,34 @@ pub struct ServeConfig {
     /// Long-polls and event streams one credential may hold at once; 0 = no limit.
     #[arg(long, env = "LONGRUN_MAX_STREAMS", default_value_t = LimitSettings::default().streams_per_credential)]
     pub max_streams: u32,
+
+    /// A trusted bearer-token issuer (repeatable; `;` between several):
+    /// iss=ISSUER,aud=AUDIENCE,jwks=file:/path|https://…[,scope-claim=CLAIM][,scope-prefix=PREFIX].
+    #[arg(long = "jwt-issuer", env = "LONGRUN_JWT_ISSUER", value_name = "SETTINGS",
+          value_parser = IssuerConfig::parse, value_delimiter = ';')]
+    pub jwt_issuers: Vec<IssuerConfig>,
+
+    /// The audience bearer tokens must carry on the Dev Center dialect.
+    #[arg(long, env = "LONGRUN_JWT_DEVCENTER_AUDIENCE", default_value = "https://devcenter.azure.com")]
+    pub jwt_devcenter_audience: String,
+
+    /// The audience bearer tokens must carry on the Sphere dialect.
+    #[arg(long, env = "LONGRUN_JWT_SPHERE_AUDIENCE", default_value = "https://firstparty.sphere.azure.net/api")]
+    pub jwt_sphere_audience: String,
+
+    /// Least time between two fetches of an issuer's keys (a token naming an
+    /// unknown kid triggers one), e.g. 1m.
+    #[arg(long, env = "LONGRUN_JWKS_REFRESH", default_value = "1m", value_parser = parse_refresh)]
+    pub jwks_refresh: Duration,
+
+    /// Development: also trust tokens from `longrun token mint` (issuer
+    /// longrun-dev, key pair in the data dir). Loopback addresses only.
+    #[arg(long, env = "LONGRUN_DEV")]
+    pub dev: bool,
+}
+
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (try 30s or 5m)"))
 }
 
 fn parse_scope_retention(text: &str) -> Result<(Scope, Retention), String> {
@@ -157,6 +186,14 @@ impl ServeConfig {
             per_address: self.rate_limit_per_address,
             streams_per_credential: self.max_streams,
         }
+    }
+
+    /// The bearer-token issuers to trust: the configured ones, and the
+    /// development issuer when `--dev` brings its key pair.
+    pub fn tokens(&self, dev: Option<IssuerConfig>) -> Tokens {
+        let audiences =
+            Audiences { devcenter: self.jwt_devcenter_audience.clone(), sphere: self.jwt_sphere_audience.clone() };
+        Tokens::new(self.jwt_issuers.iter().cloned().chain(dev).collect(), audiences, self.jwks_refresh)
     }
 
     /// The use-cases' policy this configuration asks for.

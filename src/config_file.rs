@@ -107,7 +107,9 @@ pub fn describe_effective(command: &clap::Command, matches: &clap::ArgMatches, f
             continue;
         }
         let Some(raw) = matches.get_raw(id) else { continue };
-        let value = raw.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",");
+        // Joined as the flag splits them (`;` for --jwt-issuer, whose values hold commas).
+        let delimiter = arg.get_value_delimiter().unwrap_or(',').to_string();
+        let value = raw.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(&delimiter);
         let value = if SECRET_FLAGS.contains(&long) { "***".to_owned() } else { redact_url(&value) };
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
         let source = match matches.value_source(id) {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::Principal;
 use crate::error::CoreError;
-use crate::model::{Heartbeat, KeyScope, Kind, LeaseError, LeaseId, Operation, Role, Scope};
+use crate::model::{Heartbeat, Kind, LeaseError, LeaseId, Operation, Role, Scope};
 use crate::ops::{self, Policy};
 use crate::store::{Store, StoreError};
 
@@ -44,14 +44,7 @@ pub async fn claim(
     ttl: Duration,
 ) -> Result<Option<Operation>, CoreError> {
     caller.require(Role::Produce)?;
-    let scope = match (scope, &caller.scope) {
-        (Some(asked), reach) if !reach.covers(&asked) => {
-            return Err(CoreError::Forbidden { message: format!("this key may not lease in scope '{asked}'") });
-        }
-        (Some(asked), _) => Some(asked),
-        (None, KeyScope::One(own)) => Some(own.clone()),
-        (None, KeyScope::All) => None,
-    };
+    let scope = caller.narrow(scope, "lease in")?;
     for _ in 0..ROUNDS {
         let candidates = store.claimable(kinds, scope.as_ref(), CANDIDATES).await?;
         if candidates.is_empty() {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
 use longrun::app::{self, AppState};
+use longrun::auth::dev::{self, DevKey};
 use longrun::auth::keys;
-use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand};
+use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand, TokenCommand};
 use longrun::config::{ServeConfig, StoreConfig};
 use longrun::config_file::{self, Setting};
-use longrun::model::{KeyScope, Role};
+use longrun::model::{KeyScope, Role, Scope};
 use longrun::ops;
 use longrun::store::sqlite;
 
@@ -124,6 +125,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Token { command } => token(command),
         Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
 }
@@ -139,6 +141,18 @@ fn sqlite_dir(store: &StoreConfig) -> Result<std::path::PathBuf, Failure> {
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Failure> {
+    let dev = match config.dev {
+        // The key sits in a file any local user with access to the data dir
+        // can sign with: never trust it from the network.
+        true if !config.listen.ip().is_loopback() => {
+            return Err(config_error(format!(
+                "--dev trusts a key kept in the data dir: listen on a loopback address, not {}",
+                config.listen
+            )));
+        }
+        true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
+        false => None,
+    };
     let store = config.store.open().await.map_err(config_error)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -150,6 +164,20 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
              longrun key create --scope '*' --role admin {}",
             config.store.flag()
         );
+    }
+    if let Some(dev) = &dev {
+        println!(
+            "dev mode: trusting tokens of issuer {} signed by {} (make one with \
+             `longrun token mint --scope … --data-dir {}`)",
+            dev::DEV_ISSUER,
+            dev.path().display(),
+            config.store.data_dir.display()
+        );
+    }
+    let tokens = Arc::new(config.tokens(dev.map(|key| key.issuer())));
+    let issuers: Vec<&str> = tokens.issuers().collect();
+    if !issuers.is_empty() {
+        println!("trusting bearer tokens of: {}", issuers.join(", "));
     }
     println!("longrun listening on http://{address} ({})", config.store.describe());
     let policy = Arc::new(config.policy());
@@ -170,6 +198,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         stopping: Default::default(),
         waiters: Default::default(),
         limits: Arc::new(longrun::limits::Limits::new(config.limits())),
+        tokens,
     };
     app::serve_with_grace(listener, state, shutdown_signal(), config.shutdown_grace)
         .await
@@ -244,4 +273,21 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn token(command: TokenCommand) -> Result<(), Failure> {
+    let TokenCommand::Mint { scope, role, audience, expires_in, subject, data_dir } = command;
+    let scopes = scope.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>().map_err(config_error)?;
+    let role =
+        Role::parse(&role).ok_or_else(|| config_error(format!("role '{role}' must be read, produce or admin")))?;
+    let key = DevKey::load_or_create(&data_dir).map_err(config_error)?;
+    let token = key.mint(&scopes, role, &audience, &subject, expires_in).map_err(runtime_error)?;
+    eprintln!(
+        "Signed with {} (issuer {}); valid for {} on a `longrun serve --dev` with this data dir.",
+        key.path().display(),
+        dev::DEV_ISSUER,
+        humantime::format_duration(expires_in)
+    );
+    println!("{token}");
+    Ok(())
 }

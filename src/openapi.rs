@@ -62,7 +62,13 @@ impl Modify for Security {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A JWT of a trusted issuer (RS256/ES256), or an API key (lr_…)"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "subscriptionKey",

@@ -28,7 +28,7 @@ use super::{Error, caller};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::CoreError;
-use crate::model::{KeyScope, Operation, OperationId, Scope};
+use crate::model::{Operation, OperationId, Scope};
 use crate::ops;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -211,12 +211,7 @@ fn requested_scope(caller: &Principal, query: Option<&str>) -> Result<Option<Sco
             }
         }
     }
-    match (scope, &caller.scope) {
-        (Some(scope), reach) if reach.covers(&scope) => Ok(Some(scope)),
-        (Some(scope), _) => Err(CoreError::Forbidden { message: format!("this key may not watch scope '{scope}'") }),
-        (None, KeyScope::One(own)) => Ok(Some(own.clone())),
-        (None, KeyScope::All) => Ok(None),
-    }
+    caller.narrow(scope, "watch")
 }
 
 fn last_event_id(headers: &HeaderMap) -> Option<i64> {

@@ -12,7 +12,7 @@ use super::{Error, caller};
 use crate::app::AppState;
 use crate::dialect;
 use crate::error::CoreError;
-use crate::model::{KeyScope, Kind, OperationId, Scope, State as OpState, Timestamp};
+use crate::model::{Kind, OperationId, Scope, State as OpState, Timestamp};
 use crate::store::ListFilter;
 
 const DEFAULT_PAGE: u32 = 100;
@@ -69,13 +69,7 @@ pub async fn list_operations(
             _ => return Err(bad(format!("unknown query parameter '{name}'")).into()),
         }
     }
-    match (&caller.scope, &filter.scope) {
-        (KeyScope::One(own), None) => filter.scope = Some(own.clone()),
-        (KeyScope::One(own), Some(asked)) if own != asked => {
-            return Err(CoreError::Forbidden { message: format!("this key may not list scope '{asked}'") }.into());
-        }
-        _ => {}
-    }
+    filter.scope = caller.narrow(filter.scope.take(), "list")?;
     let page = app.store.list_operations(&filter).await.map_err(CoreError::from)?;
     let next_link = (page.len() == filter.limit as usize)
         .then(|| page.last().map(|last| next_link(&filter, last.created_at, last.id)))

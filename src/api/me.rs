@@ -1,4 +1,4 @@
-//! `GET /v1/me`: what the presented key may do. The dashboard asks it to
+//! `GET /v1/me`: what the presented key or token may do. The dashboard asks it to
 //! offer only the scopes a key reaches and the buttons its role allows.
 
 use axum::extract::State;
@@ -18,8 +18,10 @@ use crate::dialect;
 pub struct MeBody {
     /// The key's public id.
     pub key_id: String,
-    /// `*` or the one scope the key reaches.
+    /// `*`, the one scope the caller reaches, or several joined by commas.
     pub scope: String,
+    /// Each scope the caller reaches (empty for `*`): a token may reach several.
+    pub scopes: Vec<String>,
     /// `read`, `produce` or `admin`.
     pub role: &'static str,
 }
@@ -38,6 +40,7 @@ pub struct MeBody {
 )]
 pub async fn get_me(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
-    let body = MeBody { key_id: caller.key_id, scope: caller.scope.to_string(), role: caller.role.as_str() };
+    let scopes = caller.scope.scopes().iter().map(ToString::to_string).collect();
+    let body = MeBody { key_id: caller.key_id, scope: caller.scope.to_string(), scopes, role: caller.role.as_str() };
     Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &body))
 }

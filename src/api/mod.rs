@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 
 /// The caller, from `Authorization: Bearer <key>`.
 async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreError> {
-    auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await
+    app.bearer_caller(headers, auth::jwt::Front::Native).await
 }
 
 /// Renders any core error in the native envelope (the router's fallbacks).

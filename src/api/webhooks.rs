@@ -147,14 +147,7 @@ pub async fn create_webhook(
         .map(Scope::parse)
         .transpose()
         .map_err(|e| CoreError::bad_request("InvalidParameter", "scope", e))?;
-    let scope = match (scope, &caller.scope) {
-        (Some(scope), reach) if !reach.covers(&scope) => {
-            return Err(CoreError::Forbidden { message: format!("this key may not watch scope '{scope}'") }.into());
-        }
-        (Some(scope), _) => Some(scope),
-        (None, crate::model::KeyScope::One(own)) => Some(own.clone()),
-        (None, crate::model::KeyScope::All) => None,
-    };
+    let scope = caller.narrow(scope, "watch")?;
     let url = reqwest::Url::parse(&request.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && request.url.len() <= 2048)

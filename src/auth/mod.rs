@@ -1,19 +1,22 @@
-//! Who is calling: API keys (SPEC §4). Dialects pick where the key travels
-//! (`Ocp-Apim-Subscription-Key` or `Authorization: Bearer`); this module
-//! turns it into a `Principal` or an `Unauthenticated` error.
+//! Who is calling (SPEC §4): API keys and bearer JWTs. Dialects pick where
+//! the credential travels (`Ocp-Apim-Subscription-Key` or `Authorization:
+//! Bearer`); this module turns it into a `Principal` or an `Unauthenticated`
+//! error.
 
+pub mod dev;
+pub mod jwt;
 pub mod keys;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::error::CoreError;
-use crate::model::{KeyScope, Role, Scope};
+use crate::model::{KeyScope, Role, Scope, ScopeRefusal};
 use crate::store::Store;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The key's public id (for logs).
+    /// The key's public id, or `jwt:{iss}#{sub}` for a token (for logs).
     pub key_id: String,
     /// Which scopes it reaches.
     pub scope: KeyScope,
@@ -25,6 +28,22 @@ impl Principal {
     /// True when the caller may read operations of `scope`.
     pub fn can_read(&self, scope: &Scope) -> bool {
         self.scope.covers(scope)
+    }
+
+    /// The scope a listing, watch or lease narrows to (`None`: every
+    /// scope); 403 for a scope out of reach, 400 when the caller reaches
+    /// several and named none. `verb` words the refusal ("list", "watch").
+    pub fn narrow(&self, asked: Option<Scope>, verb: &str) -> Result<Option<Scope>, CoreError> {
+        self.scope.narrow(asked).map_err(|refusal| match refusal {
+            ScopeRefusal::NotCovered(scope) => {
+                CoreError::Forbidden { message: format!("this key may not {verb} scope '{scope}'") }
+            }
+            ScopeRefusal::Ambiguous => CoreError::bad_request(
+                "InvalidParameter",
+                "scope",
+                format!("this caller reaches several scopes: name the one to {verb} with scope"),
+            ),
+        })
     }
 
     /// Fails with 403 unless the caller holds `role`.
@@ -54,6 +73,30 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     }
 }
 
+/// The caller of a request carrying `Authorization: Bearer`: a JWT is
+/// validated for `front` against the trusted issuers, anything else is
+/// looked up as an API key.
+pub async fn authenticate_bearer(
+    store: &dyn Store,
+    tokens: &jwt::Tokens,
+    headers: &HeaderMap,
+    front: jwt::Front,
+) -> Result<Principal, CoreError> {
+    match bearer_token(headers) {
+        Some(token) if looks_like_jwt(token) => {
+            let principal = tokens.verify(token, front).await?;
+            crate::http::note_caller(&principal.key_id, &principal.scope.to_string());
+            Ok(principal)
+        }
+        secret => authenticate(store, secret).await,
+    }
+}
+
+/// Three dot-separated segments; API keys (`lr_…`) have no dots.
+fn looks_like_jwt(token: &str) -> bool {
+    !token.starts_with(keys::SECRET_PREFIX) && token.split('.').count() == 3
+}
+
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -61,5 +104,13 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The `WWW-Authenticate` challenge sent with every bearer 401.
-pub const BEARER_CHALLENGE: &str = r#"Bearer realm="longrun", error="invalid_token""#;
+/// The `WWW-Authenticate` challenge sent with every bearer 401; its
+/// `error_description` is the error's message (what was wrong).
+pub fn bearer_challenge(core: &CoreError) -> HeaderValue {
+    const CHALLENGE: &str = r#"Bearer realm="longrun", error="invalid_token""#;
+    // A quoted-string: no quote or backslash may end it early.
+    let description: String =
+        core.public_message().chars().map(|c| if matches!(c, '"' | '\\') { '\'' } else { c }).collect();
+    HeaderValue::from_str(&format!(r#"{CHALLENGE}, error_description="{description}""#))
+        .unwrap_or_else(|_| HeaderValue::from_static(CHALLENGE))
+}

@@ -30,13 +30,25 @@ impl Role {
     }
 }
 
-/// Which operations a key reaches: one scope, or every scope (`*`).
+/// Which operations a caller reaches: one scope, several (a token whose
+/// claim lists them), or every scope (`*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyScope {
     /// `*`: every scope (operators, trusted backends).
     All,
     /// Exactly one scope.
     One(Scope),
+    /// Each of these scopes (bearer tokens only; API keys have one or `*`).
+    Many(Vec<Scope>),
+}
+
+/// Why a caller cannot narrow a listing or a watch to a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeRefusal {
+    /// It asked for a scope it does not reach.
+    NotCovered(Scope),
+    /// It named none and reaches several, so it must name one.
+    Ambiguous,
 }
 
 impl KeyScope {
@@ -45,11 +57,35 @@ impl KeyScope {
         if s == "*" { Ok(KeyScope::All) } else { Scope::parse(s).map(KeyScope::One) }
     }
 
-    /// True when this key may see operations of `scope`.
+    /// True when this caller may see operations of `scope`: the one place
+    /// that decides.
     pub fn covers(&self, scope: &Scope) -> bool {
         match self {
             KeyScope::All => true,
             KeyScope::One(own) => own == scope,
+            KeyScope::Many(own) => own.contains(scope),
+        }
+    }
+
+    /// Each scope reached, listed (none for `*`, which reaches them all).
+    pub fn scopes(&self) -> &[Scope] {
+        match self {
+            KeyScope::All => &[],
+            KeyScope::One(own) => std::slice::from_ref(own),
+            KeyScope::Many(own) => own,
+        }
+    }
+
+    /// The scope a listing or a watch narrows to: the one `asked` if
+    /// covered, else the caller's only scope; `None` means every scope.
+    pub fn narrow(&self, asked: Option<Scope>) -> Result<Option<Scope>, ScopeRefusal> {
+        match (asked, self) {
+            (Some(asked), reach) if reach.covers(&asked) => Ok(Some(asked)),
+            (Some(asked), _) => Err(ScopeRefusal::NotCovered(asked)),
+            (None, KeyScope::All) => Ok(None),
+            (None, KeyScope::One(own)) => Ok(Some(own.clone())),
+            (None, KeyScope::Many(own)) if own.len() == 1 => Ok(Some(own[0].clone())),
+            (None, KeyScope::Many(_)) => Err(ScopeRefusal::Ambiguous),
         }
     }
 }
@@ -59,6 +95,10 @@ impl std::fmt::Display for KeyScope {
         match self {
             KeyScope::All => f.write_str("*"),
             KeyScope::One(scope) => scope.fmt(f),
+            KeyScope::Many(scopes) => {
+                let names: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+                f.write_str(&names.join(","))
+            }
         }
     }
 }
@@ -107,5 +147,21 @@ mod tests {
         assert!(KeyScope::One(mine.clone()).covers(&mine));
         assert!(!KeyScope::One(mine).covers(&theirs));
         assert!(KeyScope::All.covers(&theirs));
+    }
+
+    #[test]
+    fn several_scopes_cover_each_and_must_be_named_to_narrow() {
+        let a = Scope::parse("projects/alpha").unwrap();
+        let b = Scope::parse("accounts/bravo").unwrap();
+        let c = Scope::parse("projects/charlie").unwrap();
+        let many = KeyScope::Many(vec![a.clone(), b.clone()]);
+        assert!(many.covers(&a) && many.covers(&b) && !many.covers(&c));
+        assert_eq!(many.to_string(), "projects/alpha,accounts/bravo");
+        assert_eq!(many.narrow(Some(b.clone())), Ok(Some(b)));
+        assert_eq!(many.narrow(Some(c.clone())), Err(ScopeRefusal::NotCovered(c)));
+        assert_eq!(many.narrow(None), Err(ScopeRefusal::Ambiguous));
+        assert_eq!(KeyScope::Many(vec![a.clone()]).narrow(None), Ok(Some(a.clone())));
+        assert_eq!(KeyScope::One(a.clone()).narrow(None), Ok(Some(a)));
+        assert_eq!(KeyScope::All.narrow(None), Ok(None));
     }
 }

@@ -16,7 +16,7 @@ pub mod webhook;
 
 pub use error::{OperationError, TransitionError};
 pub use id::{Kind, OperationId, Scope};
-pub use key::{ApiKey, KeyScope, Role};
+pub use key::{ApiKey, KeyScope, Role, ScopeRefusal};
 pub use lease::{Heartbeat, Lease, LeaseError, LeaseId};
 pub use operation::{NewOperation, Operation};
 pub use retention::Retention;

@@ -65,11 +65,11 @@ function signOut(message = "") {
 
 // ---- scopes and filters ---------------------------------------------------
 
-/** A key reaches one scope or all; an all-scope key picks among those seen. */
+/** A key reaches one scope or all, a token one or several; an all-scope key picks among those seen. */
 function fillScopes(seen) {
   const select = $("scope");
   const current = select.value;
-  const options = session.me.scope === "*" ? ["", ...new Set(seen)].sort() : [session.me.scope];
+  const options = session.me.scope === "*" ? ["", ...new Set(seen)].sort() : session.me.scopes;
   select.replaceChildren(
     ...options.map((scope) => new Option(scope || "all scopes", scope, false, scope === current)),
   );

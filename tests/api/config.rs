@@ -80,3 +80,17 @@ fn a_bad_file_stops_start_up_with_one_line_naming_the_key_and_line() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8(missing.stderr).unwrap().contains("cannot read config file absent.toml"));
 }
+
+#[test]
+fn several_token_issuers_come_from_one_file_string_and_print_back_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuers = "iss=https://a.example/,aud=api://longrun,jwks=file:/etc/a.json;iss=b,aud=c,jwks=https://b.example/keys,scope-claim=tid,scope-prefix=tenants/";
+    std::fs::write(dir.path().join("longrun.toml"), format!("jwt-issuer = \"{issuers}\"\n")).unwrap();
+    let output = longrun(dir.path(), &["config", "check", "--config", "longrun.toml"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(line_of(&text, "jwt-issuer"), format!(r#"jwt-issuer = "{issuers}"  # file longrun.toml:1"#));
+    let bad = longrun(dir.path(), &["config", "check", "--jwt-issuer", "iss=a,aud=b,jwks=ftp://x"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must be file:/path or an http(s) URL"));
+}

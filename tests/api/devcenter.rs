@@ -168,7 +168,10 @@ async fn missing_or_wrong_credentials_are_401_with_a_bearer_challenge() {
     let app = TestApp::spawn().await;
     let id = id_of(&app.create_ok("projects/myProject", "deleteDevBox").await);
     let anonymous = app.client.get(format!("{}{}", app.address, status_path("myProject", &id))).send().await.unwrap();
-    assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="longrun", error="invalid_token""#);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        r#"Bearer realm="longrun", error="invalid_token", error_description="No credentials were presented.""#
+    );
     assert_error(anonymous, StatusCode::UNAUTHORIZED, "Unauthorized").await;
     assert_error(
         app.get_bearer(&status_path("myProject", &id), "lr_wrong").await,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use longrun::app::{self, AppState};
+use longrun::auth::jwt::Tokens;
 use longrun::auth::keys;
 use longrun::model::{KeyScope, Retention, Role};
 use longrun::ops::{self, Policy};
@@ -60,17 +61,26 @@ impl TestApp {
     pub async fn spawn_with(policy: Policy) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store::open_data_dir(dir.path()).expect("open store");
-        let mut app = TestApp::spawn_on_with(store, dir.path(), policy).await;
+        let mut app = TestApp::spawn_on_with(store, dir.path(), policy, Tokens::none()).await;
+        app._owned_dir = Some(dir);
+        app
+    }
+
+    /// A server on a fresh temporary data dir that trusts `tokens`' issuers.
+    pub async fn spawn_trusting(tokens: Tokens) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store::open_data_dir(dir.path()).expect("open store");
+        let mut app = TestApp::spawn_on_with(store, dir.path(), Policy::new(RETENTION), tokens).await;
         app._owned_dir = Some(dir);
         app
     }
 
     /// A server on a store the test opened itself (e.g. PostgreSQL).
     pub async fn spawn_on(store: Arc<dyn Store>, data_dir: &Path) -> TestApp {
-        TestApp::spawn_on_with(store, data_dir, Policy::new(RETENTION)).await
+        TestApp::spawn_on_with(store, data_dir, Policy::new(RETENTION), Tokens::none()).await
     }
 
-    async fn spawn_on_with(store: Arc<dyn Store>, data_dir: &Path, policy: Policy) -> TestApp {
+    async fn spawn_on_with(store: Arc<dyn Store>, data_dir: &Path, policy: Policy, tokens: Tokens) -> TestApp {
         let policy = Arc::new(policy);
         let (_, admin_key) =
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
@@ -84,6 +94,7 @@ impl TestApp {
             stopping: Default::default(),
             waiters: Default::default(),
             limits: Arc::new(longrun::limits::Limits::new(Default::default())),
+            tokens: Arc::new(tokens),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state, async move {

@@ -26,4 +26,5 @@ mod restart;
 mod retention;
 mod shutdown;
 mod sphere;
+mod tokens;
 mod webhooks;

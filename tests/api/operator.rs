@@ -45,6 +45,7 @@ async fn me_describes_the_calling_key_and_refuses_strangers() {
     let reader = app.key("projects/mine", Role::Read).await;
     let me: serde_json::Value = app.get_bearer("/v1/me", &reader).await.json().await.unwrap();
     assert_eq!(me["scope"], "projects/mine");
+    assert_eq!(me["scopes"], json!(["projects/mine"]));
     assert_eq!(me["role"], "read");
     assert!(me["keyId"].as_str().unwrap().starts_with("key_"));
     assert!(!me.to_string().contains(&reader), "never the secret");

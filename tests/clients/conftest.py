@@ -2,7 +2,8 @@
 
 The binary comes from $LONGRUN_BIN (default target/debug/longrun; a relative
 path is taken from the repository root). Keys are made with the binary's own
-`key create`, the way an operator would. The server is stopped with SIGTERM
+`key create`, the way an operator would; `--dev` makes the server trust the
+tokens of the binary's `token mint` too. The server is stopped with SIGTERM
 at the end; its stderr stays in the pytest temp dir (server.log).
 """
 
@@ -44,6 +45,7 @@ class Longrun:
     face_key: str  # accounts/{account}, role produce
     project: str  # Dev Center project
     project_key: str  # projects/{project}, role produce
+    project_token: str  # a `token mint` JWT: projects/{project}, produce, Dev Center audience
     tenant: str  # Sphere tenant uuid
     tenant_key: str  # tenants/{tenant}, role produce
 
@@ -86,6 +88,22 @@ def create_key(binary: Path, data_dir: Path, scope: str, role: str) -> str:
     return secret
 
 
+def mint_token(binary: Path, data_dir: Path, scope: str, role: str, audience: str) -> str:
+    """A development JWT from `longrun token mint`, trusted by `serve --dev`."""
+    done = subprocess.run(
+        [str(binary), "token", "mint", "--scope", scope, "--role", role,
+         "--audience", audience, "--expires-in", "2h", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"token mint {scope} {role} failed: {done.stderr}"
+    token = done.stdout.strip()
+    assert token.count(".") == 2 and "\n" not in token, f"token mint printed more than a token: {done.stdout!r}"
+    return token
+
+
 def _pump(stream, lines: "queue.Queue[str | None]") -> None:
     """Reads the server's stdout to the end so the pipe never fills."""
     for line in iter(stream.readline, ""):
@@ -101,7 +119,7 @@ def longrun(tmp_path_factory) -> Longrun:
     log_path = work / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finalizer below
     proc = subprocess.Popen(
-        [str(binary), "serve", "--demo", "--listen", "127.0.0.1:0",
+        [str(binary), "serve", "--demo", "--dev", "--listen", "127.0.0.1:0",
          "--data-dir", str(data_dir), "--retry-after", str(RETRY_AFTER)],
         stdout=subprocess.PIPE,
         stderr=log,
@@ -145,6 +163,9 @@ def longrun(tmp_path_factory) -> Longrun:
             face_key=create_key(binary, data_dir, f"accounts/{account}", "produce"),
             project=project,
             project_key=create_key(binary, data_dir, f"projects/{project}", "produce"),
+            project_token=mint_token(
+                binary, data_dir, f"projects/{project}", "produce", "https://devcenter.azure.com"
+            ),
             tenant=tenant,
             tenant_key=create_key(binary, data_dir, f"tenants/{tenant}", "produce"),
         )

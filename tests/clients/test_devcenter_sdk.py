@@ -155,6 +155,19 @@ def test_begin_power_actions_complete(longrun, devcenter, action):
     )
 
 
+def test_begin_delete_dev_box_completes_with_a_minted_jwt(longrun):
+    """The SDK's TokenCredential hands out a JWT (`longrun token mint`,
+    audience https://devcenter.azure.com) instead of an API key."""
+    client, recorder, credential = make_client(longrun, key=longrun.project_token, api_version=API_VERSION)
+    with client:
+        poller = client.begin_delete_dev_box(longrun.project, USER, box(), enforce_https=False)
+        result = finish(poller)
+    assert result["status"] == "Succeeded"
+    polls = recorder.matching("GET", r"/operationstatuses/")
+    assert polls and all(p.request_headers["Authorization"] == f"Bearer {longrun.project_token}" for p in polls)
+    assert all(p.status == 200 for p in polls)
+
+
 def test_failed_operation_raises_with_error_code(longrun, devcenter, native):
     client, recorder, _ = devcenter
     poller = client.begin_delete_dev_box(longrun.project, USER, box(), enforce_https=False)

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire;
-use crate::auth::BEARER_CHALLENGE;
+use crate::auth::bearer_challenge;
 use crate::dialect::{error_headers, json};
 use crate::error::CoreError;
 use crate::http::LoggedError;
@@ -35,7 +35,7 @@ impl IntoResponse for Error {
         let mut headers = error_headers(&core);
         headers.insert("x-ms-error-code", HeaderValue::from_static(code));
         if matches!(core, CoreError::Unauthenticated { .. }) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
+            headers.insert(header::WWW_AUTHENTICATE, bearer_challenge(&core));
         }
         let mut response = json(core.status(), headers, &body);
         LoggedError::attach(&mut response, core);

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::{Error, check_api_version, operation_path, render};
 use crate::app::AppState;
-use crate::auth;
+use crate::auth::jwt::Front;
 use crate::dialect;
 use crate::error::CoreError;
 use crate::model::id::is_project_name;
@@ -91,7 +91,7 @@ async fn start(
     dev_box: &str,
     kind: &str,
 ) -> Result<Response, Error> {
-    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
+    let caller = app.bearer_caller(headers, Front::DevCenter).await?;
     check_api_version(query)?;
     let invalid = |target: &str, value: &str| {
         CoreError::bad_request("InvalidParameter", target, format!("{target} '{value}' is not valid."))

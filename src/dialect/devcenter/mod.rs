@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 
 use crate::app::AppState;
-use crate::auth;
+use crate::auth::jwt::Front;
 use crate::error::CoreError;
 use crate::model::id::is_project_name;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
@@ -77,7 +77,7 @@ pub(crate) async fn get_operation_status(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(&headers)).await?;
+    let caller = app.bearer_caller(&headers, Front::DevCenter).await?;
     check_api_version(query.as_deref())?;
     if !is_project_name(&project_name) {
         return Err(CoreError::bad_request(

@@ -1,11 +1,11 @@
 //! Sphere's error envelope: a JSON array of RFC 7807 `PublicApiErrorDetails`,
 //! served as `application/problem+json`.
 
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::wire::PublicApiErrorDetails;
-use crate::auth::BEARER_CHALLENGE;
+use crate::auth::bearer_challenge;
 use crate::dialect::{error_headers, json_as};
 use crate::error::CoreError;
 use crate::http::LoggedError;
@@ -42,7 +42,7 @@ impl IntoResponse for Error {
         }];
         let mut headers = error_headers(&self.core);
         if matches!(self.core, CoreError::Unauthenticated { .. }) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
+            headers.insert(header::WWW_AUTHENTICATE, bearer_challenge(&self.core));
         }
         let mut response = json_as(status, headers, &body, "application/problem+json; charset=utf-8");
         LoggedError::attach(&mut response, self.core);

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Error, render};
 use crate::app::AppState;
-use crate::auth;
+use crate::auth::jwt::Front;
 use crate::dialect;
 use crate::error::CoreError;
 use crate::model::{Kind, NewOperation, OperationId, Scope};
@@ -53,7 +53,7 @@ pub async fn upload_image(
 }
 
 async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body) -> Result<Response, CoreError> {
-    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
+    let caller = app.bearer_caller(headers, Front::Sphere).await?;
     let tenant = OperationId::parse(tenant_id)
         .ok_or_else(|| {
             CoreError::bad_request("InvalidParameter", "tenantId", format!("tenantId '{tenant_id}' is not a UUID."))

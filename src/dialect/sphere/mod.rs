@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth;
+use crate::auth::jwt::Front;
 use crate::error::CoreError;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
 
@@ -125,7 +125,7 @@ async fn read(
     typed_as: Option<&str>,
     operation_id: &str,
 ) -> Result<Response, CoreError> {
-    let caller = auth::authenticate(app.store.as_ref(), auth::bearer_token(headers)).await?;
+    let caller = app.bearer_caller(headers, Front::Sphere).await?;
     let tenant = OperationId::parse(tenant_id)
         .ok_or_else(|| {
             CoreError::bad_request("InvalidParameter", "tenantId", format!("tenantId '{tenant_id}' is not a UUID."))
