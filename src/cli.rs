@@ -130,6 +130,17 @@ pub enum KeyCommand {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Replace a key: a new secret (printed once) with the same scope, role and
+    /// name; the old one keeps working for --overlap so clients can switch.
+    Rotate {
+        /// The key's id, e.g. key_01a2….
+        id: String,
+        /// How long the old secret keeps working, e.g. 1h (0s: revoke it now).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        overlap: std::time::Duration,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
 }
 
 /// `longrun token …`

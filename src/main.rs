@@ -254,12 +254,43 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
                 Err(e) => Err(runtime_error(e)),
             }
         }
+        KeyCommand::Rotate { id, overlap, store } => {
+            let store = store.open().await.map_err(config_error)?;
+            let keys = store.list_keys().await.map_err(runtime_error)?;
+            let now = ops::now();
+            let old = keys
+                .into_iter()
+                .find(|k| k.id == id && k.allows(Role::Read, now))
+                .ok_or_else(|| config_error(format!("no live key has the id '{id}'")))?;
+            let (key, secret) = keys::create(store.as_ref(), old.scope.clone(), old.role, old.name.clone(), now)
+                .await
+                .map_err(|e| runtime_error(format!("cannot store the key: {e}")))?;
+            let until = now.plus(overlap);
+            store.revoke_key(&old.id, until).await.map_err(runtime_error)?;
+            eprintln!(
+                "Created {} to replace {} (scope {}, role {}); {} stops working at {}. The new secret, shown only once:",
+                key.id,
+                old.id,
+                key.scope,
+                key.role.as_str(),
+                old.id,
+                until.to_rfc3339_millis()
+            );
+            println!("{secret}");
+            Ok(())
+        }
         KeyCommand::List { store } => {
             let store = store.open().await.map_err(config_error)?;
             let keys = store.list_keys().await.map_err(runtime_error)?;
+            let now = ops::now();
             println!("{:<40} {:<8} {:<8} {:<25} {:<45} NAME", "ID", "ROLE", "STATUS", "CREATED", "SCOPE");
             for key in keys {
-                let status = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                // "expiring": replaced by `key rotate`, still working for its overlap.
+                let status = match key.revoked_at {
+                    None => "active",
+                    Some(at) if at > now => "expiring",
+                    Some(_) => "revoked",
+                };
                 println!(
                     "{:<40} {:<8} {:<8} {:<25} {:<45} {}",
                     key.id,

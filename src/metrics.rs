@@ -59,6 +59,7 @@ pub async fn record(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
     let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
+    let peer = crate::server::peer_of(&request).map(|p| p.ip().to_string()).unwrap_or_default();
     let (response, caller) = crate::http::with_caller(request, next).await;
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     let route = route.unwrap_or_else(|| "unmatched".into());
@@ -66,6 +67,16 @@ pub async fn record(request: Request, next: Next) -> Response {
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, key_id, scope, "request");
+    if matches!(response.status().as_u16(), 401 | 403 | 429) {
+        // The audit trail of refusals: who (key id, address), what, why; the
+        // challenge and error code say why, and never carry a key or token.
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let (code, challenge) = (header("x-ms-error-code"), header("www-authenticate"));
+        tracing::warn!(
+            target: "longrun::audit", %method, route, status, request_id, dialect, key_id, scope, peer, code, challenge,
+            "request denied"
+        );
+    }
     metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)

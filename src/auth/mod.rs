@@ -65,7 +65,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     };
     let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
     match key {
-        Some(key) if key.allows(Role::Read) => {
+        Some(key) if key.allows(Role::Read, crate::ops::now()) => {
             crate::http::note_caller(&key.id, &key.scope.to_string());
             Ok(Principal { key_id: key.id, scope: key.scope, role: key.role })
         }

@@ -118,14 +118,14 @@ pub struct ApiKey {
     pub name: Option<String>,
     /// When it was made.
     pub created_at: Timestamp,
-    /// When it was revoked; a revoked key authenticates nothing.
+    /// When it stops working: revoked (past), or due to be after a rotation (future).
     pub revoked_at: Option<Timestamp>,
 }
 
 impl ApiKey {
-    /// True when the key is live and holds at least `role`.
-    pub fn allows(&self, role: Role) -> bool {
-        self.revoked_at.is_none() && self.role >= role
+    /// True when the key is live at `now` and holds at least `role`.
+    pub fn allows(&self, role: Role, now: Timestamp) -> bool {
+        self.revoked_at.is_none_or(|at| at > now) && self.role >= role
     }
 }
 

@@ -137,6 +137,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every key, newest first.
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// Marks a key revoked at `at`; `NotFound` if no key has this id.
+    /// (A later `at` than one already set is ignored: revocations only come sooner.)
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
     /// Logged changes after position `after` (in `scope`, if given), oldest
     /// first. The purge forgets changes older than `CHANGE_LOG_KEEP`.

@@ -127,6 +127,10 @@ async fn json_logs_carry_one_access_line_per_request_with_its_request_id() {
     assert_eq!(access["route"], "/v1/operations/{id}", "the template, not the id");
     assert_eq!(access["status"], "401");
     assert_eq!(access["scope"], "", "nobody was authenticated");
+    let audit = lines.iter().find(|l| l["target"] == "longrun::audit").expect("an audit line for the 401");
+    assert_eq!((audit["request_id"].as_str(), audit["status"].as_str()), (Some(request_id.as_str()), Some("401")));
+    assert_eq!(audit["peer"], "127.0.0.1");
+    assert!(audit["challenge"].as_str().unwrap().starts_with("Bearer"), "{audit}");
     let access = lines.iter().find(|l| l["request_id"] == authenticated.as_str()).expect("an access line");
     assert_eq!((access["status"].as_str(), access["scope"].as_str()), (Some("404"), Some("projects/logged")));
     assert!(access["key_id"].as_str().unwrap().starts_with("key_"), "{access}");

@@ -380,7 +380,7 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let changed = client
                 .execute(
-                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
+                    "UPDATE api_keys SET revoked_at = least(revoked_at, $2) WHERE id = $1",
                     &[&id, &at.unix_nanos()],
                 )
                 .await

@@ -195,7 +195,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
         Write::Exec(run) => run(conn),
         Write::RevokeKey(id, at) => {
             let changed = conn
-                .prepare_cached("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1")?
+                .prepare_cached("UPDATE api_keys SET revoked_at = min(coalesce(revoked_at, ?2), ?2) WHERE id = ?1")?
                 .execute(params![id, at.unix_nanos()])?;
             if changed == 0 { Err(StoreError::NotFound) } else { Ok(changed as u64) }
         }
