@@ -26,6 +26,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How long a graceful shutdown waits for in-flight requests by default.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often key last-used times are written (one batch per node).
+const KEY_USAGE_FLUSH: Duration = Duration::from_secs(30);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -114,14 +117,18 @@ pub async fn serve_with_grace(
     let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
     let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
-    let limits = state.limits.clone();
-    let forgetter = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
+    let (limits, store) = (state.limits.clone(), state.store.clone());
+    let housekeeping = tokio::spawn(async move {
+        let mut every = tokio::time::interval(KEY_USAGE_FLUSH);
         loop {
             every.tick().await;
             limits.forget_idle();
+            if let Err(e) = crate::auth::usage::flush(store.as_ref()).await {
+                tracing::warn!(error = %e, "cannot record when keys were last used; will retry");
+            }
         }
     });
+    let store = state.store.clone();
     let stopping = state.stopping.clone();
     let shutdown = {
         let stopping = stopping.clone();
@@ -137,7 +144,10 @@ pub async fn serve_with_grace(
     let served = crate::server::serve(listener, router(state), shutdown, grace).await;
     background.abort();
     dispatcher.abort();
-    forgetter.abort();
+    housekeeping.abort();
+    if let Err(e) = crate::auth::usage::flush(store.as_ref()).await {
+        tracing::warn!(error = %e, "cannot record when keys were last used");
+    }
     served
 }
 

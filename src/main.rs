@@ -282,8 +282,13 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
         KeyCommand::List { store } => {
             let store = store.open().await.map_err(config_error)?;
             let keys = store.list_keys().await.map_err(runtime_error)?;
+            let last_used: std::collections::HashMap<String, longrun::model::Timestamp> =
+                store.keys_last_used().await.map_err(runtime_error)?.into_iter().collect();
             let now = ops::now();
-            println!("{:<40} {:<8} {:<8} {:<25} {:<45} NAME", "ID", "ROLE", "STATUS", "CREATED", "SCOPE");
+            println!(
+                "{:<40} {:<8} {:<8} {:<25} {:<25} {:<45} NAME",
+                "ID", "ROLE", "STATUS", "CREATED", "LAST USED", "SCOPE"
+            );
             for key in keys {
                 // "expiring": replaced by `key rotate`, still working for its overlap.
                 let status = match key.revoked_at {
@@ -291,12 +296,15 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
                     Some(at) if at > now => "expiring",
                     Some(_) => "revoked",
                 };
+                // Written by servers in batches (every 30 s and when they stop).
+                let used = last_used.get(&key.id).map_or("never".to_owned(), |at| at.to_rfc3339_millis());
                 println!(
-                    "{:<40} {:<8} {:<8} {:<25} {:<45} {}",
+                    "{:<40} {:<8} {:<8} {:<25} {:<25} {:<45} {}",
                     key.id,
                     key.role.as_str(),
                     status,
                     key.created_at.to_rfc3339_millis(),
+                    used,
                     key.scope.to_string(),
                     key.name.unwrap_or_default()
                 );

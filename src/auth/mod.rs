@@ -6,6 +6,7 @@
 pub mod dev;
 pub mod jwt;
 pub mod keys;
+pub mod usage;
 
 use axum::http::{HeaderMap, HeaderValue};
 
@@ -67,6 +68,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     match key {
         Some(key) if key.allows(Role::Read, crate::ops::now()) => {
             crate::http::note_caller(&key.id, &key.scope.to_string());
+            usage::note(&key.id, crate::ops::now());
             Ok(Principal { key_id: key.id, scope: key.scope, role: key.role })
         }
         _ => Err(CoreError::Unauthenticated { message: "The presented key is not valid.".into() }),

@@ -39,6 +39,18 @@ pub async fn run(store: Arc<dyn Store>) {
     the_webhook_outbox_moves_once(store.as_ref()).await;
     keys_are_found_by_hash(store.as_ref()).await;
     counts_follow_every_write(store.as_ref()).await;
+    key_use_only_moves_forward(store.as_ref()).await;
+}
+
+async fn key_use_only_moves_forward(store: &dyn Store) {
+    let (key, _) =
+        crate::auth::keys::create(store, KeyScope::All, Role::Read, None, Timestamp::from_unix_nanos(1)).await.unwrap();
+    let (early, late) = (Timestamp::from_unix_nanos(1_000), Timestamp::from_unix_nanos(2_000));
+    let used_at = async || store.keys_last_used().await.unwrap().into_iter().find(|(id, _)| *id == key.id);
+    assert_eq!(used_at().await, None, "never used");
+    store.touch_keys(&[(key.id.clone(), late)]).await.unwrap();
+    store.touch_keys(&[(key.id.clone(), early), ("key_unknown".into(), late)]).await.unwrap();
+    assert_eq!(used_at().await, Some((key.id.clone(), late)), "an older batch never moves it back");
 }
 
 async fn counts_follow_every_write(store: &dyn Store) {

@@ -151,6 +151,11 @@ pub trait Store: Send + Sync + 'static {
     /// How many operations are in each (state, kind), from counts the
     /// store keeps as it writes (never a scan of the operations).
     async fn count_operations(&self) -> Result<Vec<OperationCount>, StoreError>;
+    /// Records when keys were last used (a batch from `auth::usage`); an
+    /// older time than the stored one is ignored.
+    async fn touch_keys(&self, used: &[(String, Timestamp)]) -> Result<(), StoreError>;
+    /// When each key was last used, for the keys that ever were.
+    async fn keys_last_used(&self) -> Result<Vec<(String, Timestamp)>, StoreError>;
     /// How many worker leases are held now (operations with a lease).
     async fn count_leases_held(&self) -> Result<i64, StoreError>;
     /// How far the webhook dispatcher has read the change log.

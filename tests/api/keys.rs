@@ -48,3 +48,23 @@ async fn rotating_a_key_keeps_the_old_secret_for_the_overlap_and_revoking_ends_i
     let gone = run_longrun(dir.path(), &["key", "rotate", &old_id]);
     assert_eq!(gone.status.code(), Some(2), "a revoked key cannot be rotated");
 }
+
+#[tokio::test]
+async fn last_use_is_written_in_batches_and_shown_by_key_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let used = cli_key(dir.path(), &["--name", "used"], "projects/rotated", "read");
+    cli_key(dir.path(), &["--name", "idle"], "projects/rotated", "read");
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    for _ in 0..3 {
+        assert_eq!(status_with(&server, &used).await, StatusCode::OK);
+    }
+    assert!(server.terminate().success(), "a graceful stop writes the last batch");
+    let listed = String::from_utf8(run_longrun(dir.path(), &["key", "list"]).stdout).unwrap();
+    let last_used = |name: &str| {
+        let line = listed.lines().find(|l| l.ends_with(&format!(" {name}"))).unwrap_or_else(|| panic!("{listed}"));
+        line.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    assert_eq!(last_used("idle"), "never", "{listed}");
+    let when = last_used("used");
+    assert!(longrun::model::Timestamp::parse_rfc3339(&when).is_some(), "a time, not {when}:\n{listed}");
+}

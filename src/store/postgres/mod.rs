@@ -434,6 +434,26 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn touch_keys(&self, used: &[(String, Timestamp)]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = used.iter().map(|(id, _)| id.as_str()).collect();
+        let times: Vec<i64> = used.iter().map(|(_, at)| at.unix_nanos()).collect();
+        self.with(async |client| {
+            let sql = "UPDATE api_keys AS k SET last_used_at = greatest(k.last_used_at, u.at) \
+                       FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id";
+            client.execute(sql, &[&ids, &times]).await.map_err(map_error).map(drop)
+        })
+        .await
+    }
+
+    async fn keys_last_used(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        self.with(async |client| {
+            let sql = "SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL";
+            let rows = client.query(sql, &[]).await.map_err(map_error)?;
+            Ok(rows.iter().map(|row| (row.get(0), Timestamp::from_unix_nanos(row.get(1)))).collect())
+        })
+        .await
+    }
+
     async fn count_leases_held(&self) -> Result<i64, StoreError> {
         self.pg_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
     }

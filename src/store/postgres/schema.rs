@@ -131,6 +131,8 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH ROW EXECUTE FUNCTION operation_counts_track();
     CREATE TRIGGER operation_counts_update AFTER UPDATE OF state ON operations
         FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION operation_counts_track();",
+    // 9: when each key was last used (flushed in batches, not per request).
+    "ALTER TABLE api_keys ADD COLUMN last_used_at bigint;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

@@ -370,6 +370,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn touch_keys(&self, used: &[(String, Timestamp)]) -> Result<(), StoreError> {
+        let used = used.to_vec();
+        self.exec(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+            )?;
+            let mut touched = 0;
+            for (id, at) in &used {
+                touched += stmt.execute(params![id, at.unix_nanos()])? as u64;
+            }
+            Ok(touched)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn keys_last_used(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL")?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, Timestamp::from_unix_nanos(row.get(1)?))))?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn count_leases_held(&self) -> Result<i64, StoreError> {
         self.sqlite_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
     }

@@ -122,6 +122,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER operation_counts_delete AFTER DELETE ON operations BEGIN
         UPDATE operation_counts SET n = n - 1 WHERE state = OLD.state AND kind = OLD.kind;
     END;",
+    // 9: when each key was last used (flushed in batches, not per request).
+    "ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;",
 ];
 
 /// The schema version this build writes.

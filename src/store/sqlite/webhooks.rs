@@ -173,7 +173,7 @@ impl SqliteStore {
     }
 
     /// Runs a write closure on the writer thread, inside its batch.
-    async fn exec(
+    pub(super) async fn exec(
         &self,
         run: impl Fn(&Connection) -> Result<u64, StoreError> + Send + 'static,
     ) -> Result<u64, StoreError> {
