@@ -1,4 +1,5 @@
 //! Background work every node runs: applying due emulator-script steps,
+//! delivering webhooks (in a loop of their own),
 //! sweeping lapsed worker leases, and purging operations whose retention ended. Safe on any number of nodes at
 //! once: a script step is a compare-and-swap on the operation's version, and
 //! a purge deletes each row once. `run_scripts_once` and `purge_once` are
@@ -23,19 +24,15 @@ const PURGE_BATCH: u32 = 1000;
 /// How long a purged operation's tombstone answers "expired".
 pub const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Runs forever (until the task is aborted).
+/// Runs forever (until the task is aborted). Webhooks go out from a loop of
+/// their own, so a slow receiver never delays script steps or lease sweeps.
 pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
+    let webhooks = tokio::spawn(run_webhooks(store.clone(), policy.clone()));
+    // Aborting `run` drops this guard, which stops the webhook loop too.
+    let _webhooks = AbortOnDrop(webhooks);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge: Option<tokio::time::Instant> = None;
-    let client = reqwest::Client::builder().user_agent(concat!("longrun/", env!("CARGO_PKG_VERSION"))).build();
-    let client = match client {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks will not be delivered");
-            reqwest::Client::new()
-        }
-    };
     loop {
         tick.tick().await;
         if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
@@ -49,12 +46,6 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
             }
             Err(e) => tracing::warn!(error = %e, "lease sweep: will retry"),
         }
-        if let Err(e) = crate::webhooks::enqueue_once(store.as_ref(), &policy).await {
-            tracing::warn!(error = %e, "webhook outbox: will retry");
-        }
-        if let Err(e) = crate::webhooks::deliver_once(store.as_ref(), &policy, &client).await {
-            tracing::warn!(error = %e, "webhook delivery: will retry");
-        }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());
             match purge_once(store.as_ref(), &policy).await {
@@ -66,6 +57,39 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
                 Err(e) => tracing::warn!(error = %e, "purge: will retry"),
             }
         }
+    }
+}
+
+/// Fills the webhook outbox from the change log and delivers what is due.
+async fn run_webhooks(store: Arc<dyn Store>, policy: Arc<Policy>) {
+    let client = reqwest::Client::builder().user_agent(concat!("longrun/", env!("CARGO_PKG_VERSION"))).build();
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks will not be delivered");
+            reqwest::Client::new()
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::webhooks::SEND_CONCURRENCY));
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::webhooks::enqueue_once(store.as_ref(), &policy).await {
+            tracing::warn!(error = %e, "webhook outbox: will retry");
+        }
+        if let Err(e) = crate::webhooks::deliver_once(&store, &policy, &client, &slots).await {
+            tracing::warn!(error = %e, "webhook delivery: will retry");
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -12,11 +12,13 @@
 //! least once, with the delivery id for receivers to deduplicate.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::api::wire::OperationBody;
@@ -36,6 +38,8 @@ pub const DELIVERY_HEADER: &str = "X-Longrun-Delivery";
 const LOG_BATCH: u32 = 500;
 /// Deliveries attempted per step.
 const SEND_BATCH: u32 = 32;
+/// Deliveries in flight at once per node.
+pub const SEND_CONCURRENCY: usize = 16;
 /// How long one attempt may take, and holds its delivery from other nodes.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,32 +88,48 @@ pub async fn enqueue_once(store: &dyn Store, policy: &Policy) -> Result<usize, S
     Ok(if store.enqueue_deliveries(cursor, to, &deliveries).await? { queued } else { 0 })
 }
 
-/// Attempts the due deliveries once; returns how many were acknowledged.
-pub async fn deliver_once(store: &dyn Store, policy: &Policy, client: &reqwest::Client) -> Result<usize, StoreError> {
+/// Starts the due deliveries, each in a task of its own holding one of
+/// `slots` (so one slow receiver, up to ATTEMPT_TIMEOUT, never holds up
+/// another's); returns how many it started.
+pub async fn deliver_once(
+    store: &Arc<dyn Store>,
+    policy: &Policy,
+    client: &reqwest::Client,
+    slots: &Arc<Semaphore>,
+) -> Result<usize, StoreError> {
+    let free = slots.available_permits().min(SEND_BATCH as usize) as u32;
+    if free == 0 {
+        return Ok(0);
+    }
     let now = policy.clock.now();
-    let due = store.due_deliveries(now, SEND_BATCH).await?;
+    let due = store.due_deliveries(now, free).await?;
     if due.is_empty() {
         return Ok(0);
     }
     let hooks: HashMap<String, Webhook> = store.list_webhooks().await?.into_iter().map(|h| (h.id.clone(), h)).collect();
-    let mut delivered = 0;
+    let mut started = 0;
     for delivery in due {
+        let Ok(slot) = slots.clone().try_acquire_owned() else { break };
         if !store.claim_delivery(&delivery.id, delivery.next_at, now.plus(ATTEMPT_TIMEOUT * 2)).await? {
             continue; // another node is on it
         }
-        let outcome = attempt(store, client, hooks.get(&delivery.webhook_id), &delivery, now).await;
-        let jitter = rand::random::<f64>();
-        let next = match outcome {
-            Ok(status) => {
-                delivered += 1;
-                delivery.delivered(status)
+        let (store, client, hook) = (store.clone(), client.clone(), hooks.get(&delivery.webhook_id).cloned());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let outcome = attempt(store.as_ref(), &client, hook.as_ref(), &delivery, now).await;
+            let next = match outcome {
+                Ok(status) => delivery.delivered(status),
+                Err((status, error)) => delivery.failed(now, status, error, rand::random::<f64>()),
+            };
+            metrics::counter!("longrun_webhook_deliveries_total", "outcome" => next.state.as_str()).increment(1);
+            // If this fails the claim lapses and the delivery is attempted again.
+            if let Err(e) = store.update_delivery(&next).await {
+                tracing::warn!(error = %e, delivery = %next.id, "cannot record a delivery's outcome; it will be retried");
             }
-            Err((status, error)) => delivery.failed(now, status, error, jitter),
-        };
-        metrics::counter!("longrun_webhook_deliveries_total", "outcome" => next.state.as_str()).increment(1);
-        store.update_delivery(&next).await?;
+        });
+        started += 1;
     }
-    Ok(delivered)
+    Ok(started)
 }
 
 /// One POST; the receiver's status on 2xx, else what went wrong.

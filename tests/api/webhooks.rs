@@ -204,3 +204,52 @@ async fn the_outbox_survives_a_kill_between_the_change_and_the_delivery() {
         (Some(id.as_str()), Some("Canceled"))
     );
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_holds_up_no_other() {
+    use std::sync::atomic::AtomicBool;
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn().await;
+    // Accepts one delivery and never answers; notes when longrun gives up on it.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_url = format!("http://{}/hook", stalled.local_addr().unwrap());
+    let (accepted, accepted_rx) = tokio::sync::oneshot::channel();
+    let given_up = Arc::new(AtomicBool::new(false));
+    let abandoned = given_up.clone();
+    tokio::spawn(async move {
+        let (mut connection, _) = stalled.accept().await.unwrap();
+        let _ = accepted.send(());
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = connection.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+        abandoned.store(true, Ordering::SeqCst);
+    });
+    let response = app
+        .client
+        .post(format!("{}/v1/webhooks", app.address))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"scope": "projects/stalled", "url": stalled_url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (fast, fast_url) = Receiver::start(0).await;
+    register(&app, &fast_url, "terminal").await;
+
+    // The stalled delivery starts first…
+    let first = id_of(&app.create_ok("projects/stalled", "deleteDevBox").await);
+    app.patch_ok(&first, json!({"state": "Succeeded"})).await;
+    tokio::time::timeout(Duration::from_secs(20), accepted_rx).await.expect("the stalled delivery starts").unwrap();
+    // …then another operation ends: its receiver hears of it while the first is still held open.
+    let second = id_of(&app.create_ok("projects/hooked", "deleteDevBox").await);
+    app.patch_ok(&second, json!({"state": "Succeeded"})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fast.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the second delivery never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!given_up.load(Ordering::SeqCst), "the second delivery waited for the stalled one to be abandoned");
+}
