@@ -3,6 +3,7 @@
 //! Bearer`); this module turns it into a `Principal` or an `Unauthenticated`
 //! error.
 
+pub mod cache;
 pub mod dev;
 pub mod jwt;
 pub mod keys;
@@ -64,7 +65,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
-    let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
+    let key = cache::find_key(store, &keys::hash_secret(secret)).await?;
     match key {
         Some(key) if key.allows(Role::Read, crate::ops::now()) => {
             crate::http::note_caller(&key.id, &key.scope.to_string());

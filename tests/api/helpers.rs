@@ -294,3 +294,17 @@ pub fn cli_key(dir: &Path, store_args: &[&str], scope: &str, role: &str) -> Stri
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
+
+/// Asserts a revoked credential is refused (401) within about a second:
+/// nodes reuse a key lookup for up to `longrun::auth::cache::TTL`.
+pub async fn refused_within_a_second(status: impl AsyncFn() -> StatusCode) {
+    let deadline = std::time::Instant::now() + longrun::auth::cache::TTL * 3;
+    loop {
+        let now = status().await;
+        if now == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {now} long after the revocation");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
