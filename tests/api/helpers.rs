@@ -294,3 +294,19 @@ pub fn cli_key(dir: &Path, store_args: &[&str], scope: &str, role: &str) -> Stri
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
+
+/// A response as a comparable string: status, headers but the per-request
+/// ones, and the body with `ids` replaced.
+pub async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
+    let mut text = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        if !matches!(name.as_str(), "x-ms-request-id" | "date" | "x-request-id") {
+            text.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+        }
+    }
+    let mut body = response.text().await.unwrap();
+    for id in ids {
+        body = body.replace(id, "ID");
+    }
+    text + &body
+}
