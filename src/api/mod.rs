@@ -7,7 +7,8 @@ pub(crate) mod leases;
 pub(crate) mod list;
 pub(crate) mod me;
 pub(crate) mod operations;
-mod repeatability;
+/// OASIS Repeatable Requests on create (public for the fuzz target).
+pub mod repeatability;
 pub(crate) mod webhooks;
 pub(crate) mod wire;
 

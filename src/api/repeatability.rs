@@ -42,6 +42,13 @@ pub struct Repeatable {
 impl Repeatable {
     /// `None` when the request carries neither header.
     pub fn from_headers(headers: &HeaderMap, app: &AppState) -> Result<Option<Repeatable>, CoreError> {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(app.policy.clock.now().unix_nanos().max(0) as u64);
+        Repeatable::parse(headers, now, app.policy.repeatability_window)
+    }
+
+    /// The headers checked against `now` and a tracking `window`; no state
+    /// needed (the seam the fuzz target drives).
+    pub fn parse(headers: &HeaderMap, now: SystemTime, window: Duration) -> Result<Option<Repeatable>, CoreError> {
         let (id, sent) = (headers.get(REQUEST_ID), headers.get(FIRST_SENT));
         let (id, sent) = match (id, sent) {
             (None, None) => return Ok(None),
@@ -58,8 +65,6 @@ impl Repeatable {
         let first_sent = sent.to_str().ok().and_then(|v| httpdate::parse_http_date(v).ok()).ok_or_else(|| {
             bad("Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 15 Nov 1994 08:12:31 GMT'.")
         })?;
-        let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(app.policy.clock.now().unix_nanos().max(0) as u64);
-        let window = app.policy.repeatability_window;
         let age = now.duration_since(first_sent).unwrap_or_default();
         let ahead = first_sent.duration_since(now).unwrap_or_default();
         if age > window || ahead > Duration::from_secs(60) {

@@ -308,3 +308,19 @@ pub async fn refused_within_a_second(status: impl AsyncFn() -> StatusCode) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A response as a comparable string: status, headers but the per-request
+/// ones, and the body with `ids` replaced.
+pub async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
+    let mut text = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        if !matches!(name.as_str(), "x-ms-request-id" | "date" | "x-request-id") {
+            text.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+        }
+    }
+    let mut body = response.text().await.unwrap();
+    for id in ids {
+        body = body.replace(id, "ID");
+    }
+    text + &body
+}

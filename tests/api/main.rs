@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod initiators;
 mod integrity;
+mod isolation;
 mod keys;
 mod leases;
 mod load;

@@ -15,35 +15,35 @@ use reqwest::StatusCode;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, TestApp, id_of, tenant, unknown_id};
+use crate::helpers::{ServeProcess, TestApp, id_of, normalized, tenant, unknown_id};
 
 const ISSUER: &str = "https://issuer.test/url";
 const FILE_ISSUER: &str = "https://issuer.test/file";
-const NATIVE_AUDIENCE: &str = "api://longrun";
-const DEVCENTER: &str = "https://devcenter.azure.com";
-const SPHERE: &str = "https://sphere.test";
+pub(crate) const NATIVE_AUDIENCE: &str = "api://longrun";
+pub(crate) const DEVCENTER: &str = "https://devcenter.azure.com";
+pub(crate) const SPHERE: &str = "https://sphere.test";
 
 /// An ES256 key pair made for the test.
-struct Signer {
+pub(crate) struct Signer {
     pkcs8: Vec<u8>,
     public: Vec<u8>,
     kid: String,
 }
 
 impl Signer {
-    fn new(kid: &str) -> Signer {
+    pub(crate) fn new(kid: &str) -> Signer {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).unwrap();
         Signer { public: pair.public_key().as_ref().to_vec(), pkcs8, kid: kid.to_owned() }
     }
 
-    fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let (x, y) = self.public[1..].split_at(32);
         json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let header = Header { kid: Some(self.kid.clone()), ..Header::new(Algorithm::ES256) };
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
@@ -54,7 +54,7 @@ fn now() -> u64 {
 }
 
 /// Claims valid for ten minutes.
-fn claims(issuer: &str, audience: &str, scopes: &[&str]) -> Value {
+pub(crate) fn claims(issuer: &str, audience: &str, scopes: &[&str]) -> Value {
     let now = now();
     json!({"iss": issuer, "sub": "user-1", "aud": audience, "iat": now, "nbf": now, "exp": now + 600, "longrun_scope": scopes})
 }
@@ -332,22 +332,6 @@ async fn a_token_reaching_several_scopes_lists_the_one_it_names() {
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
     let me: Value = app.get_bearer("/v1/me", &token).await.json().await.unwrap();
     assert_eq!(me["scopes"], json!(["projects/alpha", "accounts/bravo"]));
-}
-
-/// A response as a comparable string: status, headers but the per-request
-/// ones, and the body with `ids` replaced.
-async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
-    let mut text = format!("{}\n", response.status());
-    for (name, value) in response.headers() {
-        if !matches!(name.as_str(), "x-ms-request-id" | "date" | "x-request-id") {
-            text.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
-        }
-    }
-    let mut body = response.text().await.unwrap();
-    for id in ids {
-        body = body.replace(id, "ID");
-    }
-    text + &body
 }
 
 #[tokio::test]

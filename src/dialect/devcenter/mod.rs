@@ -110,7 +110,7 @@ pub(crate) async fn get_operation_status(
 }
 
 /// `api-version` must be present and one of `API_VERSIONS` (Azure's wording).
-fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
+pub fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
     let requested = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(name, _)| name == "api-version")
         .map(|(_, value)| value.into_owned());
