@@ -135,13 +135,13 @@ pub async fn enforce(State(app): State<AppState>, request: Request, next: Next) 
     let limits = &app.limits;
     let credential = limits.credential_of(request.headers());
     let address = crate::server::peer_of(&request).map(|peer| peer.ip());
-    let path = request.uri().path().to_owned();
-    if let Err(refused) = limits.take_request(credential.filter(|_| !is_stream(&request)), address) {
-        return crate::app::error_for_path(&path, refused);
+    let stream = is_stream(&request);
+    if let Err(refused) = limits.take_request(credential.filter(|_| !stream), address) {
+        return crate::app::error_for_path(request.uri().path(), refused);
     }
-    let slot = match credential.filter(|_| is_stream(&request)).map(|c| limits.take_stream(c)).transpose() {
+    let slot = match credential.filter(|_| stream).map(|c| limits.take_stream(c)).transpose() {
         Ok(slot) => slot.flatten(),
-        Err(refused) => return crate::app::error_for_path(&path, refused),
+        Err(refused) => return crate::app::error_for_path(request.uri().path(), refused),
     };
     let response = next.run(request).await;
     match slot {

@@ -59,7 +59,7 @@ pub async fn record(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
     let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
-    let peer = crate::server::peer_of(&request).map(|p| p.ip().to_string()).unwrap_or_default();
+    let peer = crate::server::peer_of(&request).map(|p| p.ip());
     let (response, caller) = crate::http::with_caller(request, next).await;
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     let route = route.unwrap_or_else(|| "unmatched".into());
@@ -72,6 +72,7 @@ pub async fn record(request: Request, next: Next) -> Response {
         // challenge and error code say why, and never carry a key or token.
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let (code, challenge) = (header("x-ms-error-code"), header("www-authenticate"));
+        let peer = peer.map(|ip| ip.to_string()).unwrap_or_default();
         tracing::warn!(
             target: "longrun::audit", %method, route, status, request_id, dialect, key_id, scope, peer, code, challenge,
             "request denied"
