@@ -43,7 +43,9 @@ const MAX_READERS: usize = 8;
 pub struct SqliteStore {
     /// `None` only while dropping.
     writer: Option<mpsc::Sender<Job>>,
-    writer_thread: Option<std::thread::JoinHandle<()>>,
+    /// Returns whether the writer's connection closed cleanly.
+    writer_thread: Option<std::thread::JoinHandle<bool>>,
+    path: PathBuf,
     readers: Arc<ReadPool>,
     feed: LocalFeed,
 }
@@ -62,7 +64,8 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database file at `path`, checks it
-    /// (`quick_check`: a damaged file is refused) and migrates it.
+    /// (`quick_check`, unless the file is exactly as a clean stop left it:
+    /// a damaged file is refused) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let conn = open_writer(path).map_err(|e| check::refuse_damaged(path, e))?;
         let (sender, jobs) = mpsc::channel();
@@ -75,6 +78,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Some(sender),
             writer_thread: Some(writer_thread),
+            path: path.to_owned(),
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -123,6 +127,9 @@ impl SqliteStore {
 
 /// The writer's connection: configured, checked, migrated.
 fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+    // Before opening: opening may create the WAL, which would hide how the
+    // last process left the file.
+    let left_clean = check::left_clean(path);
     let mut conn = Connection::open(path).with_context(|| format!("cannot open SQLite database {}", path.display()))?;
     // FULL: in WAL mode, NORMAL may lose the last commits on power loss;
     // a 2xx promises durability, so every commit syncs the WAL.
@@ -133,7 +140,15 @@ fn open_writer(path: &Path) -> anyhow::Result<Connection> {
          PRAGMA foreign_keys = ON;",
     )
     .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
-    check::verify(&conn, path)?;
+    match left_clean {
+        true => tracing::info!(file = %path.display(), "integrity check skipped: the file is as a clean stop left it"),
+        false => {
+            let started = std::time::Instant::now();
+            check::verify(&conn, path)?;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(file = %path.display(), elapsed_ms, "integrity check passed");
+        }
+    }
     schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
     Ok(conn)
 }
@@ -146,8 +161,10 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.readers.idle.lock().expect("pool lock").clear();
         drop(self.writer.take()); // the writer thread ends once its queue is empty
-        if let Some(thread) = self.writer_thread.take() {
-            let _ = thread.join();
+        if let Some(thread) = self.writer_thread.take()
+            && let Ok(true) = thread.join()
+        {
+            check::note_clean_stop(&self.path);
         }
     }
 }

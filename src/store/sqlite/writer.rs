@@ -70,9 +70,10 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// Runs until every sender is dropped, then returns (closing the connection).
-/// Announces each committed change on `feed`, after the COMMIT.
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) {
+/// Runs until every sender is dropped, then closes the connection and says
+/// whether that close succeeded (the last close checkpoints the WAL into the
+/// file). Announces each committed change on `feed`, after the COMMIT.
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) -> bool {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -92,6 +93,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) {
             let _ = job.reply.send(outcome);
         }
     }
+    conn.close().is_ok()
 }
 
 /// Applies the batch in one transaction; per-job failures roll back only
