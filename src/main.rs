@@ -50,19 +50,20 @@ fn main() -> ExitCode {
         println!("{}", config_file::describe_effective(&command, &matches, &from_file));
         return ExitCode::SUCCESS;
     }
-    longrun::telemetry::init(cli.log_format);
+    let log_writer = longrun::telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    if let Command::Op { command } = cli.command {
-        return match runtime.block_on(longrun::client::run(command)) {
-            Ok(code) => code,
-            Err(message) => {
-                eprintln!("error: {message}");
-                ExitCode::from(longrun::client::CLIENT_ERROR)
-            }
-        };
-    }
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = match cli.command {
+        Command::Op { command } => runtime
+            .block_on(longrun::client::run(command))
+            .map_err(|message| Failure { code: longrun::client::CLIENT_ERROR, message: message.to_string() }),
+        command => runtime.block_on(run(command)).map(|()| ExitCode::SUCCESS),
+    };
+    // The log lines still queued (the runtime's last ones included) go out
+    // before the error line that ends the run.
+    drop(runtime);
+    drop(log_writer);
+    match outcome {
+        Ok(code) => code,
         Err(Failure { code, message }) => {
             eprintln!("error: {message}");
             ExitCode::from(code)

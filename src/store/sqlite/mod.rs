@@ -7,6 +7,7 @@
 
 pub mod backup;
 mod check;
+mod hot;
 mod rows;
 mod schema;
 mod webhooks;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{Semaphore, oneshot};
 
+use self::hot::HotOperations;
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
 use super::feed::Change;
@@ -48,6 +50,7 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Arc<ReadPool>,
     feed: LocalFeed,
+    hot: Arc<HotOperations>,
 }
 
 struct ReadPool {
@@ -71,9 +74,11 @@ impl SqliteStore {
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();
+        let hot = Arc::new(HotOperations::default());
+        let writer_hot = hot.clone();
         let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, jobs, writer_feed))
+            .spawn(move || writer::run(conn, jobs, writer_feed, writer_hot))
             .context("cannot start the SQLite writer thread")?;
         Ok(SqliteStore {
             writer: Some(sender),
@@ -85,6 +90,7 @@ impl SqliteStore {
                 permits: Arc::new(Semaphore::new(MAX_READERS)),
             }),
             feed,
+            hot,
         })
     }
 
@@ -194,13 +200,22 @@ impl Store for SqliteStore {
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
-        self.read(move |conn| {
-            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query_map(params![id.to_string()], operation_from_row)?;
-            rows.next().transpose()
-        })
-        .await
+        if let Some(hot) = self.hot.get(id) {
+            return Ok(Some(Operation::clone(&hot)));
+        }
+        let generation = self.hot.generation();
+        let op = self
+            .read(move |conn| {
+                let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1");
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut rows = stmt.query_map(params![id.to_string()], operation_from_row)?;
+                rows.next().transpose()
+            })
+            .await?;
+        if let Some(op) = &op {
+            self.hot.fetched(op, generation);
+        }
+        Ok(op)
     }
 
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {

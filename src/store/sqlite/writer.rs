@@ -6,11 +6,13 @@
 //! SAVEPOINT of one transaction, commits once, and only then answers every
 //! caller. Under load, many writes share one fsync; alone, a write pays one.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::hot::HotOperations;
 use super::rows::{OPERATION_COLUMNS, operation_params};
 use crate::model::{ApiKey, Operation, Timestamp};
 use crate::store::CHANGE_LOG_KEEP;
@@ -34,7 +36,8 @@ pub enum Write {
     /// Revoke a key (id, when).
     RevokeKey(String, Timestamp),
     /// Any other write, as SQL run by a closure inside the batch's
-    /// transaction (its own savepoint); returns a count.
+    /// transaction (its own savepoint); returns a count. Never touches the
+    /// operations table: the hot-operation cache would not know.
     Exec(SqlWrite),
     /// Start a repeatable request: insert it, or take over a stale pending
     /// one. Touches 1 row when the caller may go ahead, 0 otherwise.
@@ -73,7 +76,9 @@ pub struct Job {
 /// Runs until every sender is dropped, then closes the connection and says
 /// whether that close succeeded (the last close checkpoints the WAL into the
 /// file). Announces each committed change on `feed`, after the COMMIT.
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) -> bool {
+/// Every committed operation version goes into `hot` before its caller
+/// hears of the commit.
+pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed, hot: Arc<HotOperations>) -> bool {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -84,6 +89,13 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed) -> bool {
         }
         let outcomes = commit_batch(&mut conn, &batch);
         for (job, outcome) in batch.into_iter().zip(outcomes) {
+            if outcome.is_ok() {
+                match &job.write {
+                    Write::CreateOperation(op) | Write::UpdateOperation(op, _) => hot.committed(op),
+                    Write::PurgeExpired(..) => hot.forget_all(),
+                    _ => {}
+                }
+            }
             if let Ok(seq) = outcome
                 && let Some(change) = job.write.change(seq)
             {
