@@ -43,7 +43,9 @@ pub struct AppState {
     pub demo: bool,
     /// Cancelled when the server starts shutting down, so long-polls answer
     /// at once instead of holding the graceful shutdown for their timeout.
-    pub stopping: CancellationToken,
+    /// In an `Arc`: the state is cloned several times per request, and
+    /// cloning a token itself takes a lock.
+    pub stopping: Arc<CancellationToken>,
     /// Who long-polls which operation.
     pub waiters: Arc<crate::waiters::Waiters>,
     /// Rate and stream limits.

@@ -57,15 +57,30 @@ pub async fn with_caller(request: Request, next: Next) -> (Response, Option<Call
         .await
 }
 
-/// The id of the request being served (also sent as `x-ms-request-id`).
+/// The id of the request being served (also sent as `x-ms-request-id`);
+/// a header value, so passing it around copies no bytes.
 #[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// A fresh random id (a hyphenated UUID).
+    fn new() -> RequestId {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        RequestId(HeaderValue::from_str(text).expect("a UUID is a header value"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("made from a UUID")
+    }
+}
 
 /// Turns a handler panic into a 500 in the dialect's envelope (logged with
 /// the request id by `request_context`), never a dropped connection.
 pub async fn catch_panics(request: Request, next: Next) -> Response {
     use futures_util::FutureExt;
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone(); // shares the bytes: no copy unless it panics
     match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
@@ -74,7 +89,7 @@ pub async fn catch_panics(request: Request, next: Next) -> Response {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
-            crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
+            crate::app::error_for_path(uri.path(), CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
         }
     }
 }
@@ -82,20 +97,21 @@ pub async fn catch_panics(request: Request, next: Next) -> Response {
 /// Gives every response a unique `x-ms-request-id`, echoes a sane
 /// `x-ms-client-request-id`, and logs server errors with both.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
-    let request_id = Uuid::new_v4().to_string();
-    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let request_id = RequestId::new();
+    request.extensions_mut().insert(request_id.clone());
     let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone(); // shares the bytes
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert("x-ms-request-id", HeaderValue::from_str(&request_id).expect("a UUID is a header value"));
+    headers.insert("x-ms-request-id", request_id.0.clone());
     if let Some(id) = client_request_id {
         headers.insert("x-ms-client-request-id", id);
     }
     if response.status().is_server_error() {
         let error = response.extensions().get::<LoggedError>().map(|e| e.0.as_str()).unwrap_or("(no detail)");
-        tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
+        let (request_id, path) = (request_id.as_str(), uri.path());
+        tracing::error!(request_id, %method, path, status = response.status().as_u16(), error, "request failed");
     }
     response
 }

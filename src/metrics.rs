@@ -4,7 +4,7 @@
 //! background work counts what it moved. The recorder is process-wide (the
 //! `metrics` facade), installed once however many servers a process runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -55,34 +55,68 @@ fn dialect_of(path: &str) -> &'static str {
 pub async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     // The template, never the raw path: ids would explode the label set.
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let request_id = request.extensions().get::<RequestId>().cloned();
     let method = request.method().clone();
     let dialect = dialect_of(request.uri().path());
     let peer = crate::server::peer_of(&request).map(|p| p.ip());
     let (response, caller) = crate::http::with_caller(request, next).await;
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
-    let route = route.unwrap_or_else(|| "unmatched".into());
-    let status = response.status().as_u16().to_string();
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
+    let request_id = request_id.as_ref().map_or("", |id| id.as_str());
+    let status = response.status();
+    let elapsed = started.elapsed();
     // One line per request: the route template, never ids, keys or tokens.
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(target: "longrun::access", %method, route, status, latency_ms, request_id, dialect, key_id, scope, "request");
-    if matches!(response.status().as_u16(), 401 | 403 | 429) {
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: "longrun::access", %method, route, status = status.as_str(), latency_ms, request_id, dialect, key_id,
+        scope, "request"
+    );
+    if matches!(status.as_u16(), 401 | 403 | 429) {
         // The audit trail of refusals: who (key id, address), what, why; the
         // challenge and error code say why, and never carry a key or token.
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let (code, challenge) = (header("x-ms-error-code"), header("www-authenticate"));
         let peer = peer.map(|ip| ip.to_string()).unwrap_or_default();
         tracing::warn!(
-            target: "longrun::audit", %method, route, status, request_id, dialect, key_id, scope, peer, code, challenge,
-            "request denied"
+            target: "longrun::audit", %method, route, status = status.as_str(), request_id, dialect, key_id, scope,
+            peer, code, challenge, "request denied"
         );
     }
-    metrics::counter!("http_requests_total", "dialect" => dialect, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "dialect" => dialect, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let metrics = route_metrics(dialect, route, status);
+    metrics.requests.increment(1);
+    metrics.duration.record(elapsed.as_secs_f64());
     response
+}
+
+/// The request counter and latency histogram of one dialect, route and
+/// status, registered once: the `metrics` macros would build, hash and look
+/// up the label set on every request.
+#[derive(Clone)]
+struct RouteMetrics {
+    dialect: &'static str,
+    status: StatusCode,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+fn route_metrics(dialect: &'static str, route: &str, status: StatusCode) -> RouteMetrics {
+    // Route templates and statuses are few: this never grows past a few hundred entries.
+    static ROUTES: Mutex<BTreeMap<String, Vec<RouteMetrics>>> = Mutex::new(BTreeMap::new());
+    let mut routes = ROUTES.lock().expect("route metrics lock");
+    if let Some(known) = routes.get(route).and_then(|k| k.iter().find(|m| m.dialect == dialect && m.status == status)) {
+        return known.clone();
+    }
+    handle(); // the recorder first, or the handles would record nowhere
+    let labels = [("dialect", dialect.to_owned()), ("route", route.to_owned()), ("status", status.as_str().to_owned())];
+    let made = RouteMetrics {
+        dialect,
+        status,
+        requests: metrics::counter!("http_requests_total", &labels),
+        duration: metrics::histogram!("http_request_duration_seconds", &labels[..2]),
+    };
+    routes.entry(route.to_owned()).or_default().push(made.clone());
+    made
 }
 
 /// `GET /metrics`: Prometheus text format.

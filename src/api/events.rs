@@ -79,7 +79,7 @@ pub async fn operation_events(
     let first = ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
     let last_seen = last_event_id(&headers).unwrap_or(0);
     let (events, stream) = channel();
-    let stopping = app.stopping.clone();
+    let stopping = CancellationToken::clone(&app.stopping);
     let app_task = app.clone();
     tokio::spawn(async move {
         let app = app_task;
@@ -144,7 +144,7 @@ pub async fn scope_events(
         None => app.store.latest_change_seq().await.map_err(CoreError::from)?,
     };
     let (events, stream) = channel();
-    let stopping = app.stopping.clone();
+    let stopping = CancellationToken::clone(&app.stopping);
     tokio::spawn(async move {
         let mut catch_up = true;
         loop {

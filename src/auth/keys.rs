@@ -16,7 +16,7 @@ pub const SECRET_PREFIX: &str = "lr_";
 
 /// Hex SHA-256 of a secret: what the store indexes.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(secret.as_bytes()))
 }
 
 /// A new key and its secret, which exists only in the return value.
@@ -52,6 +52,12 @@ pub async fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_is_lowercase_hex_sha256_as_stored_by_every_version() {
+        // FIPS 180-2's "abc" example: keys stored by older builds must still match.
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     #[test]
     fn secrets_are_random_and_only_their_hash_is_kept() {

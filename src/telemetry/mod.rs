@@ -1,6 +1,8 @@
 //! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`),
 //! human-readable or one JSON object per line (`--log-format json`).
 
+mod batched;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -14,19 +16,13 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; call once, first thing in `main`, and
 /// keep the returned guard until the process ends: dropping it writes out
-/// the lines still queued.
-///
-/// Lines go to stderr from a background thread: every request logs an
-/// access line, and writing each with its own syscall on the request's own
-/// thread cost 6 % of a status GET's CPU in the profile. Nothing is dropped
-/// (`lossy(false)`): when the queue (128k lines) is full, callers wait.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::stderr());
+/// the lines still queued (`batched` says why lines are queued at all).
+pub fn init(format: LogFormat) -> batched::FlushGuard {
+    let (writer, guard) = batched::to(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    // Colours only for a person at a terminal, never into a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
