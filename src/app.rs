@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::dialect::{devcenter, face, sphere};
@@ -62,7 +61,10 @@ impl AppState {
         headers: &axum::http::HeaderMap,
         front: crate::auth::jwt::Front,
     ) -> Result<crate::auth::Principal, CoreError> {
-        crate::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front).await
+        // Boxed: authentication (JWT checks, key lookup) is a large future
+        // but a short one; unboxed, every handler's future, a long-poll's
+        // included, would be as large for its whole life.
+        Box::pin(crate::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front)).await
     }
 
     /// The script an emulated initiator attaches: the demo flow in demo
@@ -72,7 +74,8 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface: every route, each noting its template for the
+/// access log and metrics (`Front` wraps all of it: `service`).
 pub fn router(state: AppState) -> Router {
     crate::metrics::handle();
     Router::new()
@@ -87,15 +90,22 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Inner to outer: metrics and the access log see the request id
-        // that `request_context` (outside them) assigned.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
-        .route_layer(axum::middleware::from_fn(crate::metrics::record))
-        .layer(axum::middleware::from_fn(crate::http::catch_panics))
-        .layer(axum::middleware::from_fn(crate::http::request_context))
-        .layer(TraceLayer::new_for_http())
+        .route_layer(crate::metrics::NoteRoute::layer())
         .with_state(state)
+}
+
+/// The router as served: inside `Front` (ids, limits, panics, access log)
+/// and the body limit. Both wrap the router once, as a service, rather than
+/// through `Router::layer`, which wraps (and per request clones and boxes)
+/// every route.
+pub fn service(
+    state: AppState,
+) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    let limits = state.limits.clone();
+    crate::http::Front::new(tower::Layer::layer(&DefaultBodyLimit::max(MAX_BODY_BYTES), router(state)), limits)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests
@@ -143,7 +153,7 @@ pub async fn serve_with_grace(
     // `Router` rebuilt its route table per connection: ~14 KiB each,
     // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
     // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
-    let served = crate::server::serve(listener, router(state), shutdown, grace).await;
+    let served = crate::server::serve(listener, service(state), shutdown, grace).await;
     background.abort();
     dispatcher.abort();
     housekeeping.abort();

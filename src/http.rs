@@ -1,16 +1,24 @@
-//! Cross-cutting HTTP plumbing: request ids and the one place 5xx errors are
-//! logged. Error renderers attach the error to the response; this middleware
-//! logs it once, with the request id the client also sees.
+//! Cross-cutting HTTP plumbing: the one middleware around the router
+//! (request ids, limits, panics, the access log) and the one place 5xx
+//! errors are logged. Error renderers attach the error to the response;
+//! `Front` logs it once, with the request id the client also sees.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
+use futures_util::FutureExt;
+use tower::Service;
 use uuid::Uuid;
 
 use crate::error::CoreError;
+use crate::limits::Limits;
 
 /// The full text of a server-side error, carried in response extensions
 /// from the renderer to the logging middleware (never to the client).
@@ -47,73 +55,128 @@ pub fn note_caller(key_id: &str, scope: &str) {
     let _ = CALLER.try_with(|c| *c.borrow_mut() = Some(Caller { key_id: key_id.to_owned(), scope: scope.to_owned() }));
 }
 
-/// Runs `next` with room for `note_caller`; returns the response and the caller noted.
-pub async fn with_caller(request: Request, next: Next) -> (Response, Option<Caller>) {
-    CALLER
-        .scope(std::cell::RefCell::new(None), async move {
-            let response = next.run(request).await;
-            (response, CALLER.with(|c| c.borrow_mut().take()))
+/// The one middleware every request passes through, wrapped around the
+/// whole router: request ids, abuse limits, a handler panic turned into a
+/// 500, 5xx logging, the access log and request metrics.
+///
+/// Why one hand-written service rather than a stack of `from_fn` layers: a
+/// long-poll holds its whole middleware chain for up to a minute, and each
+/// `from_fn` layer kept ≈ 1.2 KiB per request alive (the request parts,
+/// `Next`, and the inner futures, several times over), besides cloning and
+/// boxing every route per request. Here the router is called before the one
+/// boxed future is made, so that future holds only the router's future and
+/// the few values the epilogue needs (BENCHMARKS.md, long-poll memory).
+#[derive(Clone)]
+pub struct Front<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+impl<S> Front<S> {
+    /// Wraps `inner` (the router), enforcing `limits`.
+    pub fn new(inner: S, limits: Arc<Limits>) -> Front<S> {
+        Front { inner, limits }
+    }
+}
+
+impl<S> Service<Request> for Front<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let peer = crate::server::peer_of(&request).map(|p| p.ip());
+        let slot = match self.limits.admit(&request) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                // In the envelope of the dialect the path belongs to.
+                let refused = crate::app::error_for_path(&path, refused);
+                let response =
+                    finish(refused, None, started, &method, &path, &request_id, None, peer, client_request_id);
+                return Box::pin(std::future::ready(Ok(response)));
+            }
+        };
+        // The service that was made ready is the one called (tower's
+        // contract); calling it here, not in the future, means the future
+        // never holds the request.
+        let ready = self.inner.clone();
+        let handled = std::mem::replace(&mut self.inner, ready).call(request);
+        Box::pin(async move {
+            let (outcome, caller) = CALLER
+                .scope(std::cell::RefCell::new(None), async move {
+                    let outcome = std::panic::AssertUnwindSafe(handled).catch_unwind().await;
+                    (outcome, CALLER.with(|c| c.borrow_mut().take()))
+                })
+                .await;
+            let response = match outcome {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
+                }
+            };
+            Ok(finish(response, slot, started, &method, &path, &request_id, caller, peer, client_request_id))
         })
-        .await
-}
-
-/// The id of the request being served (also sent as `x-ms-request-id`);
-/// a header value, so passing it around copies no bytes.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    /// A fresh random id (a hyphenated UUID).
-    fn new() -> RequestId {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
-        RequestId(HeaderValue::from_str(text).expect("a UUID is a header value"))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().expect("made from a UUID")
     }
 }
 
-/// Turns a handler panic into a 500 in the dialect's envelope (logged with
-/// the request id by `request_context`), never a dropped connection.
-pub async fn catch_panics(request: Request, next: Next) -> Response {
-    use futures_util::FutureExt;
-    let uri = request.uri().clone(); // shares the bytes: no copy unless it panics
-    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            crate::app::error_for_path(uri.path(), CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
-        }
-    }
+/// A fresh request id (a hyphenated UUID), as the header value it is sent
+/// as: made once, copied by reference count from then on.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).expect("a UUID is a header value")
 }
 
-/// Gives every response a unique `x-ms-request-id`, echoes a sane
-/// `x-ms-client-request-id`, and logs server errors with both.
-pub async fn request_context(mut request: Request, next: Next) -> Response {
-    let request_id = RequestId::new();
-    request.extensions_mut().insert(request_id.clone());
-    let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
-    let method = request.method().clone();
-    let uri = request.uri().clone(); // shares the bytes
-    let mut response = next.run(request).await;
+/// The epilogue of every request: ids in the headers, 5xx logged with
+/// them, the access log and metrics, and the stream slot (if any) held
+/// until the body ends.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    mut response: Response,
+    slot: Option<crate::limits::Slot>,
+    started: Instant,
+    method: &Method,
+    path: &str,
+    request_id: &HeaderValue,
+    caller: Option<Caller>,
+    peer: Option<std::net::IpAddr>,
+    client_request_id: Option<HeaderValue>,
+) -> Response {
     let headers = response.headers_mut();
-    headers.insert("x-ms-request-id", request_id.0.clone());
+    headers.insert("x-ms-request-id", request_id.clone());
+    let request_id = request_id.to_str().expect("made from a UUID");
     if let Some(id) = client_request_id {
         headers.insert("x-ms-client-request-id", id);
     }
     if response.status().is_server_error() {
         let error = response.extensions().get::<LoggedError>().map(|e| e.0.as_str()).unwrap_or("(no detail)");
-        let (request_id, path) = (request_id.as_str(), uri.path());
-        tracing::error!(request_id, %method, path, status = response.status().as_u16(), error, "request failed");
+        tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
     }
-    response
+    let finished = crate::metrics::Finished { started, method, path, request_id, caller, peer };
+    crate::metrics::observe(finished, &response);
+    match slot {
+        Some(slot) => crate::limits::hold(response, slot),
+        None => response,
+    }
 }
 
 #[cfg(test)]
@@ -130,10 +193,9 @@ mod tests {
         async fn boom() -> &'static str {
             panic!("boom")
         }
-        let app = Router::new()
-            .route("/projects/p1/operationstatuses/x", get(boom))
-            .layer(axum::middleware::from_fn(catch_panics))
-            .layer(axum::middleware::from_fn(request_context));
+        let router = Router::new().route("/projects/p1/operationstatuses/x", get(boom));
+        let limits = Arc::new(Limits::new(crate::limits::LimitSettings::default()));
+        let app = Front::new(router, limits);
         let request = axum::http::Request::get("/projects/p1/operationstatuses/x").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 500);

@@ -25,6 +25,8 @@ pub mod demo;
 pub mod dialect;
 /// The error shared by every front-end.
 pub mod error;
+/// List-valued request headers: If-None-Match, Prefer.
+pub mod headers;
 /// Cross-cutting HTTP middleware.
 pub mod http;
 /// Worker leases: claim, heartbeat, complete, sweep.

@@ -14,16 +14,14 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::app::AppState;
 use crate::error::CoreError;
 
 /// How the limits are set (0 turns one off).
@@ -123,37 +121,35 @@ fn too_many(wait: Duration) -> CoreError {
 }
 
 /// True for requests that hold a response open: long-polls and event streams.
-fn is_stream(request: &Request) -> bool {
+pub fn is_stream<B>(request: &axum::http::Request<B>) -> bool {
     let path = request.uri().path();
-    path.ends_with(":wait")
-        || path.ends_with("/events")
-        || request.headers().get_all("prefer").iter().any(|v| v.to_str().is_ok_and(|v| v.contains("wait=")))
+    path.ends_with(":wait") || path.ends_with("/events") || crate::watch::prefer_wait(request.headers()).is_some()
 }
 
-/// The middleware: refuses over-limit requests before they do any work.
-pub async fn enforce(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let limits = &app.limits;
-    let credential = limits.credential_of(request.headers());
-    let address = crate::server::peer_of(&request).map(|peer| peer.ip());
-    let stream = is_stream(&request);
-    if let Err(refused) = limits.take_request(credential.filter(|_| !stream), address) {
-        return crate::app::error_for_path(request.uri().path(), refused);
+/// A stream slot, held until the response body ends.
+pub type Slot = OwnedSemaphorePermit;
+
+impl Limits {
+    /// Admits a request or refuses it (429) before it does any work; a
+    /// long-poll or event stream gets a slot to hold.
+    pub fn admit(&self, request: &Request) -> Result<Option<Slot>, CoreError> {
+        let credential = self.credential_of(request.headers());
+        let address = crate::server::peer_of(request).map(|peer| peer.ip());
+        let stream = is_stream(request);
+        self.take_request(credential.filter(|_| !stream), address)?;
+        let slot = credential.filter(|_| stream).map(|c| self.take_stream(c)).transpose()?;
+        Ok(slot.flatten())
     }
-    let slot = match credential.filter(|_| stream).map(|c| limits.take_stream(c)).transpose() {
-        Ok(slot) => slot.flatten(),
-        Err(refused) => return crate::app::error_for_path(request.uri().path(), refused),
-    };
-    let response = next.run(request).await;
-    match slot {
-        // Held until the response body ends (an event stream's whole life).
-        Some(slot) => response.map(|body| {
-            axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
-                let _held = &slot;
-                chunk
-            }))
-        }),
-        None => response,
-    }
+}
+
+/// Keeps `slot` until `response`'s body ends (an event stream's whole life).
+pub fn hold(response: Response, slot: Slot) -> Response {
+    response.map(|body| {
+        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &slot;
+            chunk
+        }))
+    })
 }
 
 #[cfg(test)]

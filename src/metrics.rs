@@ -5,17 +5,17 @@
 //! `metrics` facade), installed once however many servers a process runs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
-use crate::http::RequestId;
+use crate::http::Caller;
 use crate::model::OperationId;
 
 /// Latency buckets (seconds): a status read should take well under a millisecond.
@@ -51,19 +51,30 @@ fn dialect_of(path: &str) -> &'static str {
     }
 }
 
-/// Counts and times every request by dialect, route template and status.
-pub async fn record(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // The template, never the raw path: ids would explode the label set.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let method = request.method().clone();
-    let dialect = dialect_of(request.uri().path());
-    let peer = crate::server::peer_of(&request).map(|p| p.ip());
-    let (response, caller) = crate::http::with_caller(request, next).await;
+/// What the access log and the request metrics need of a finished request.
+pub struct Finished<'a> {
+    /// When the request arrived.
+    pub started: Instant,
+    /// Its method.
+    pub method: &'a Method,
+    /// Its path (for the dialect label only; never logged).
+    pub path: &'a str,
+    /// Its request id.
+    pub request_id: &'a str,
+    /// Who it turned out to be.
+    pub caller: Option<Caller>,
+    /// The client's address.
+    pub peer: Option<IpAddr>,
+}
+
+/// Counts and times a request by dialect, route template and status, and
+/// writes its access-log line (and an audit line when it was refused).
+pub fn observe(request: Finished<'_>, response: &Response) {
+    let Finished { started, method, path, request_id, caller, peer } = request;
+    let dialect = dialect_of(path);
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
-    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
-    let request_id = request_id.as_ref().map_or("", |id| id.as_str());
+    // The template, never the raw path: ids would explode the label set.
+    let route = response.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str());
     let status = response.status();
     let elapsed = started.elapsed();
     // One line per request: the route template, never ids, keys or tokens.
@@ -86,7 +97,6 @@ pub async fn record(request: Request, next: Next) -> Response {
     let metrics = route_metrics(dialect, route, status);
     metrics.requests.increment(1);
     metrics.duration.record(elapsed.as_secs_f64());
-    response
 }
 
 /// The request counter and latency histogram of one dialect, route and
@@ -117,6 +127,58 @@ fn route_metrics(dialect: &'static str, route: &str, status: StatusCode) -> Rout
     };
     routes.entry(route.to_owned()).or_default().push(made.clone());
     made
+}
+
+/// A route layer that hands the matched route template to the response
+/// (axum puts it only in the request), for `observe` outside the router.
+#[derive(Clone)]
+pub struct NoteRoute<S>(S);
+
+impl<S> NoteRoute<S> {
+    /// The layer, for `Router::route_layer`.
+    pub fn layer() -> tower::layer::LayerFn<fn(S) -> NoteRoute<S>> {
+        tower::layer::layer_fn(NoteRoute)
+    }
+}
+
+impl<S> tower::Service<Request> for NoteRoute<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = NotedRoute<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        NotedRoute { inner: self.0.call(request), route }
+    }
+}
+
+/// The future of `NoteRoute`: the route's, plus the template to hand on.
+pub struct NotedRoute<F> {
+    inner: F,
+    route: Option<MatchedPath>,
+}
+
+impl<F, E> std::future::Future for NotedRoute<F>
+where
+    F: std::future::Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let mut response = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll(cx))?;
+        if let Some(route) = self.route.take() {
+            response.extensions_mut().insert(route);
+        }
+        std::task::Poll::Ready(Ok(response))
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -5,18 +5,21 @@
 //! per-address rate limits); shutdown stops accepting, then waits a bounded
 //! time (`--shutdown-grace`) for the requests in flight.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 /// A request head (request line + headers) must arrive within this.
@@ -30,19 +33,26 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 2048;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then gives the
 /// requests in flight up to `grace` to finish.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
-) -> std::io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
+) -> std::io::Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static,
+{
+    let mut http1 = http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEAD_BYTES as u32)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+    let builders = Arc::new((http1, http2));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -59,15 +69,27 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut request: hyper::Request<Incoming>| {
+        let service = service.clone().map_request(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            request.map(axum::body::Body::new)
+            if crate::limits::is_stream(&request) {
+                detach_head(&mut request);
+            }
+            request
         });
-        let connection =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection.into_owned());
+        let service = TowerToHyperService::new(service);
+        let (builders, watcher) = (builders.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let outcome = match tokio::time::timeout(HEADER_READ_TIMEOUT, speaks_http2(&stream)).await {
+                Ok(Ok(false)) => watcher.watch(builders.0.serve_connection(TokioIo::new(stream), service)).await,
+                // Boxed: the HTTP/2 connection state is large, and unboxed
+                // every HTTP/1.1 connection's task would be as large.
+                Ok(Ok(true)) => {
+                    Box::pin(watcher.watch(builders.1.serve_connection(TokioIo::new(stream), service))).await
+                }
+                Ok(Err(_)) | Err(_) => return, // gone, or silent: nothing to serve
+            };
+            if let Err(e) = outcome {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
@@ -77,6 +99,49 @@ pub async fn serve(
         tracing::warn!(?grace, "requests still in flight at the end of the grace period; stopping");
     }
     Ok(())
+}
+
+/// Whether a new connection speaks HTTP/2 (it opens with the prior-knowledge
+/// preface) or HTTP/1.1. Peeks, consuming nothing: hyper-util's `auto`
+/// builder reads the first 24 bytes into a buffer of its own and replays
+/// them, so hyper's first read of the head returns those 24 bytes alone
+/// and its second grows the 8 KiB read buffer to 16 KiB, for every
+/// HTTP/1.1 connection (heaptrack, BENCHMARKS.md long-poll memory).
+async fn speaks_http2(stream: &TcpStream) -> std::io::Result<bool> {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut seen = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut seen).await?;
+        if n == 0 || seen[..n] != PREFACE[..n] {
+            return Ok(false); // HTTP/1.1 (or closed: hyper sees the end)
+        }
+        if n == PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface so far. A peek returns at once while
+        // anything is unread, so wait a little for the rest (rare: clients
+        // send the preface in one write).
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Gives a request that will be held open (a long-poll, an event stream)
+/// its own copies of the URI and header values. hyper parses them as
+/// slices of the connection's read buffer, so while the request lives the
+/// whole 8 KiB buffer it was read into stays allocated, and hyper reserves
+/// a fresh one to watch the connection: 16 KiB per held HTTP/1.1
+/// connection instead of 8 (BENCHMARKS.md, long-poll memory). The copies
+/// are a few hundred bytes; ordinary requests, answered at once, skip this.
+fn detach_head(request: &mut Request) {
+    if let Ok(uri) = Uri::try_from(request.uri().to_string()) {
+        *request.uri_mut() = uri;
+    }
+    for value in request.headers_mut().values_mut() {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            *value = copy;
+        }
+    }
 }
 
 /// The peer of the request being served (set for every request by `serve`).

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::error::CoreError;
+use crate::headers::IfNoneMatch;
 use crate::model::{Kind, Operation, OperationId, Scope};
 use crate::ops::{self, Policy};
 use crate::store::Store;
@@ -26,8 +27,9 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 pub struct Wait<'a> {
     /// At most this long (capped at `MAX_WAIT`).
     pub up_to: Duration,
-    /// The ETag the client has; without one, "what it is now".
-    pub known_etag: Option<&'a str>,
+    /// The client's `If-None-Match`: wait while it matches (a listed ETag
+    /// is current, or `*`); without one, wait for a change from "now".
+    pub known: Option<IfNoneMatch>,
     /// Cancelled when the server stops: answer at once then.
     pub stopping: &'a CancellationToken,
     /// The node's waiter registry (wakes this wait when its operation changes).
@@ -36,6 +38,11 @@ pub struct Wait<'a> {
 
 /// Reads an operation; with `wait`, first waits until it differs from the
 /// known ETag. Answers at once when it already differs or is terminal.
+///
+/// A held wait keeps this future alive for up to a minute, thousands at
+/// once: the reads are boxed (short, but their futures are large) and the
+/// operation read first is dropped before waiting (it is read again at
+/// the end), so what waits is a receiver, a timer and a few words.
 pub async fn get_or_wait(
     store: &dyn Store,
     policy: &Policy,
@@ -44,51 +51,38 @@ pub async fn get_or_wait(
     visible: impl Fn(&Scope, &Kind) -> bool,
     wait: Option<Wait<'_>>,
 ) -> Result<Operation, CoreError> {
-    let Some(Wait { up_to: wait, known_etag, stopping, waiters }) = wait.filter(|w| !w.up_to.is_zero()) else {
+    let Some(Wait { up_to: wait, known, stopping, waiters }) = wait.filter(|w| !w.up_to.is_zero()) else {
         return ops::get(store, policy, caller, id, &visible).await;
     };
     let mut woken = waiters.subscribe(id);
-    let op = ops::get(store, policy, caller, id, &visible).await?;
-    let baseline = match known_etag {
-        Some(etag) if etag != op.etag() => return Ok(op),
-        _ => op.version,
+    let baseline = {
+        let op = Box::pin(ops::get(store, policy, caller, id, &visible)).await?;
+        if op.state.is_terminal() || known.is_some_and(|known| !known.matches(&op.etag())) {
+            return Ok(op);
+        }
+        op.version
     };
-    if op.state.is_terminal() {
-        return Ok(op);
-    }
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     loop {
         let next = tokio::select! {
             next = tokio::time::timeout_at(deadline, woken.recv()) => next,
             // The server is shutting down: answer now rather than hold it up.
-            () = stopping.cancelled() => return ops::get(store, policy, caller, id, &visible).await,
+            () = stopping.cancelled() => break,
         };
         match next {
             Ok(Ok(version)) if version <= baseline => continue,
             // Our change, a lagging receiver or a closed feed: read what is there now.
-            Ok(Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => {
-                return ops::get(store, policy, caller, id, &visible).await;
-            }
+            Ok(Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => break,
         }
     }
+    drop(woken);
+    Box::pin(ops::get(store, policy, caller, id, &visible)).await
 }
 
 /// The wait a client asked for with `Prefer: wait=N` (RFC 7240), capped.
 pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .find_map(|token| token.trim().strip_prefix("wait=")?.trim().parse::<u64>().ok())
-        .map(|seconds| Duration::from_secs(seconds).min(MAX_WAIT))
-}
-
-/// The ETag of a conditional request, if it names exactly one.
-pub fn if_none_match(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?.trim();
-    let value = value.strip_prefix("W/").unwrap_or(value);
-    (!value.contains(',') && value != "*").then_some(value)
+    let seconds = crate::headers::preference(headers, "wait")?.parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_WAIT))
 }
 
 #[cfg(test)]
@@ -104,6 +98,12 @@ mod tests {
         headers.insert("prefer", "wait=3600".parse().unwrap());
         assert_eq!(prefer_wait(&headers), Some(MAX_WAIT));
         headers.insert("prefer", "return=minimal".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), None);
+        headers.insert("prefer", "foo; wait=5".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), None, "a parameter of foo");
+        headers.insert("prefer", "wait = \"5\"".parse().unwrap());
+        assert_eq!(prefer_wait(&headers), Some(Duration::from_secs(5)));
+        headers.insert("prefer", "wait=-1".parse().unwrap());
         assert_eq!(prefer_wait(&headers), None);
     }
 }

@@ -6,7 +6,9 @@
 //!   `Last-Event-ID`: nothing is missed, superseded versions are skipped.
 //! - `GET /v1/events?scope=…`: event id = the change-log position. A
 //!   reconnect with `Last-Event-ID` replays the logged changes after it
-//!   (within `CHANGE_LOG_KEEP`), each as the operation's state now.
+//!   (within `CHANGE_LOG_KEEP`), each as the operation's state now. Live
+//!   changes are read from the log too (the feed only says when), so a
+//!   stream follows log order exactly.
 //!
 //! Data is the native operation JSON. A comment line every 15 s keeps
 //! proxies from closing idle streams; streams end when the server stops.
@@ -170,16 +172,18 @@ pub async fn scope_events(
                 () = events.closed() => return, // the client left
             };
             match next {
-                // Already sent (replayed), or another scope's.
-                Ok(change) if change.seq <= sent || scope.as_ref().is_some_and(|s| *s != change.scope) => {}
-                Ok(change) => {
-                    sent = change.seq;
-                    if caller.can_read(&change.scope) && !forward(&app, &caller, &events, change.id, sent).await {
-                        return;
-                    }
+                // Another scope's, or one the caller may not read.
+                Ok(change) if scope.as_ref().is_some_and(|s| *s != change.scope) || !caller.can_read(&change.scope) => {
                 }
-                // Fell behind the feed: the log has everything.
-                Err(RecvError::Lagged(_)) => catch_up = true,
+                // News (or the feed lagged): the log says what, in log order.
+                // The feed comes in commit order, which on PostgreSQL is not
+                // log order; reading the log after the last position sent
+                // never skips a change that committed late, nor sends one twice.
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    // One read for everything already announced.
+                    while changes.try_recv().is_ok() {}
+                    catch_up = true;
+                }
                 Err(RecvError::Closed) => return,
             }
         }

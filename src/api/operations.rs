@@ -191,7 +191,7 @@ pub async fn wait_operation(
     }
     let wait = watch::Wait {
         up_to: timeout,
-        known_etag: watch::if_none_match(headers),
+        known: crate::headers::IfNoneMatch::of(headers),
         stopping: &app.stopping,
         waiters: &app.waiters,
     };

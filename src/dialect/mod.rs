@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::CoreError;
+use crate::headers::IfNoneMatch;
 use crate::model::{Kind, Operation, OperationId, Scope};
 use crate::watch;
 
@@ -73,10 +74,7 @@ pub fn status_headers(op: &Operation, retry_after: u32) -> HeaderMap {
 /// A 304 when `If-None-Match` names the current ETag (or `*`): a poll that
 /// finds nothing new costs no body.
 pub fn not_modified(request: &HeaderMap, op: &Operation, retry_after: u32) -> Option<Response> {
-    let listed = request.get(header::IF_NONE_MATCH)?.to_str().ok()?;
-    let etag = op.etag();
-    let hit =
-        listed.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(&etag));
+    let hit = IfNoneMatch::of(request)?.matches(&op.etag());
     hit.then(|| (StatusCode::NOT_MODIFIED, status_headers(op, retry_after)).into_response())
 }
 
@@ -93,7 +91,7 @@ pub async fn read_status(
 ) -> Result<Operation, CoreError> {
     let wait = watch::prefer_wait(headers).map(|up_to| watch::Wait {
         up_to,
-        known_etag: watch::if_none_match(headers),
+        known: IfNoneMatch::of(headers),
         stopping: &app.stopping,
         waiters: &app.waiters,
     });

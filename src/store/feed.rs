@@ -14,7 +14,10 @@ const CAPACITY: usize = 4096;
 /// One committed change: enough to decide whether to re-read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// Its position in the change log (increasing; the SSE event id).
+    /// Its position in the change log (the SSE event id) where the store
+    /// knows it at commit (SQLite); 0 on PostgreSQL, which places changes
+    /// after they commit. Either way the feed only says "something
+    /// changed": resumable readers take positions from `changes_since`.
     pub seq: i64,
     /// The operation that changed.
     pub id: OperationId,

@@ -124,3 +124,85 @@ async fn a_waiter_on_one_node_hears_a_change_made_through_another() {
     drop((a, b));
     longrun::store::postgres::drop_scratch_schema(&url).await.unwrap();
 }
+
+/// One long-poll request's status, and how long it took.
+async fn timed(request: reqwest::RequestBuilder) -> (StatusCode, Duration) {
+    let started = Instant::now();
+    let response = request.send().await.unwrap();
+    (response.status(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_wait_reads_an_if_none_match_list_like_a_conditional_get() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/waiting", "deleteDevBox").await);
+    app.patch_ok(&id, json!({"state": "Running"})).await; // now "2"
+    let native = format!("{}/v1/operations/{id}:wait?timeout=2s", app.address);
+    let devcenter = format!("{}/projects/waiting/operationstatuses/{id}?api-version=2025-02-01", app.address);
+    let wait = |url: &str, etags: &str, prefer: Option<&str>| {
+        let request = app.client.get(url).bearer_auth(&app.admin_key).header("If-None-Match", etags.to_owned());
+        match prefer {
+            Some(prefer) => request.header("Prefer", prefer.to_owned()),
+            None => request,
+        }
+    };
+    // A list of ETags the client had, none current: news, answered at once.
+    for etags in ["\"1\", \"7\"", "W/\"1\", W/\"9\""] {
+        let (status, took) = timed(wait(&native, etags, None)).await;
+        assert_eq!(status, StatusCode::OK, "{etags}");
+        assert!(took < Duration::from_millis(1500), "{etags}: answered at once, not after {took:?}");
+        let (status, took) = timed(wait(&devcenter, etags, Some("wait=2"))).await;
+        assert_eq!(status, StatusCode::OK, "{etags}");
+        assert!(took < Duration::from_millis(1500), "{etags}: answered at once, not after {took:?}");
+    }
+    // A list holding the current ETag, or `*` (any current representation):
+    // nothing new yet, so it waits; the dialect answers 304 at the end.
+    for etags in ["\"1\", \"2\"", "W/\"2\"", "*"] {
+        let (status, took) = timed(wait(&native, etags, None)).await;
+        assert_eq!(status, StatusCode::OK, "{etags}");
+        assert!(took >= Duration::from_millis(1500), "{etags}: waited, not {took:?}");
+        let (status, took) = timed(wait(&devcenter, etags, Some("wait=2"))).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{etags}");
+        assert!(took >= Duration::from_millis(1500), "{etags}: waited, not {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_wait_that_lists_the_current_etag_answers_when_the_operation_changes() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/waiting", "deleteDevBox").await);
+    let url = format!("{}/v1/operations/{id}:wait?timeout=60s", app.address);
+    let waiter = app.client.get(&url).bearer_auth(&app.admin_key).header("If-None-Match", "\"0\", \"1\"").send();
+    let patch = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.patch_ok(&id, json!({"state": "Running"})).await
+    };
+    let started = Instant::now();
+    let (response, _) = tokio::join!(waiter, patch);
+    assert_eq!(response.unwrap().json::<Value>().await.unwrap()["version"], 2);
+    assert!(started.elapsed() < WELL_BEFORE_TIMEOUT);
+}
+
+#[tokio::test]
+async fn prefer_wait_is_a_preference_not_a_parameter_of_another() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/waiting", "deleteDevBox").await);
+    let url = format!("{}/projects/waiting/operationstatuses/{id}?api-version=2025-02-01", app.address);
+    let get = |prefer: &str| {
+        app.client
+            .get(&url)
+            .bearer_auth(&app.admin_key)
+            .header("If-None-Match", "\"1\"")
+            .header("Prefer", prefer.to_owned())
+    };
+    // `wait` as a parameter of another preference asks for no wait.
+    let (status, took) = timed(get("respond-async; wait=3")).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(took < Duration::from_millis(1500), "no wait asked for, yet it took {took:?}");
+    // Spaces around `=` and a quoted value are the same preference (RFC 7240).
+    for prefer in ["wait = 2", "wait=\"2\"", "respond-async, Wait=2; foo=bar"] {
+        let (status, took) = timed(get(prefer)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{prefer}");
+        assert!(took >= Duration::from_millis(1500), "{prefer}: waited, not {took:?}");
+    }
+}

@@ -133,6 +133,32 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION operation_counts_track();",
     // 9: when each key was last used (flushed in batches, not per request).
     "ALTER TABLE api_keys ADD COLUMN last_used_at bigint;",
+    // 10: change-log positions, given after commit (see changes.rs): `seq`
+    // is taken before commit, so concurrent writers commit out of its
+    // order. Logged rows keep their seq as position (event ids and the
+    // webhook cursor already handed out stay valid); new positions follow
+    // every seq ever taken.
+    "ALTER TABLE changes ADD COLUMN position bigint;
+    UPDATE changes SET position = seq;
+    CREATE SEQUENCE changes_position;
+    SELECT setval('changes_position', greatest((SELECT last_value FROM changes_seq_seq), 1));
+    CREATE UNIQUE INDEX changes_by_position ON changes (position);
+    CREATE INDEX changes_unplaced ON changes (seq) WHERE position IS NULL;
+    DROP INDEX changes_by_scope;
+    CREATE INDEX changes_by_scope ON changes (scope, position);
+    CREATE FUNCTION longrun_place_changes() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM changes WHERE position IS NULL) THEN
+            RETURN;
+        END IF;
+        PERFORM pg_advisory_xact_lock(7813585269092085249);
+        -- A fresh snapshot, taken after the lock: every placer that held it
+        -- before has committed, and every change committed by now is seen.
+        UPDATE changes AS c SET position = placed.position
+        FROM (SELECT unplaced.seq, nextval('changes_position') AS position
+              FROM (SELECT seq FROM changes WHERE position IS NULL ORDER BY seq) AS unplaced) AS placed
+        WHERE c.seq = placed.seq;
+    END $$;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.
