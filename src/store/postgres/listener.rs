@@ -10,7 +10,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use crate::model::{OperationId, Scope};
 use crate::store::feed::{Change, LocalFeed};
 
-/// The channel every write notifies on.
+/// The channel every node's notifier announces changes on.
 pub const CHANNEL: &str = "longrun_changes";
 
 /// Runs forever: listen, forward, and on any failure wait and listen again.
@@ -45,9 +45,12 @@ async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyho
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     while let Some(payload) = incoming.recv().await {
-        match parse(&payload) {
-            Some(change) => feed.publish(change),
-            None => tracing::warn!(payload, "ignoring a malformed change notification"),
+        // One line per change: the notifier batches them.
+        for line in payload.lines() {
+            match parse(line) {
+                Some(change) => feed.publish(change),
+                None => tracing::warn!(line, "ignoring a malformed change notification"),
+            }
         }
     }
     driver.await??;
@@ -58,7 +61,8 @@ async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyho
 pub const LOG_CHANGE: &str = "logged AS (INSERT INTO changes (operation_id, scope, version, at) \
      SELECT id, scope, version, last_action_at FROM written RETURNING seq, operation_id, scope, version)";
 
-/// The payload the writes send: `"{seq} {id} {version} {scope}"`.
+/// What each write returns for the notifier to announce, one line per
+/// change: `"{seq} {id} {version} {scope}"`.
 pub fn payload_sql() -> &'static str {
     "seq::text || ' ' || operation_id::text || ' ' || version::text || ' ' || scope"
 }

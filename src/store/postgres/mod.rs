@@ -1,15 +1,18 @@
 //! The shared backend: PostgreSQL, for several stateless longrun nodes.
 //!
-//! Every write is one autocommitted statement that also `NOTIFY`s the change
-//! (delivered only if it commits), so there is no transaction to hold open
-//! and no node-local state to keep in sync. Every call is bounded in time: a
+//! Every operation write is one autocommitted statement that also appends
+//! to the change log; once it has committed, `notifier` announces it to
+//! every node. There is no transaction to hold open and no node-local state
+//! to keep in sync. Every call is bounded in time: a
 //! database that is away yields `Unavailable` (HTTP 503) quickly, and the
 //! pool reconnects by itself when it returns.
 
 mod changes;
 mod listener;
+mod notifier;
 mod rows;
 mod schema;
+mod shared;
 mod webhooks;
 
 use std::sync::Arc;
@@ -40,6 +43,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool,
+    /// Shared, pipelined connections for status reads (taken from `pool`).
+    readers: shared::Shared,
+    /// Announces this node's committed changes to every node.
+    notifier: notifier::Notifier,
     feed: LocalFeed,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -74,15 +81,24 @@ impl PostgresStore {
         drop(client);
         let feed = LocalFeed::default();
         let listener = tokio::spawn(listener::run(config, feed.clone()));
-        Ok(PostgresStore { pool, feed, listener })
+        // A quarter of the pool, at most 4: enough connections to keep a few
+        // backends busy, few enough that each carries many queries per write.
+        let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
+        let notifier = notifier::Notifier::start(pool.clone());
+        Ok(PostgresStore { pool, readers, notifier, feed, listener })
     }
 
     /// Runs `f` on a pooled connection, bounded by `CALL_TIMEOUT`.
     async fn with<T>(&self, f: impl AsyncFnOnce(&Object) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let call = async {
+        self.bounded(async {
             let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
             f(&client).await
-        };
+        })
+        .await
+    }
+
+    /// Runs `call`, bounded by `CALL_TIMEOUT`, and times it.
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(CALL_TIMEOUT, call)
             .await
@@ -126,26 +142,28 @@ impl Store for PostgresStore {
             let sql = format!(
                 "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
                  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING *), \
-                 {} SELECT pg_notify('{}', {}) FROM logged",
+                 {} SELECT {} FROM logged",
                 listener::LOG_CHANGE,
-                listener::CHANNEL,
                 listener::payload_sql()
             );
             let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            client.execute(&statement, &as_params(&params)).await.map_err(map_error)?;
+            let logged = client.query_one(&statement, &as_params(&params)).await.map_err(map_error)?;
+            self.notifier.announce(logged.get(0));
             Ok(())
         })
         .await
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
-        self.with(async |client| {
-            let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1");
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1"));
+        let read = async {
+            let client = self.readers.client(&self.pool).await?;
+            let statement = client.prepare_cached(&SQL).await.map_err(map_error)?;
             let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
             row.map(|row| decode(operation_from_row(&row))).transpose()
-        })
-        .await
+        };
+        self.bounded(read).await
     }
 
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
@@ -157,13 +175,13 @@ impl Store for PostgresStore {
                  properties = $9, error = $10, version = $11, expires_at = $12, script = $13, \
                  script_due_at = $14, attempts = $15, lease_owner = $16, lease_expires_at = $17 \
                  WHERE id = $1 AND version = $18 RETURNING *), \
-                 {} SELECT pg_notify('{}', {}) FROM logged",
+                 {} SELECT {} FROM logged",
                 listener::LOG_CHANGE,
-                listener::CHANNEL,
                 listener::payload_sql()
             );
             let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            if client.execute(&statement, &as_params(&params)).await.map_err(map_error)? == 1 {
+            if let Some(logged) = client.query_opt(&statement, &as_params(&params)).await.map_err(map_error)? {
+                self.notifier.announce(logged.get(0));
                 return Ok(());
             }
             let exists = client
