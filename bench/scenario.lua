@@ -2,7 +2,8 @@
 --
 --   wrk -t1 -c64 -d10s --latency -s bench/scenario.lua http://127.0.0.1:PORT -- MODE IDS KEY TENANT BASE
 --
--- MODE   face | devcenter | sphere | devcenter304 | create | patch
+-- MODE   face | devcenter | devcentercold | sphere | devcenter304 | create | patch
+--        (devcentercold: devcenter over ids spread across every stored operation)
 -- IDS    a file of "id etag" lines (etag with its quotes, for devcenter304)
 -- KEY    the API key (Bearer, or Ocp-Apim-Subscription-Key for face)
 -- TENANT the Sphere tenant of the ids (sphere only)
@@ -45,7 +46,7 @@ function init(args)
   for i, op in ipairs(ids) do
     if mode == "face" then
       requests[i] = get("/face/v1.0/operations/" .. op.id, { ["Ocp-Apim-Subscription-Key"] = key })
-    elseif mode == "devcenter" then
+    elseif mode == "devcenter" or mode == "devcentercold" then
       requests[i] = get("/projects/benchproj/operationstatuses/" .. op.id .. "?api-version=2025-02-01", bearer)
     elseif mode == "devcenter304" then
       requests[i] = get("/projects/benchproj/operationstatuses/" .. op.id .. "?api-version=2025-02-01",
