@@ -12,23 +12,29 @@ pub enum IfNoneMatch {
     /// A list of entity tags, each kept as its opaque tag (quotes included,
     /// `W/` dropped: `If-None-Match` compares weakly).
     Tags(Vec<String>),
+    /// Present but not a valid list: a condition no representation matches,
+    /// so a GET answers in full and a long-poll answers at once (what the
+    /// client holds is not the current ETag, whatever it is).
+    Malformed,
 }
 
 impl IfNoneMatch {
-    /// The condition of a request, or `None` when it has none or it is
-    /// malformed (a recipient ignores a field it cannot parse rather than
-    /// guess at it). Several header lines make one list.
+    /// The condition of a request, or `None` when it has none. Several
+    /// header lines make one list.
     pub fn of(headers: &HeaderMap) -> Option<IfNoneMatch> {
         let mut tags = Vec::new();
         let mut any = false;
+        let mut present = false;
         for line in headers.get_all(header::IF_NONE_MATCH) {
-            for member in split_list(line.to_str().ok()?) {
+            present = true;
+            let Ok(line) = line.to_str() else { return Some(IfNoneMatch::Malformed) };
+            for member in split_list(line) {
                 if member == "*" {
                     any = true;
                 } else {
                     let opaque = member.strip_prefix("W/").unwrap_or(member);
                     if !is_opaque_tag(opaque) {
-                        return None;
+                        return Some(IfNoneMatch::Malformed);
                     }
                     tags.push(opaque.to_owned());
                 }
@@ -36,6 +42,7 @@ impl IfNoneMatch {
         }
         match (any, tags.is_empty()) {
             (true, _) => Some(IfNoneMatch::Any),
+            (false, true) if present => Some(IfNoneMatch::Malformed), // an empty value
             (false, true) => None,
             (false, false) => Some(IfNoneMatch::Tags(tags)),
         }
@@ -48,6 +55,7 @@ impl IfNoneMatch {
         match self {
             IfNoneMatch::Any => true,
             IfNoneMatch::Tags(tags) => tags.iter().any(|tag| tag == etag),
+            IfNoneMatch::Malformed => false,
         }
     }
 }
@@ -141,10 +149,12 @@ mod tests {
             (&["\"a,b\""], Some(IfNoneMatch::Tags(vec!["\"a,b\"".into()]))),
             (&["*"], Some(IfNoneMatch::Any)),
             (&[" * "], Some(IfNoneMatch::Any)),
-            (&["3"], None),
-            (&["\"3"], None),
-            (&["\"a b\""], None),
-            (&[","], None),
+            (&["3"], Some(IfNoneMatch::Malformed)),
+            (&["null"], Some(IfNoneMatch::Malformed)),
+            (&["\"3"], Some(IfNoneMatch::Malformed)),
+            (&["\"a b\""], Some(IfNoneMatch::Malformed)),
+            (&[","], Some(IfNoneMatch::Malformed)),
+            (&[""], Some(IfNoneMatch::Malformed)),
         ];
         for (values, expected) in cases {
             assert_eq!(&IfNoneMatch::of(&headers("if-none-match", values)), expected, "{values:?}");
@@ -157,6 +167,7 @@ mod tests {
         assert!(list.matches("\"2\"") && list.matches("\"1\"") && list.matches("W/\"1\""));
         assert!(!list.matches("\"3\""));
         assert!(IfNoneMatch::Any.matches("\"9\""));
+        assert!(!IfNoneMatch::Malformed.matches("\"9\""), "a condition no representation matches");
     }
 
     #[test]
