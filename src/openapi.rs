@@ -16,6 +16,10 @@ use utoipa::openapi::{ContentBuilder, Ref, Required};
 
 use crate::{api, app, dialect};
 
+mod responses;
+
+pub use responses::{BodyErrors, CommonErrors, Envelope, FrontErrors, WriteErrors};
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -50,7 +54,14 @@ use crate::{api, app, dialect};
         dialect::face::initiate::take_snapshot,
         dialect::face::initiate::apply_snapshot,
     ),
-    components(schemas(api::wire::OperationPatch)),
+    // The error bodies are referenced by the shared response sets, which
+    // (unlike response tuples) do not register the schemas they name.
+    components(schemas(
+        api::wire::OperationPatch,
+        dialect::devcenter::wire::ErrorResponse,
+        dialect::face::wire::ApiError,
+        dialect::sphere::wire::PublicApiErrorDetails,
+    )),
     modifiers(&Security, &Aliases)
 )]
 struct ApiDoc;
