@@ -164,7 +164,7 @@ pub async fn serve_with_grace(
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "Alive"), api::FrontErrors))]
 pub(crate) async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }

@@ -24,6 +24,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::CoreError;
 
+/// How long a client refused a held stream is told to wait: a stream lasts
+/// up to a minute (long-poll) or longer (events), so come back a little
+/// later rather than at once.
+pub const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How the limits are set (0 turns one off).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitSettings {
@@ -104,9 +109,7 @@ impl Limits {
             .entry(credential)
             .or_insert_with(|| Arc::new(Semaphore::new(most.get() as usize)))
             .clone();
-        // A stream lasts up to a minute (long-poll) or longer (events): ask
-        // the client to come back a little later rather than at once.
-        semaphore.try_acquire_owned().map(Some).map_err(|_| too_many(Duration::from_secs(5)))
+        semaphore.try_acquire_owned().map(Some).map_err(|_| too_many(STREAM_RETRY_AFTER))
     }
 
     fn credential_of(&self, headers: &HeaderMap) -> Option<u64> {

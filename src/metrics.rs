@@ -182,7 +182,7 @@ where
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "Operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "Operations", responses((status = 200, description = "Prometheus text format"), crate::api::FrontErrors))]
 pub async fn serve_metrics(State(app): State<AppState>) -> Response {
     refresh_gauges(&app).await;
     let body = handle().render();
@@ -221,7 +221,11 @@ async fn refresh_gauges(app: &AppState) {
     get,
     path = "/readyz",
     tag = "Operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "The store is unreachable"))
+    responses(
+        (status = 200, description = "Ready"),
+        (status = 503, description = "The store is unreachable", headers(("Retry-After" = i32))),
+        crate::api::FrontErrors,
+    )
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let probe = OperationId::from_uuid(uuid::Uuid::nil());

@@ -16,6 +16,10 @@ use utoipa::openapi::{ContentBuilder, Ref, Required};
 
 use crate::{api, app, dialect};
 
+mod responses;
+
+pub use responses::{BodyErrors, CommonErrors, Envelope, FrontErrors, WriteErrors};
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -50,7 +54,14 @@ use crate::{api, app, dialect};
         dialect::face::initiate::take_snapshot,
         dialect::face::initiate::apply_snapshot,
     ),
-    components(schemas(api::wire::OperationPatch)),
+    // The error bodies are referenced by the shared response sets, which
+    // (unlike response tuples) do not register the schemas they name.
+    components(schemas(
+        api::wire::OperationPatch,
+        dialect::devcenter::wire::ErrorResponse,
+        dialect::face::wire::ApiError,
+        dialect::sphere::wire::PublicApiErrorDetails,
+    )),
     modifiers(&Security, &Aliases)
 )]
 struct ApiDoc;
@@ -143,6 +154,7 @@ pub async fn serve_document() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CoreError;
 
     #[test]
     fn documents_every_route_and_the_seed_schemas() {
@@ -186,5 +198,69 @@ mod tests {
         assert!(schemas["Azure.Core.Foundations.ErrorResponse"].is_object());
         assert!(schemas["Face.APIError"].is_object());
         assert!(schemas["Sphere.PublicApiErrorDetails"]["properties"]["ErrorCode"].is_object());
+    }
+
+    /// Every documented operation, as (path, method, operation).
+    fn operations(doc: &serde_json::Value) -> Vec<(&str, &str, &serde_json::Value)> {
+        let paths = doc["paths"].as_object().unwrap();
+        let each =
+            paths.iter().flat_map(|(path, item)| item.as_object().unwrap().iter().map(move |(m, o)| (path, m, o)));
+        each.map(|(path, method, operation)| (path.as_str(), method.as_str(), operation)).collect()
+    }
+
+    #[test]
+    fn every_route_documents_the_fronts_refusals_and_every_body_route_413() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        for (path, method, operation) in operations(&doc) {
+            let responses = &operation["responses"];
+            for status in ["429", "431", "500"] {
+                assert!(responses[status].is_object(), "{method} {path} lacks {status}");
+            }
+            assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{method} {path}: 429 without Retry-After");
+            assert!(responses["431"].get("content").is_none(), "{method} {path}: hyper's 431 has no body");
+            if operation.get("requestBody").is_some() {
+                assert!(responses["413"].is_object(), "{method} {path} takes a body but lacks 413");
+            }
+            if operation.get("security").is_some() {
+                for status in ["401", "503"] {
+                    assert!(responses[status].is_object(), "{method} {path} lacks {status}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_refusals_are_what_each_dialect_sends() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        for (path, method, operation) in operations(&doc) {
+            for (status, core) in [
+                ("429", CoreError::TooManyRequests { retry_after_secs: 3 }),
+                ("500", CoreError::Internal(anyhow::anyhow!("boom"))),
+            ] {
+                let documented = &operation["responses"][status];
+                let sent = app::error_for_path(path, core);
+                assert_eq!(sent.status().as_str(), status);
+                let sent_type = sent.headers()[header::CONTENT_TYPE].to_str().unwrap();
+                let media = sent_type.split(';').next().unwrap();
+                assert!(documented["content"][media].is_object(), "{method} {path} {status}: sends {sent_type}");
+                for name in documented["headers"].as_object().unwrap().keys() {
+                    // Front adds the request id to every response after this.
+                    if name != "x-ms-request-id" {
+                        assert!(sent.headers().contains_key(name.as_str()), "{method} {path} {status}: no {name}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_names_a_schema_in_the_document() {
+        let text = document();
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let prefix = "\"$ref\": \"#/components/schemas/";
+        for (at, _) in text.match_indices(prefix) {
+            let name = text[at + prefix.len()..].split('"').next().unwrap();
+            assert!(doc["components"]["schemas"][name].is_object(), "{name} is referenced but not defined");
+        }
     }
 }

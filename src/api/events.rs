@@ -61,9 +61,8 @@ pub struct ServerSentEvent {
     responses(
         (status = 200, description = "An event stream (text/event-stream) of the operation's states", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]
@@ -125,9 +124,8 @@ pub async fn operation_events(
     responses(
         (status = 200, description = "An event stream (text/event-stream) of the scope's changes", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key does not reach this scope", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]

@@ -34,11 +34,8 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
         (status = 201, description = "Claimed: the operation is now Running under this lease", body = LeaseBody),
         (status = 204, description = "Nothing to claim"),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("bearer" = []))
 )]
@@ -86,13 +83,10 @@ pub async fn claim_lease(
     responses(
         (status = 200, description = "Extended; `canceled: true` means stop working", body = LeaseBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "The lease is no longer held (LeaseLost), or the change breaks a rule", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("bearer" = []))
 )]

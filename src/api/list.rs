@@ -34,9 +34,8 @@ const MAX_PAGE: u32 = 1000;
     responses(
         (status = 200, description = "A page", body = super::wire::OperationPage),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]

@@ -34,7 +34,7 @@ pub struct MeBody {
     operation_id = "Me_Get",
     responses(
         (status = 200, description = "The calling key", body = MeBody),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]

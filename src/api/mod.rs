@@ -19,8 +19,14 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::auth::{self, Principal};
-pub use crate::dialect::devcenter::Error;
+pub use crate::dialect::devcenter::{CommonErrors, Error, WriteErrors};
 use crate::error::CoreError;
+
+/// What native routes with a JSON body can answer too (413).
+pub type BodyErrors = crate::openapi::BodyErrors<Error>;
+/// What the unauthenticated routes (`/healthz`, `/readyz`, `/metrics`) can
+/// answer besides their own responses: their refusals are in the native envelope.
+pub type FrontErrors = crate::openapi::FrontErrors<Error>;
 
 /// Native routes, mounted at the root.
 pub fn router() -> Router<AppState> {

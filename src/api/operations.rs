@@ -37,13 +37,10 @@ use crate::watch;
         (status = 201, description = "Created", body = OperationBody, headers(("Location" = String), ("Operation-Location" = String), ("Retry-After" = i32), ("ETag" = String))),
         (status = 200, description = "The same request was made before", body = OperationBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 412, description = "Repeatability-First-Sent is outside the tracking window", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("bearer" = []))
 )]
@@ -109,9 +106,8 @@ async fn create(
         (status = 200, description = "The operation", body = OperationBody, headers(("ETag" = String), ("Retry-After" = i32))),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]
@@ -150,9 +146,8 @@ pub async fn get_operation(
     responses(
         (status = 200, description = "The operation, changed or at the timeout", body = OperationBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]
@@ -210,14 +205,11 @@ pub async fn wait_operation(
     responses(
         (status = 200, description = "The operation after the change", body = OperationBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 412, description = "If-Match does not match", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("bearer" = []))
 )]
@@ -245,12 +237,10 @@ pub async fn patch_operation(
     responses(
         (status = 200, description = "The canceled operation", body = OperationBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 409, description = "Conflicts with the operation's state", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors,
     ),
     security(("bearer" = []))
 )]

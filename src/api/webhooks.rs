@@ -125,11 +125,8 @@ fn delivery_body(d: &Delivery) -> DeliveryBody {
     responses(
         (status = 201, description = "Registered; the secret is shown only now", body = WebhookBody),
         (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "Needs the admin role in the scope", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 413, description = "Request body too large", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("bearer" = []))
 )]
@@ -182,10 +179,9 @@ pub async fn create_webhook(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "Deliveries", body = DeliveryPage),
-        (status = 401, description = "Missing or invalid credentials", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 403, description = "Needs the admin role", body = crate::dialect::devcenter::wire::ErrorResponse),
         (status = 404, description = "No such webhook in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
     ),
     security(("bearer" = []))
 )]

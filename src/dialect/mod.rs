@@ -40,8 +40,8 @@ pub fn error_headers(core: &CoreError) -> HeaderMap {
     headers
 }
 
-/// Seconds a client should wait after a 503.
-const UNAVAILABLE_RETRY_AFTER: &str = "2";
+/// Seconds a client should wait after a 503 or 507.
+pub(crate) const UNAVAILABLE_RETRY_AFTER: &str = "2";
 
 /// A JSON body with the `charset` Azure services send.
 pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {

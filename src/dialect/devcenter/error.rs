@@ -9,6 +9,7 @@ use crate::auth::bearer_challenge;
 use crate::dialect::{error_headers, json};
 use crate::error::CoreError;
 use crate::http::LoggedError;
+use crate::openapi;
 
 /// A core error rendered as an Azure.Core `ErrorResponse`.
 #[derive(Debug)]
@@ -42,3 +43,14 @@ impl IntoResponse for Error {
         response
     }
 }
+
+/// Azure.Core's envelope, as the OpenAPI document shows it.
+impl openapi::Envelope for Error {
+    type Body = wire::ErrorResponse;
+    const ERROR_CODE_HEADER: bool = true;
+}
+
+/// What every Dev Center (and native) route can answer besides its own responses.
+pub type CommonErrors = openapi::CommonErrors<Error>;
+/// What Dev Center (and native) routes that store something can answer too.
+pub type WriteErrors = openapi::WriteErrors<Error>;

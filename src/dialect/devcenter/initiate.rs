@@ -30,10 +30,8 @@ use crate::ops::{self, Created};
     responses(
         (status = 202, description = "Accepted", body = super::wire::OperationStatus, headers(("Operation-Location" = String), ("Location" = String))),
         (status = 400, description = "Malformed request", body = super::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors,
     ),
     security(("bearer" = []))
 )]
@@ -60,10 +58,8 @@ pub async fn delete_dev_box(
     responses(
         (status = 202, description = "Accepted", body = super::wire::OperationStatus, headers(("Operation-Location" = String))),
         (status = 400, description = "Malformed request", body = super::wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = super::wire::ErrorResponse),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ErrorResponse),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors,
     ),
     security(("bearer" = []))
 )]

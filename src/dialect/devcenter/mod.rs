@@ -5,7 +5,7 @@ mod error;
 pub(crate) mod initiate;
 pub(crate) mod wire;
 
-pub use error::Error;
+pub use error::{CommonErrors, Error, WriteErrors};
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -65,9 +65,8 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "The request has succeeded.", body = wire::OperationStatus),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Malformed request", body = wire::ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = wire::ErrorResponse),
         (status = 404, description = "No such operation in the caller's reach", body = wire::ErrorResponse),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = wire::ErrorResponse),
+        CommonErrors,
     ),
     security(("bearer" = []))
 )]

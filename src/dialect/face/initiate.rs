@@ -30,10 +30,8 @@ use crate::ops::{self, Created};
     responses(
         (status = 202, description = "Accepted", headers(("Operation-Location" = String))),
         (status = 400, description = "Malformed request", body = super::wire::ApiError),
-        (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ApiError),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("subscriptionKey" = []))
 )]
@@ -71,10 +69,8 @@ pub async fn take_snapshot(
     responses(
         (status = 202, description = "Accepted", headers(("Operation-Location" = String))),
         (status = 400, description = "Malformed request", body = super::wire::ApiError),
-        (status = 401, description = "Missing or invalid credentials", body = super::wire::ApiError),
         (status = 403, description = "The key lacks the role or scope", body = super::wire::ApiError),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = super::wire::ApiError),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = super::wire::ApiError),
+        super::CommonErrors, super::WriteErrors, super::BodyErrors,
     ),
     security(("subscriptionKey" = []))
 )]

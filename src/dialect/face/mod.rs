@@ -6,7 +6,7 @@ mod error;
 pub(crate) mod initiate;
 pub(crate) mod wire;
 
-pub use error::Error;
+pub use error::{BodyErrors, CommonErrors, Error, WriteErrors};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -56,9 +56,8 @@ async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreEr
         (status = 200, description = "The operation status", body = wire::OperationStatus),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Malformed request", body = wire::ApiError),
-        (status = 401, description = "Missing or invalid credentials", body = wire::ApiError),
         (status = 404, description = "No such operation in the caller's reach", body = wire::ApiError),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = wire::ApiError),
+        CommonErrors,
     ),
     security(("subscriptionKey" = []))
 )]

@@ -9,6 +9,7 @@ use crate::auth::bearer_challenge;
 use crate::dialect::{error_headers, json_as};
 use crate::error::CoreError;
 use crate::http::LoggedError;
+use crate::openapi;
 
 /// A core error plus the path it happened on (RFC 7807 `Instance`).
 #[derive(Debug)]
@@ -49,3 +50,15 @@ impl IntoResponse for Error {
         response
     }
 }
+
+/// Sphere's envelope, as the OpenAPI document shows it: an array of one.
+impl openapi::Envelope for Error {
+    type Body = PublicApiErrorDetails;
+    const ARRAY: bool = true;
+    const CONTENT_TYPE: &'static str = "application/problem+json";
+}
+
+/// What every Sphere route can answer besides its own responses.
+pub type CommonErrors = openapi::CommonErrors<Error>;
+/// What Sphere routes that store something can answer too.
+pub type WriteErrors = openapi::WriteErrors<Error>;

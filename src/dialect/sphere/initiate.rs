@@ -23,6 +23,9 @@ use crate::ops::{self, Created};
 /// Largest image accepted (streamed and counted, never buffered).
 const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
 
+/// An upload over `MAX_IMAGE_BYTES` (413).
+type ImageTooLarge = crate::openapi::BodyErrors<Error, MAX_IMAGE_BYTES>;
+
 /// Image - Upload Image (emulated): starts an `imageUpload` operation.
 #[utoipa::path(
     post,
@@ -34,11 +37,8 @@ const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
     responses(
         (status = 200, description = "Success.", body = super::wire::Operation),
         (status = 400, description = "Malformed request", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid credentials", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the role or scope", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 413, description = "Request body too large", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 507, description = "The disk is full; retry after Retry-After (reads still work)", body = Vec<super::wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        super::CommonErrors, super::WriteErrors, ImageTooLarge,
     ),
     security(("bearer" = []))
 )]

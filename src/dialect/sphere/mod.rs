@@ -5,7 +5,7 @@ mod error;
 pub(crate) mod initiate;
 pub(crate) mod wire;
 
-pub use error::Error;
+pub use error::{CommonErrors, Error, WriteErrors};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -77,9 +77,8 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "Success.", body = wire::Operation),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Malformed request", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid credentials", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
         (status = 404, description = "No such operation in the caller's reach", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        CommonErrors,
     ),
     security(("bearer" = []))
 )]
@@ -103,9 +102,8 @@ pub(crate) async fn get_typed(
         (status = 200, description = "Success.", body = wire::Operation),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "Malformed request", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid credentials", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
         (status = 404, description = "No such operation in the caller's reach", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
-        (status = 503, description = "Storage unavailable; retry after Retry-After", body = Vec<wire::PublicApiErrorDetails>, content_type = "application/problem+json"),
+        CommonErrors,
     ),
     security(("bearer" = []))
 )]
