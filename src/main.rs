@@ -154,6 +154,10 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
         false => None,
     };
+    let _serving = match config.store.sqlite_dir() {
+        Some(dir) => Some(sqlite::claim_for_serving(&dir).map_err(config_error)?),
+        None => None,
+    };
     let store = config.store.open().await.map_err(config_error)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

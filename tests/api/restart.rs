@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, id_of};
+use crate::helpers::{ServeProcess, TestApp, cli_key, id_of, run_longrun};
 
 #[tokio::test]
 async fn operations_read_back_unchanged_after_a_restart() {
@@ -39,4 +39,21 @@ async fn operations_read_back_unchanged_after_a_restart() {
 
 async fn read(app: &TestApp, id: &str) -> Value {
     app.get_bearer(&format!("/v1/operations/{id}"), &app.admin_key).await.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_while_other_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ServeProcess::start(dir.path(), &[]);
+    // Its hot-operation cache is exact only while one process writes the file.
+    let second = run_longrun(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another longrun serve is using"), "{stderr}");
+    // Commands that only visit the file still run beside the server.
+    assert!(cli_key(dir.path(), &[], "*", "admin").starts_with("lr_"));
+    assert!(first.terminate().success());
+    // Once it has stopped, the directory is free again.
+    let mut again = ServeProcess::start(dir.path(), &[]);
+    assert!(again.terminate().success());
 }

@@ -131,6 +131,29 @@ impl SqliteStore {
     }
 }
 
+/// Claims `dir` for one serving process until the returned file is dropped
+/// (or the process ends): the hot-operation cache is exact only while this
+/// process is the file's one writer. Other commands (`key create`,
+/// `backup`) may still open the file beside it; a second `serve` may not.
+pub fn claim_for_serving(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let path = dir.join("longrun.serve.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another longrun serve is using {} (one serving process per SQLite file;              several nodes share PostgreSQL instead)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
 /// The writer's connection: configured, checked, migrated.
 fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     // Before opening: opening may create the WAL, which would hide how the
