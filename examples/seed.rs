@@ -166,7 +166,7 @@ async fn seed(store: Arc<dyn Store>, args: &Args) -> anyhow::Result<Seeded> {
                 let op = operation(index)?;
                 store.create_operation(&op).await.with_context(|| format!("creating operation {index}"))?;
                 let scope = (index % 3) as usize;
-                if mix(index) % stride == 0 {
+                if mix(index).is_multiple_of(stride) {
                     sample[scope].push(json!({"id": op.id.to_string(), "etag": op.etag()}));
                 }
                 done.fetch_add(1, Ordering::Relaxed);

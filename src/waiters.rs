@@ -29,7 +29,7 @@ impl Waiters {
     /// A receiver of the versions `id` moves to (or `RESYNC`) from now on.
     pub fn subscribe(&self, id: OperationId) -> broadcast::Receiver<i64> {
         let mut map = self.by_operation.lock().expect("waiters lock");
-        if self.subscriptions.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self.subscriptions.fetch_add(1, Ordering::Relaxed).is_multiple_of(PRUNE_EVERY) {
             // Waiters that timed out leave their operation's sender behind.
             map.retain(|_, sender| sender.receiver_count() > 0);
         }

@@ -112,7 +112,7 @@ async fn a_database_outage_is_503_and_service_resumes_by_itself() {
             let mut n = 0u64;
             while !stop_load.load(std::sync::atomic::Ordering::SeqCst) {
                 n += 1;
-                let request = if n % 2 == 0 {
+                let request = if n.is_multiple_of(2) {
                     let url = format!("{}/projects/outage/operationstatuses/{id}?api-version=2025-02-01", app.address);
                     client.get(url).bearer_auth(&app.admin_key)
                 } else {
