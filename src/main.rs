@@ -184,6 +184,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     if !issuers.is_empty() {
         println!("trusting bearer tokens of: {}", issuers.join(", "));
     }
+    let shutdown = shutdown_signal();
     println!("longrun listening on http://{address} ({})", config.store.describe());
     let policy = Arc::new(config.policy());
     if config.demo {
@@ -205,28 +206,38 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         limits: Arc::new(longrun::limits::Limits::new(config.limits())),
         tokens,
     };
-    app::serve_with_grace(listener, state, shutdown_signal(), config.shutdown_grace)
+    app::serve_with_grace(listener, state, shutdown, config.shutdown_grace)
         .await
         .map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; in-flight requests then finish.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish. The
+/// handlers are installed when this is called, not when the future is first
+/// polled: a signal that arrives right after "listening" is printed must
+/// stop the server gracefully, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("cannot install the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+    let waited = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
         }
-    }
+    };
     #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let waited = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    async move {
+        waited.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }
 
 async fn key(command: KeyCommand) -> Result<(), Failure> {

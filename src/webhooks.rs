@@ -174,7 +174,7 @@ async fn attempt(
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ fn fingerprint(headers: &HeaderMap, body: &Bytes) -> String {
     if let Some(id) = headers.get("operation-id") {
         hash.update(id.as_bytes());
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", hash.finalize())
 }
 
 /// Stores the first response (unless it is a 5xx, worth retrying) and

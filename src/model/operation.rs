@@ -78,7 +78,7 @@ impl NewOperation {
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("a NewOperation always serializes");
         let digest = Sha256::digest(canonical);
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        format!("{digest:x}")
     }
 }
 

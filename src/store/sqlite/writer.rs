@@ -113,20 +113,24 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed, hot: Arc<
 fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<u64, StoreError>> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let committed = (|| -> Result<(), StoreError> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Savepoints as cached statements: rusqlite's `Savepoint` parses its
+        // SQL afresh each time, a tenth of a create's CPU in the profile.
         for job in batch {
-            let sp = tx.savepoint()?;
-            let outcome = apply(&sp, &job.write);
+            tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            let outcome = apply(&tx, &job.write);
             if outcome.is_ok() {
-                sp.commit()?;
+                tx.prepare_cached("RELEASE job")?.execute([])?;
             } else {
-                drop(sp); // rolls back this job only...
-                // ...unless SQLite already rolled back the whole transaction
+                // SQLite may have rolled back the whole transaction already
                 // (disk full, I/O error): then nothing of the batch is
                 // committed, and every job must hear why.
                 if tx.is_autocommit() {
                     return outcome.map(drop);
                 }
+                // Otherwise only this job is undone.
+                tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                tx.prepare_cached("RELEASE job")?.execute([])?;
             }
             outcomes.push(outcome);
         }
