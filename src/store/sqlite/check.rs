@@ -82,14 +82,18 @@ fn stamp(path: &Path) -> std::io::Result<()> {
 
 /// Beside the database: `longrun.db.clean`.
 fn marker_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".clean");
-    PathBuf::from(name)
+    beside(path, ".clean")
 }
 
+/// SQLite's WAL: `longrun.db-wal`.
 fn wal_path(path: &Path) -> PathBuf {
+    beside(path, "-wal")
+}
+
+/// `path` with `suffix` appended to its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

@@ -47,13 +47,13 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Job>>,
     /// Returns whether the writer's connection closed cleanly.
     writer_thread: Option<std::thread::JoinHandle<bool>>,
-    path: PathBuf,
     readers: Arc<ReadPool>,
     feed: LocalFeed,
     hot: Arc<HotOperations>,
 }
 
 struct ReadPool {
+    /// The database file (readers open it; a clean stop notes it).
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
@@ -83,7 +83,6 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Some(sender),
             writer_thread: Some(writer_thread),
-            path: path.to_owned(),
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -197,7 +196,7 @@ impl Drop for SqliteStore {
         if let Some(thread) = self.writer_thread.take()
             && let Ok(true) = thread.join()
         {
-            check::note_clean_stop(&self.path);
+            check::note_clean_stop(&self.readers.path);
         }
     }
 }
