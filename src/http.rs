@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use futures_util::FutureExt;
 use tower::Service;
@@ -99,11 +99,15 @@ where
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let peer = crate::server::peer_of(&request).map(|p| p.ip());
+        let body_on_http1 = request.version() <= Version::HTTP_11 && has_body(&request);
         let slot = match self.limits.admit(&request) {
             Ok(slot) => slot,
             Err(refused) => {
                 // In the envelope of the dialect the path belongs to.
-                let refused = crate::app::error_for_path(&path, refused);
+                let mut refused = crate::app::error_for_path(&path, refused);
+                if body_on_http1 {
+                    close_after(&mut refused);
+                }
                 let response =
                     finish(refused, None, started, &method, &path, &request_id, None, peer, client_request_id);
                 return Box::pin(std::future::ready(Ok(response)));
@@ -121,7 +125,7 @@ where
                     (outcome, CALLER.with(|c| c.borrow_mut().take()))
                 })
                 .await;
-            let response = match outcome {
+            let mut response = match outcome {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
                 Err(panic) => {
@@ -133,9 +137,27 @@ where
                     crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
                 }
             };
+            if body_on_http1 && response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                close_after(&mut response);
+            }
             Ok(finish(response, slot, started, &method, &path, &request_id, caller, peer, client_request_id))
         })
     }
+}
+
+/// Whether the request carries a body (which a refusal leaves unread).
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// Marks an HTTP/1.1 answer to a request whose body was not read as the
+/// connection's last. hyper closes such a connection anyway (the unread
+/// rest of the body is in the way); without the header a client may
+/// send its next request on it first and see the connection drop.
+fn close_after(response: &mut Response) {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// A fresh request id (a hyphenated UUID), as the header value it is sent
@@ -205,5 +227,32 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "InternalServerError");
         assert!(!body.to_string().contains("boom"), "internals stay in the log");
+    }
+
+    #[tokio::test]
+    async fn a_413_to_an_http1_request_with_a_body_closes_the_connection() {
+        async fn too_large() -> StatusCode {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        let router = Router::new().route("/v1/operations", axum::routing::post(too_large).get(too_large));
+        let limits = Arc::new(Limits::new(crate::limits::LimitSettings::default()));
+        let app = Front::new(router, limits);
+        let answer = |request: axum::http::Request<Body>| app.clone().oneshot(request);
+
+        let with_body =
+            axum::http::Request::post("/v1/operations").header("content-length", "5").body(Body::from("12345"));
+        let response = answer(with_body.unwrap()).await.unwrap();
+        assert_eq!(response.headers()["connection"], "close");
+
+        let without_body = axum::http::Request::get("/v1/operations").body(Body::empty()).unwrap();
+        let response = answer(without_body).await.unwrap();
+        assert!(!response.headers().contains_key("connection"), "nothing left unread: keep the connection");
+
+        let http2 = axum::http::Request::post("/v1/operations")
+            .version(Version::HTTP_2)
+            .header("content-length", "5")
+            .body(Body::from("12345"));
+        let response = answer(http2.unwrap()).await.unwrap();
+        assert!(!response.headers().contains_key("connection"), "HTTP/2 has no connection header");
     }
 }
