@@ -1,5 +1,7 @@
-//! Start-up checks: a damaged database file is refused with exit code 2 and
-//! one line naming the file and the way out, before anything is served.
+//! Start-up checks: a damaged (small) database file is refused with exit
+//! code 2 and one line naming the file and the way out, before anything is
+//! served. (A file too large to check within start-up's patience is served
+//! while the check runs: `store::sqlite` tests that case.)
 
 use std::io::{Seek, SeekFrom, Write};
 

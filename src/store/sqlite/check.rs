@@ -1,18 +1,26 @@
 //! Start-up integrity check of the SQLite file. A damaged database is refused
-//! before anything is served, with one line that names the file and the way
-//! out (`longrun restore`), instead of answering some requests and failing
-//! others at random.
+//! with one line that names the file and the way out (`longrun restore`),
+//! instead of answering some requests and failing others at random.
+//!
+//! The check reads the whole file: seconds at 10^7 operations. So it runs on
+//! its own thread (`Background`), and start-up waits for it only briefly:
+//! a small file is still refused before anything is served; a large one is
+//! served while the check goes on, and refused (every store call fails as
+//! unavailable) the moment the check finds damage.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 /// Problems `quick_check` lists before it stops: one is enough to refuse the
 /// file, a few help whoever investigates it.
 const MAX_PROBLEMS: u32 = 3;
 
 /// SQLite found the file damaged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("the database {} is damaged ({detail})", path.display())]
 pub struct Damaged {
     path: PathBuf,
@@ -81,7 +89,7 @@ fn stamp(path: &Path) -> std::io::Result<()> {
 }
 
 /// Beside the database: `longrun.db.clean`.
-fn marker_path(path: &Path) -> PathBuf {
+pub(super) fn marker_path(path: &Path) -> PathBuf {
     beside(path, ".clean")
 }
 
@@ -132,12 +140,144 @@ pub fn refuse_damaged(path: &Path, error: anyhow::Error) -> anyhow::Error {
         Some(Damaged { path: path.to_owned(), detail: sqlite.to_string() }.to_string())
     });
     let Some(damaged) = damaged else { return error };
+    anyhow::anyhow!("{damaged}; nothing was served. {}", way_out(path))
+}
+
+/// What to do about a damaged file.
+fn way_out(path: &Path) -> String {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    anyhow::anyhow!(
-        "{damaged}; nothing was served. Stop every longrun using it, then restore the latest backup: \
+    format!(
+        "Stop every longrun using it, then restore the latest backup: \
          longrun restore --from BACKUP_FILE --data-dir {} --force",
         dir.display()
     )
+}
+
+#[derive(Default)]
+struct Progress {
+    /// The check has ended (either way).
+    ended: bool,
+    /// Nobody waits for the outcome: the check logs damage itself.
+    unattended: bool,
+}
+
+/// The full check of a file that was not left clean, on its own thread and
+/// its own read-only connection (a WAL reader: the writer goes on meanwhile).
+pub struct Background {
+    /// Set once, when the check found damage.
+    damage: OnceLock<Damaged>,
+    /// Set with `damage`: what every store call answers from then on.
+    refusal: OnceLock<String>,
+    /// Whether the check ran to the end and found nothing.
+    passed: AtomicBool,
+    progress: Mutex<Progress>,
+    ended_signal: Condvar,
+    /// The store is closing: the check gives up (`interrupt`).
+    stop: AtomicBool,
+    interrupt: rusqlite::InterruptHandle,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Background {
+    /// Starts checking the file at `path`.
+    pub fn start(path: &Path) -> anyhow::Result<Arc<Background>> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let check = Arc::new(Background {
+            damage: OnceLock::new(),
+            refusal: OnceLock::new(),
+            passed: AtomicBool::new(false),
+            progress: Mutex::new(Progress::default()),
+            ended_signal: Condvar::new(),
+            stop: AtomicBool::new(false),
+            interrupt: conn.get_interrupt_handle(),
+            thread: Mutex::new(None),
+        });
+        let (running, path) = (check.clone(), path.to_owned());
+        let thread = std::thread::Builder::new().name("sqlite-check".into()).spawn(move || running.run(conn, &path))?;
+        *check.thread.lock().expect("check lock") = Some(thread);
+        Ok(check)
+    }
+
+    fn run(&self, conn: Connection, path: &Path) {
+        let started = Instant::now();
+        let outcome = verify(&conn, path);
+        drop(conn);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(()) => {
+                self.passed.store(true, Ordering::Release);
+                tracing::info!(file = %path.display(), elapsed_ms, "integrity check passed");
+            }
+            Err(e) if e.downcast_ref::<Damaged>().is_some() => {
+                let damage = e.downcast::<Damaged>().expect("just checked");
+                let refusal = format!("{damage}; every request is refused from now on. {}", way_out(path));
+                let _ = self.refusal.set(refusal);
+                let _ = self.damage.set(damage);
+            }
+            Err(_) if self.stop.load(Ordering::Relaxed) => {
+                tracing::info!(file = %path.display(), elapsed_ms, "integrity check stopped: the store is closing");
+            }
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "integrity check could not run"),
+        }
+        let unattended = {
+            let mut progress = self.progress.lock().expect("check lock");
+            progress.ended = true;
+            progress.unattended
+        };
+        self.ended_signal.notify_all();
+        // Start-up, while it waits, reports damage itself (and exits).
+        if let (true, Some(refusal)) = (unattended, self.refusal()) {
+            tracing::error!(elapsed_ms, "{refusal}");
+        }
+    }
+
+    /// Waits for the check to end, at most `patience` (`None`: as long as
+    /// it takes). `Some(outcome)` once it has ended; `None` leaves the check
+    /// to report damage in the log (as `leave` does).
+    pub fn wait(&self, patience: Option<Duration>) -> Option<Result<(), Damaged>> {
+        let progress = self.progress.lock().expect("check lock");
+        let not_ended = |progress: &mut Progress| !progress.ended;
+        let mut progress = match patience {
+            None => self.ended_signal.wait_while(progress, not_ended).expect("check lock"),
+            Some(patience) => {
+                self.ended_signal.wait_timeout_while(progress, patience, not_ended).expect("check lock").0
+            }
+        };
+        if !progress.ended {
+            progress.unattended = true;
+            return None;
+        }
+        Some(match self.damage.get() {
+            Some(damage) => Err(damage.clone()),
+            None => Ok(()),
+        })
+    }
+
+    /// Goes on without waiting: the check will log damage when it finds it.
+    pub fn leave(&self) {
+        self.progress.lock().expect("check lock").unattended = true;
+    }
+
+    /// The refusal, once the check has found damage.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.get().map(String::as_str)
+    }
+
+    /// Whether the check ran to the end and found the file whole.
+    pub fn passed(&self) -> bool {
+        self.passed.load(Ordering::Acquire)
+    }
+
+    /// Stops the check (if still running) and waits for its thread, which
+    /// closes its connection.
+    pub fn finish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.interrupt.interrupt(); // quick_check looks for it every few pages
+        if let Some(thread) = self.thread.lock().expect("check lock").take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn corrupt(e: &rusqlite::Error) -> bool {

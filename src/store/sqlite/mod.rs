@@ -44,6 +44,12 @@ pub const FILE_NAME: &str = "longrun.db";
 /// Most concurrent readers; more would only queue inside SQLite.
 const MAX_READERS: usize = 8;
 
+/// How long start-up waits for the integrity check after a crash before it
+/// serves with the check still running: a small file is checked (and a
+/// damaged one refused) before anything is served; a large one does not
+/// keep the service down for the seconds a whole-file read takes.
+const CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The SQLite store. Cheap to share: clone the `Arc` it lives in.
 pub struct SqliteStore {
     /// `None` only while dropping.
@@ -53,6 +59,9 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     feed: LocalFeed,
     hot: Arc<HotOperations>,
+    /// The integrity check still running or done since a start that was
+    /// not clean (`None` after a clean stop: nothing to check).
+    integrity: Option<Arc<check::Background>>,
 }
 
 struct ReadPool {
@@ -77,7 +86,12 @@ impl SqliteStore {
     /// (`quick_check`, unless the file is exactly as a clean stop left it:
     /// a damaged file is refused) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let conn = open_writer(path).map_err(|e| check::refuse_damaged(path, e))?;
+        SqliteStore::open_with_patience(path, CHECK_PATIENCE)
+    }
+
+    /// `open`, waiting at most `patience` for an integrity check.
+    fn open_with_patience(path: &Path, patience: std::time::Duration) -> anyhow::Result<SqliteStore> {
+        let (conn, integrity) = open_writer(path, patience).map_err(|e| check::refuse_damaged(path, e))?;
         let (sender, jobs) = mpsc::channel();
         let feed = LocalFeed::default();
         let writer_feed = feed.clone();
@@ -98,11 +112,21 @@ impl SqliteStore {
             }),
             feed,
             hot,
+            integrity,
         })
+    }
+
+    /// Fails every call once the background integrity check found damage.
+    fn refuse_if_damaged(&self) -> Result<(), StoreError> {
+        match self.integrity.as_deref().and_then(check::Background::refusal) {
+            Some(refusal) => Err(StoreError::Unavailable(refusal.to_owned())),
+            None => Ok(()),
+        }
     }
 
     /// Queues `write` for the writer thread; answers after its COMMIT.
     async fn write(&self, write: Write) -> Result<u64, StoreError> {
+        self.refuse_if_damaged()?;
         let started = std::time::Instant::now();
         let (reply, outcome) = oneshot::channel();
         self.writer
@@ -121,6 +145,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.refuse_if_damaged()?;
         let started = std::time::Instant::now();
         let permit = self.readers.permits.clone().acquire_owned().await.map_err(anyhow::Error::new)?;
         let pool = self.readers.clone();
@@ -150,6 +175,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + Clone + 'static,
     {
+        self.refuse_if_damaged()?;
         let started = std::time::Instant::now();
         let conn = self.readers.take_in_place()?;
         let outcome = query(&conn);
@@ -189,8 +215,12 @@ pub fn claim_for_serving(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// The writer's connection: configured, checked, migrated.
-fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+/// The writer's connection: configured, checked (or being checked: the
+/// check returned), migrated.
+fn open_writer(
+    path: &Path,
+    patience: std::time::Duration,
+) -> anyhow::Result<(Connection, Option<Arc<check::Background>>)> {
     // Before opening: opening may create the WAL, which would hide how the
     // last process left the file.
     let left_clean = check::left_clean(path);
@@ -208,17 +238,40 @@ fn open_writer(path: &Path) -> anyhow::Result<Connection> {
          PRAGMA temp_store = MEMORY;",
     )
     .with_context(|| format!("cannot configure SQLite database {}", path.display()))?;
-    match left_clean {
-        true => tracing::info!(file = %path.display(), "integrity check skipped: the file is as a clean stop left it"),
-        false => {
-            let started = std::time::Instant::now();
-            check::verify(&conn, path)?;
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            tracing::info!(file = %path.display(), elapsed_ms, "integrity check passed");
+    let integrity = match left_clean {
+        true => {
+            tracing::info!(file = %path.display(), "integrity check skipped: the file is as a clean stop left it");
+            None
         }
-    }
+        false => {
+            // The configuration above replayed any WAL a crash left, so the
+            // check reads the file as it now is. A migration waits for the
+            // whole check: it must not rewrite a damaged file.
+            let check = check::Background::start(path)?;
+            let patience = match schema::pending(&conn) {
+                Ok(false) => Some(patience),
+                Ok(true) | Err(_) => None,
+            };
+            let outcome = match patience {
+                Some(patience) if patience.is_zero() => {
+                    check.leave();
+                    None
+                }
+                patience => check.wait(patience),
+            };
+            match outcome {
+                Some(Err(damage)) => {
+                    check.finish();
+                    return Err(damage.into());
+                }
+                Some(Ok(())) => {}
+                None => tracing::info!(file = %path.display(), "serving while the integrity check goes on"),
+            }
+            Some(check)
+        }
+    };
     schema::migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
-    Ok(conn)
+    Ok((conn, integrity))
 }
 
 impl Drop for SqliteStore {
@@ -229,9 +282,16 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.readers.idle.lock().expect("pool lock").clear();
         self.readers.in_place.lock().expect("pool lock").clear();
+        if let Some(check) = &self.integrity {
+            check.finish();
+        }
+        // A file is vouched for only when it was checked whole since the
+        // last crash: a check cut short by this stop runs again next time.
+        let vouch = self.integrity.as_ref().is_none_or(|check| check.passed());
         drop(self.writer.take()); // the writer thread ends once its queue is empty
         if let Some(thread) = self.writer_thread.take()
             && let Ok(true) = thread.join()
+            && vouch
         {
             check::note_clean_stop(&self.readers.path);
         }
@@ -276,6 +336,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
+        self.refuse_if_damaged()?;
         if let Some(hot) = self.hot.get(id) {
             return Ok(Some(Operation::clone(&hot)));
         }
@@ -593,6 +654,63 @@ mod tests {
         }
         let store = SqliteStore::open_dir(dir.path()).unwrap();
         assert_eq!(store.get_operation(op.id).await.unwrap(), Some(op));
+    }
+
+    /// A store file with dozens of pages of operations, closed as a crash
+    /// leaves it (no clean-stop marker); returns the operations' ids.
+    async fn crashed_store_file(dir: &Path) -> (PathBuf, Vec<OperationId>) {
+        let path = dir.join(FILE_NAME);
+        let store = SqliteStore::open(&path).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..60 {
+            let mut op = crate::store::contract::sample_operation("projects/check");
+            op.properties = Some(serde_json::json!({"pad": "x".repeat(1500), "n": n}).as_object().unwrap().clone());
+            store.create_operation(&op).await.unwrap();
+            ids.push(op.id);
+        }
+        drop(store);
+        std::fs::remove_file(check::marker_path(&path)).expect("a clean stop leaves a marker");
+        (path, ids)
+    }
+
+    #[tokio::test]
+    async fn damage_found_by_the_check_after_start_refuses_every_call_and_is_never_vouched_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ids) = crashed_store_file(dir.path()).await;
+        let pages = std::fs::metadata(&path).unwrap().len() / 4096;
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = (pages / 2 * 4096) as usize;
+        bytes[middle..middle + 3 * 4096].fill(0xA5);
+        std::fs::write(&path, bytes).unwrap();
+
+        let store = SqliteStore::open_with_patience(&path, std::time::Duration::ZERO).expect("served at once");
+        let check = store.integrity.clone().expect("a crash means a check");
+        assert!(matches!(check.wait(None), Some(Err(_))), "the check finds the damage");
+        for refused in [
+            store.get_operation(ids[0]).await.map(drop),
+            store.create_operation(&crate::store::contract::sample_operation("projects/check")).await,
+            store.list_keys().await.map(drop),
+        ] {
+            match refused {
+                Err(StoreError::Unavailable(why)) => {
+                    assert!(why.contains("damaged") && why.contains("longrun restore --from"), "{why}")
+                }
+                other => panic!("expected the damage to be reported: {other:?}"),
+            }
+        }
+        drop(store);
+        assert!(!check::marker_path(&path).exists(), "a damaged file is never noted as cleanly stopped");
+    }
+
+    #[tokio::test]
+    async fn a_file_checked_whole_after_a_crash_is_vouched_for_at_the_next_clean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ids) = crashed_store_file(dir.path()).await;
+        let store = SqliteStore::open_with_patience(&path, std::time::Duration::ZERO).unwrap();
+        assert!(matches!(store.integrity.as_ref().unwrap().wait(None), Some(Ok(()))));
+        assert_eq!(store.get_operation(ids[59]).await.unwrap().map(|op| op.id), Some(ids[59]));
+        drop(store);
+        assert!(check::left_clean(&path), "checked and stopped cleanly: the next start may skip the check");
     }
 
     fn busy() -> rusqlite::Error {

@@ -130,6 +130,12 @@ const MIGRATIONS: &[&str] = &[
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to `CURRENT_VERSION`; refuses a newer one.
+/// Whether `migrate` has anything to do (a new file, or an older schema).
+pub fn pending(conn: &Connection) -> rusqlite::Result<bool> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(found < CURRENT_VERSION)
+}
+
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > CURRENT_VERSION {
