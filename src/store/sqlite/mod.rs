@@ -4,9 +4,10 @@
 //! groups with `synchronous=FULL`, so an `Ok` means the write is on disk.
 //! Reads run in parallel on a small pool of read-only connections inside
 //! `spawn_blocking`, so a long SQLite call never blocks the async runtime.
-//! The one exception is the status read that missed the hot-operation
-//! cache: a primary-key lookup, run in place (`point_read`), because the
-//! hop to the blocking pool and back cost more than the lookup itself.
+//! The exceptions are lookups by key (a status read that missed the
+//! hot-operation cache, a tombstone, an API key): they run in place
+//! (`point_read`), because the hop to the blocking pool and back cost more
+//! than the lookup itself.
 
 pub mod backup;
 mod check;
@@ -83,8 +84,9 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database file at `path`, checks it
-    /// (`quick_check`, unless the file is exactly as a clean stop left it:
-    /// a damaged file is refused) and migrates it.
+    /// (`quick_check`, unless the file is exactly as a clean stop left it;
+    /// see `check` for how long start-up waits for it, and what damage
+    /// found later does) and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         SqliteStore::open_with_patience(path, CHECK_PATIENCE)
     }
@@ -215,8 +217,9 @@ pub fn claim_for_serving(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// The writer's connection: configured, checked (or being checked: the
-/// check returned), migrated.
+/// The writer's connection: configured, checked (or, for a file too large
+/// to check within `patience`, still being checked by the returned
+/// `Background`), migrated.
 fn open_writer(
     path: &Path,
     patience: std::time::Duration,
