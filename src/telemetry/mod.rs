@@ -2,6 +2,7 @@
 //! human-readable or one JSON object per line (`--log-format json`).
 
 mod batched;
+mod plain;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +25,8 @@ pub fn init(format: LogFormat) -> batched::FlushGuard {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text if ansi => builder.init(),
+        LogFormat::Text => builder.event_format(plain::PlainLine).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     guard
