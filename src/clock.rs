@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
-
-use time::OffsetDateTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::Timestamp;
 
@@ -19,8 +17,13 @@ pub struct Clock {
 impl Clock {
     /// Now, truncated to the 100 ns Azure prints.
     pub fn now(&self) -> Timestamp {
-        let system = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
-        Timestamp::from_unix_nanos(system + self.offset_nanos.load(Ordering::Relaxed))
+        Timestamp::from_unix_nanos(system_nanos() + self.offset_nanos.load(Ordering::Relaxed))
+    }
+
+    /// The system clock's now, for callers without a shared clock (it
+    /// cannot have been moved).
+    pub fn system_now() -> Timestamp {
+        Timestamp::from_unix_nanos(system_nanos())
     }
 
     /// Moves this clock (and every copy of it) forward.
@@ -29,9 +32,26 @@ impl Clock {
     }
 }
 
+/// Nanoseconds since the epoch straight from the system clock: no calendar
+/// date is worked out, and this runs on every request.
+fn system_nanos() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_nanos() as i64,
+        Err(before) => -(before.duration().as_nanos() as i64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_system_clock() {
+        let system = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+        for now in [Clock::default().now(), Clock::system_now()] {
+            assert!((now.unix_nanos() - system).abs() < 1_000_000_000, "{now:?} is not now");
+        }
+    }
 
     #[test]
     fn advancing_moves_every_copy() {

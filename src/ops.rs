@@ -2,6 +2,8 @@
 //! checks access, applies the model's rules and talks to the store; the
 //! front-ends only translate wire formats around these calls.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -66,7 +68,7 @@ impl Policy {
 
 /// The system clock (for callers without a `Policy`, e.g. the key CLI).
 pub fn now() -> Timestamp {
-    Clock::default().now()
+    Clock::system_now()
 }
 
 /// The result of a create.
@@ -117,7 +119,7 @@ pub async fn create(
                 Some(existing)
                     if existing.create_fingerprint == op.create_fingerprint && caller.can_read(&existing.scope) =>
                 {
-                    Ok(Created::Existing(existing))
+                    Ok(Created::Existing(Arc::unwrap_or_clone(existing)))
                 }
                 _ => Err(CoreError::Conflict {
                     code: "OperationIdInUse",
@@ -140,7 +142,7 @@ pub async fn get(
     caller: &Principal,
     id: OperationId,
     visible: impl Fn(&Scope, &Kind) -> bool,
-) -> Result<Operation, CoreError> {
+) -> Result<Arc<Operation>, CoreError> {
     let owned = |scope: &Scope, kind: &Kind| caller.can_read(scope) && visible(scope, kind);
     match store.get_operation(id).await? {
         Some(op) if owned(&op.scope, &op.kind) => match op.expires_at {
@@ -201,7 +203,7 @@ async fn change(
             return Err(precondition_failed(&current));
         }
         let next = match decide(&current)? {
-            Applied::Unchanged => return Ok(current),
+            Applied::Unchanged => return Ok(Arc::unwrap_or_clone(current)),
             Applied::Changed(next) => next,
         };
         match store.update_operation(&next, current.version).await {

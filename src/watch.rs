@@ -4,6 +4,7 @@
 //! change committed between the read and the wait is never missed; on
 //! PostgreSQL the feed behind it carries changes made through any node.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -50,7 +51,7 @@ pub async fn get_or_wait(
     id: OperationId,
     visible: impl Fn(&Scope, &Kind) -> bool,
     wait: Option<Wait<'_>>,
-) -> Result<Operation, CoreError> {
+) -> Result<Arc<Operation>, CoreError> {
     let Some(Wait { up_to: wait, known, stopping, waiters }) = wait.filter(|w| !w.up_to.is_zero()) else {
         return ops::get(store, policy, caller, id, &visible).await;
     };

@@ -148,7 +148,7 @@ async fn attempt(
         "type": "operation.changed",
         "timestamp": timestamp,
         "version": delivery.version,
-        "operation": op.as_ref().map(OperationBody::from),
+        "operation": op.as_deref().map(OperationBody::from),
     });
     let body = serde_json::to_vec(&body).expect("JSON values serialize");
     let response = client

@@ -17,6 +17,7 @@ use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::auth::Principal;
 use crate::dialect::{self, sphere};
 use crate::error::CoreError;
+use crate::headers::RequestHeaders;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
 use crate::ops::{self, Created, IfMatch};
 use crate::watch;
@@ -115,7 +116,7 @@ pub async fn get_operation(
     State(app): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    RequestHeaders(headers): RequestHeaders,
 ) -> Result<Response, Error> {
     if let Some(id) = id.strip_suffix(":wait") {
         return wait_operation(&app, id, query.as_deref(), &headers).await;

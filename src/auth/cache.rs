@@ -5,7 +5,7 @@
 //! Process-wide, like the metrics recorder; keyed by the secret's hash.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::model::ApiKey;
@@ -16,17 +16,18 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most (a flood of made-up keys empties it, never grows it).
 const MAX_ENTRIES: usize = 10_000;
 
-type Entries = HashMap<String, (Instant, Option<ApiKey>)>;
+type Entries = HashMap<String, (Instant, Option<Arc<ApiKey>>)>;
 static ENTRIES: Mutex<Option<Entries>> = Mutex::new(None);
 
-/// The key whose secret hashes to `hash` (or none), at most `TTL` old.
-pub async fn find_key(store: &dyn Store, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+/// The key whose secret hashes to `hash` (or none), at most `TTL` old;
+/// shared, since every request with the key reads the same one.
+pub async fn find_key(store: &dyn Store, hash: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
     if let Some((at, key)) = ENTRIES.lock().expect("key cache lock").as_ref().and_then(|e| e.get(hash).cloned())
         && at.elapsed() < TTL
     {
         return Ok(key);
     }
-    let key = store.find_key_by_hash(hash).await?;
+    let key = store.find_key_by_hash(hash).await?.map(Arc::new);
     let mut entries = ENTRIES.lock().expect("key cache lock");
     let entries = entries.get_or_insert_with(HashMap::new);
     if entries.len() >= MAX_ENTRIES {

@@ -66,11 +66,12 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
     let key = cache::find_key(store, &keys::hash_secret(secret)).await?;
+    let now = crate::ops::now();
     match key {
-        Some(key) if key.allows(Role::Read, crate::ops::now()) => {
+        Some(key) if key.allows(Role::Read, now) => {
             crate::http::note_caller(&key.id, &key.scope.to_string());
-            usage::note(&key.id, crate::ops::now());
-            Ok(Principal { key_id: key.id, scope: key.scope, role: key.role })
+            usage::note(&key.id, now);
+            Ok(Principal { key_id: key.id.clone(), scope: key.scope.clone(), role: key.role })
         }
         _ => Err(CoreError::Unauthenticated { message: "The presented key is not valid.".into() }),
     }

@@ -164,7 +164,7 @@ async fn committed_changes_reach_the_feed(store: &dyn Store) {
 async fn create_then_get_returns_the_same_record(store: &dyn Store) {
     let op = sample_operation("projects/contract-get");
     store.create_operation(&op).await.unwrap();
-    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(op));
+    assert_eq!(store.get_operation(op.id).await.unwrap().as_deref(), Some(&op));
     let unknown = OperationId::from_uuid(Uuid::now_v7());
     assert_eq!(store.get_operation(unknown).await.unwrap(), None);
 }
@@ -182,7 +182,7 @@ async fn updates_are_compare_and_swap(store: &dyn Store) {
     let mut running = advance(&op, State::Running, op.created_at);
     running.percent_complete = Some(10.0);
     store.update_operation(&running, op.version).await.unwrap();
-    assert_eq!(store.get_operation(op.id).await.unwrap(), Some(running.clone()));
+    assert_eq!(store.get_operation(op.id).await.unwrap().as_deref(), Some(&running));
 
     // A second writer that read version 1 loses.
     let stale = store.update_operation(&running, op.version).await;
@@ -279,7 +279,7 @@ async fn due_script_steps_are_found_and_advance(store: &dyn Store) {
         .run_script_step(due(&op), &crate::model::Retention::uniform(std::time::Duration::from_secs(86_400)))
         .unwrap();
     store.update_operation(&running, op.version).await.unwrap();
-    assert_eq!(store.get_operation(op.id).await.unwrap().as_ref(), Some(&running));
+    assert_eq!(store.get_operation(op.id).await.unwrap().as_deref(), Some(&running));
     assert!(mine(store.due_scripts(due(&op), 10_000).await.unwrap()).is_empty(), "the first step is done");
     let finished = running
         .run_script_step(due(&running), &crate::model::Retention::uniform(std::time::Duration::from_secs(86_400)))

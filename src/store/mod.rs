@@ -97,7 +97,9 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new operation; `AlreadyExists` if its id is taken.
     async fn create_operation(&self, op: &Operation) -> Result<(), StoreError>;
     /// Reads one operation by id, whatever its scope (callers filter).
-    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError>;
+    /// Shared, not owned: a status read only renders it, and a store that
+    /// keeps hot operations in memory hands out the one it holds.
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError>;
     /// Replaces an operation if its stored version is still `expected_version`.
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError>;
     /// Lists operations newest first (created_at, then id, descending).

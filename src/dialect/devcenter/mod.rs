@@ -9,13 +9,14 @@ pub use error::{CommonErrors, Error, WriteErrors};
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 
 use crate::app::AppState;
 use crate::auth::jwt::Front;
 use crate::error::CoreError;
+use crate::headers::RequestHeaders;
 use crate::model::id::is_project_name;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
 
@@ -74,7 +75,7 @@ pub(crate) async fn get_operation_status(
     State(app): State<AppState>,
     Path((project_name, operation_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    RequestHeaders(headers): RequestHeaders,
 ) -> Result<Response, Error> {
     let caller = app.bearer_caller(&headers, Front::DevCenter).await?;
     check_api_version(query.as_deref())?;
@@ -110,16 +111,15 @@ pub(crate) async fn get_operation_status(
 
 /// `api-version` must be present and one of `API_VERSIONS` (Azure's wording).
 pub fn check_api_version(query: Option<&str>) -> Result<(), CoreError> {
-    let requested = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(name, _)| name == "api-version")
-        .map(|(_, value)| value.into_owned());
+    let requested =
+        form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(name, _)| name == "api-version").map(|(_, v)| v);
     match requested {
         None => Err(CoreError::BadRequest {
             code: "MissingApiVersionParameter",
             message: "The api-version query parameter (?api-version=) is required for all requests.".into(),
             target: None,
         }),
-        Some(v) if API_VERSIONS.contains(&v.as_str()) => Ok(()),
+        Some(v) if API_VERSIONS.contains(&&*v) => Ok(()),
         Some(v) => Err(CoreError::BadRequest {
             code: "UnsupportedApiVersionValue",
             message: format!(

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use crate::app::AppState;
 use crate::auth::{self, Principal};
 use crate::error::CoreError;
+use crate::headers::RequestHeaders;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
 
 /// The header Face clients send their key in.
@@ -64,7 +65,7 @@ async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreEr
 pub(crate) async fn get_operation_status(
     State(app): State<AppState>,
     Path(operation_id): Path<String>,
-    headers: HeaderMap,
+    RequestHeaders(headers): RequestHeaders,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     let id = OperationId::parse(&operation_id).ok_or_else(|| {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::jwt::Front;
 use crate::error::CoreError;
+use crate::headers::RequestHeaders;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
 
 /// Sphere's `OperationType` enum, by integer, as camelCase kinds.
@@ -86,7 +87,7 @@ pub(crate) async fn get_typed(
     State(app): State<AppState>,
     Path((tenant_id, operation_type, operation_id)): Path<(String, String, String)>,
     uri: Uri,
-    headers: HeaderMap,
+    RequestHeaders(headers): RequestHeaders,
 ) -> Result<Response, Error> {
     read(&app, &headers, &tenant_id, Some(&operation_type), &operation_id).await.map_err(Error::at(uri.path()))
 }
@@ -111,7 +112,7 @@ pub(crate) async fn get_generic(
     State(app): State<AppState>,
     Path((tenant_id, operation_id)): Path<(String, String)>,
     uri: Uri,
-    headers: HeaderMap,
+    RequestHeaders(headers): RequestHeaders,
 ) -> Result<Response, Error> {
     read(&app, &headers, &tenant_id, None, &operation_id).await.map_err(Error::at(uri.path()))
 }

@@ -154,14 +154,14 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError> {
         static SQL: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1"));
         let read = async {
             let client = self.readers.client(&self.pool).await?;
             let statement = client.prepare_cached(&SQL).await.map_err(map_error)?;
             let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
-            row.map(|row| decode(operation_from_row(&row))).transpose()
+            row.map(|row| decode(operation_from_row(&row)).map(Arc::new)).transpose()
         };
         self.bounded(read).await
     }
@@ -571,7 +571,7 @@ mod tests {
                 Ok(_) => continue,
                 Err(_) => {
                     assert!(tokio::time::Instant::now() < deadline, "node B never heard node A");
-                    let mut next = a.get_operation(op.id).await.unwrap().unwrap();
+                    let mut next = Operation::clone(&a.get_operation(op.id).await.unwrap().unwrap());
                     next.version = version + 1;
                     a.update_operation(&next, version).await.unwrap();
                     version += 1;

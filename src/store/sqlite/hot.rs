@@ -49,10 +49,10 @@ impl HotOperations {
     }
 
     /// A reader fetched `op` after seeing `generation`.
-    pub fn fetched(&self, op: &Operation, generation: u64) {
+    pub fn fetched(&self, op: Arc<Operation>, generation: u64) {
         let mut inner = self.lock();
         if inner.generation == generation {
-            inner.put(Arc::new(op.clone()));
+            inner.put(op);
         }
     }
 
@@ -105,7 +105,7 @@ mod tests {
         let hot = HotOperations::default();
         let op = test_operation();
         hot.committed(&version(&op, 2));
-        hot.fetched(&version(&op, 1), hot.generation());
+        hot.fetched(Arc::new(version(&op, 1)), hot.generation());
         hot.committed(&version(&op, 1));
         assert_eq!(hot.get(op.id).unwrap().version, 2);
         hot.committed(&version(&op, 3));
@@ -120,9 +120,9 @@ mod tests {
         let seen = hot.generation();
         hot.forget_all();
         assert!(hot.get(op.id).is_none());
-        hot.fetched(&op, seen);
+        hot.fetched(Arc::new(op.clone()), seen);
         assert!(hot.get(op.id).is_none(), "the purged operation came back");
-        hot.fetched(&op, hot.generation());
+        hot.fetched(Arc::new(op.clone()), hot.generation());
         assert!(hot.get(op.id).is_some());
     }
 

@@ -338,10 +338,10 @@ impl Store for SqliteStore {
         self.write(Write::CreateOperation(op.clone())).await.map(drop)
     }
 
-    async fn get_operation(&self, id: OperationId) -> Result<Option<Operation>, StoreError> {
+    async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError> {
         self.refuse_if_damaged()?;
         if let Some(hot) = self.hot.get(id) {
-            return Ok(Some(Operation::clone(&hot)));
+            return Ok(Some(hot));
         }
         let generation = self.hot.generation();
         let op = self
@@ -351,9 +351,10 @@ impl Store for SqliteStore {
                 let mut rows = stmt.query_map(params![id.to_string()], operation_from_row)?;
                 rows.next().transpose()
             })
-            .await?;
+            .await?
+            .map(Arc::new);
         if let Some(op) = &op {
-            self.hot.fetched(op, generation);
+            self.hot.fetched(Arc::clone(op), generation);
         }
         Ok(op)
     }
@@ -656,7 +657,7 @@ mod tests {
             store.create_operation(&op).await.unwrap();
         }
         let store = SqliteStore::open_dir(dir.path()).unwrap();
-        assert_eq!(store.get_operation(op.id).await.unwrap(), Some(op));
+        assert_eq!(store.get_operation(op.id).await.unwrap().as_deref(), Some(&op));
     }
 
     /// A store file with dozens of pages of operations, closed as a crash
