@@ -12,7 +12,7 @@ pub mod sphere;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -62,7 +62,16 @@ pub fn json_as(
     let mut bytes = Vec::with_capacity(512);
     serde_json::to_writer(&mut bytes, body).expect("wire types always serialize");
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    (status, headers, bytes).into_response()
+    response(status, headers, axum::body::Body::from(bytes))
+}
+
+/// A response whose headers are `headers` itself (a tuple's
+/// `into_response` copies them, one by one, into a new map).
+fn response(status: StatusCode, headers: HeaderMap, body: axum::body::Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// `ETag` always; `Retry-After` while the operation is not terminal, so
@@ -80,7 +89,7 @@ pub fn status_headers(op: &Operation, retry_after: u32) -> HeaderMap {
 /// finds nothing new costs no body.
 pub fn not_modified(request: &HeaderMap, op: &Operation, retry_after: u32) -> Option<Response> {
     let hit = IfNoneMatch::of(request)?.matches(&op.etag());
-    hit.then(|| (StatusCode::NOT_MODIFIED, status_headers(op, retry_after)).into_response())
+    hit.then(|| response(StatusCode::NOT_MODIFIED, status_headers(op, retry_after), axum::body::Body::empty()))
 }
 
 /// Reads the operation a status GET asks for, waiting first when the

@@ -49,16 +49,16 @@ impl Timestamp {
 
     fn format(self, digits: usize) -> String {
         let at = self.datetime();
-        let fraction = format!("{:09}", at.nanosecond());
+        // The first `digits` of the nanoseconds, truncated (not rounded).
+        let fraction = at.nanosecond() / 10u32.pow(9 - digits as u32);
         format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction:0digits$}Z",
             at.year(),
             u8::from(at.month()),
             at.day(),
             at.hour(),
             at.minute(),
             at.second(),
-            &fraction[..digits]
         )
     }
 
@@ -94,5 +94,9 @@ mod tests {
     fn whole_seconds_keep_their_fraction_digits() {
         let at = Timestamp::parse_rfc3339("2026-11-23T10:00:01Z").unwrap();
         assert_eq!(at.to_rfc3339_ticks(), "2026-11-23T10:00:01.0000000Z");
+        assert_eq!(at.to_rfc3339_millis(), "2026-11-23T10:00:01.000Z");
+        let leading_zeros = Timestamp::parse_rfc3339("2026-11-23T10:00:01.0012345Z").unwrap();
+        assert_eq!(leading_zeros.to_rfc3339_ticks(), "2026-11-23T10:00:01.0012345Z");
+        assert_eq!(leading_zeros.to_rfc3339_millis(), "2026-11-23T10:00:01.001Z");
     }
 }
