@@ -49,17 +49,27 @@ impl Timestamp {
 
     fn format(self, digits: usize) -> String {
         let at = self.datetime();
-        // The first `digits` of the nanoseconds, truncated (not rounded).
-        let fraction = at.nanosecond() / 10u32.pow(9 - digits as u32);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction:0digits$}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-        )
+        // Digit by digit: `format!` with seven padded numbers was most of
+        // a Sphere status body's rendering. An i64 of nanoseconds spans
+        // the years 1677 to 2262, always four digits.
+        let mut text = String::with_capacity(21 + digits);
+        let fields = [
+            (at.year() as u32, 4, '-'),
+            (u8::from(at.month()).into(), 2, '-'),
+            (at.day().into(), 2, 'T'),
+            (at.hour().into(), 2, ':'),
+            (at.minute().into(), 2, ':'),
+            (at.second().into(), 2, '.'),
+            // The first `digits` of the nanoseconds, truncated (not rounded).
+            (at.nanosecond() / 10u32.pow(9 - digits as u32), digits as u32, 'Z'),
+        ];
+        for (value, width, then) in fields {
+            for place in (0..width).rev() {
+                text.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+            }
+            text.push(then);
+        }
+        text
     }
 
     /// Parses any RFC 3339 timestamp (used by tests and CLI input).
@@ -98,5 +108,12 @@ mod tests {
         let leading_zeros = Timestamp::parse_rfc3339("2026-11-23T10:00:01.0012345Z").unwrap();
         assert_eq!(leading_zeros.to_rfc3339_ticks(), "2026-11-23T10:00:01.0012345Z");
         assert_eq!(leading_zeros.to_rfc3339_millis(), "2026-11-23T10:00:01.001Z");
+    }
+
+    #[test]
+    fn formats_the_whole_range() {
+        assert_eq!(Timestamp::from_unix_nanos(0).to_rfc3339_ticks(), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(Timestamp::from_unix_nanos(i64::MIN + 100).to_rfc3339_millis(), "1677-09-21T00:12:43.145Z");
+        assert_eq!(Timestamp::from_unix_nanos(i64::MAX).to_rfc3339_ticks(), "2262-04-11T23:47:16.8547758Z");
     }
 }
