@@ -60,21 +60,13 @@ fn write_time(writer: &mut impl fmt::Write, since_epoch: Duration) -> fmt::Resul
     })
 }
 
-/// `2026-11-23T11:36:33.` for a count of seconds since the epoch.
+/// `2026-11-23T11:36:33.` for a count of seconds since the epoch: the
+/// model's RFC 3339 text up to its fraction.
 fn second_text(seconds: u64) -> String {
-    let at = i64::try_from(seconds)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let nanos = i64::try_from(seconds).unwrap_or(i64::MAX).saturating_mul(1_000_000_000);
+    let mut text = crate::model::Timestamp::from_unix_nanos(nanos).to_rfc3339_millis();
+    text.truncate(text.len() - "000Z".len());
+    text
 }
 
 /// Writes each field as ` name=value` (the message bare), strings quoted
