@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -18,9 +18,6 @@ use crate::dialect::{devcenter, face, sphere};
 use crate::error::CoreError;
 use crate::ops::Policy;
 use crate::store::Store;
-
-/// Largest request body accepted (create and PATCH bodies are small JSON).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// How long a graceful shutdown waits for in-flight requests by default.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -94,10 +91,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The router as served: inside `Front` (ids, limits, panics, access log)
-/// and the body limit. Both wrap the router once, as a service, rather than
-/// through `Router::layer`, which wraps (and per request clones and boxes)
-/// every route.
+/// The router as served: inside `Front` (ids, limits, panics, access log),
+/// which wraps the router once, as a service, rather than through
+/// `Router::layer`, which wraps (and per request clones and boxes) every
+/// route. Bodies are read by the handlers themselves (`body::UnreadBody`).
 pub fn service(
     state: AppState,
 ) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send + 'static>
@@ -105,7 +102,7 @@ pub fn service(
 + Send
 + 'static {
     let limits = state.limits.clone();
-    crate::http::Front::new(tower::Layer::layer(&DefaultBodyLimit::max(MAX_BODY_BYTES), router(state)), limits)
+    crate::http::Front::new(router(state), limits)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests

@@ -125,6 +125,11 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_MAX_STREAMS", default_value_t = LimitSettings::default().streams_per_credential)]
     pub max_streams: u32,
 
+    /// How long a request body may take to arrive once its head is in,
+    /// e.g. 10s; a slower body is answered 408 and its connection closed.
+    #[arg(long, env = "LONGRUN_BODY_TIMEOUT", default_value = "10s", value_parser = parse_body_timeout)]
+    pub body_timeout: Duration,
+
     /// A trusted bearer-token issuer (repeatable; `;` between several):
     /// iss=ISSUER,aud=AUDIENCE,jwks=file:/path|https://…[,scope-claim=CLAIM][,scope-prefix=PREFIX].
     #[arg(long = "jwt-issuer", env = "LONGRUN_JWT_ISSUER", value_name = "SETTINGS",
@@ -166,6 +171,14 @@ fn parse_attempts(text: &str) -> Result<(Kind, u32), String> {
     Ok((Kind::parse(kind)?, attempts))
 }
 
+fn parse_body_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| format!("{e} (try 10s or 1m)"))?;
+    if timeout.is_zero() {
+        return Err("the body timeout must be more than 0s".into());
+    }
+    Ok(timeout)
+}
+
 fn parse_grace(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try 10s or 1m)"))
 }
@@ -185,6 +198,7 @@ impl ServeConfig {
             per_credential: self.rate_limit,
             per_address: self.rate_limit_per_address,
             streams_per_credential: self.max_streams,
+            body_timeout: self.body_timeout,
         }
     }
 

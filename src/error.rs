@@ -77,6 +77,22 @@ pub enum CoreError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in full within the body deadline.
+    #[error("the request body did not arrive within {timeout_secs} s")]
+    BodyTimeout {
+        /// The body deadline, counted from the end of the head.
+        timeout_secs: u64,
+    },
+    /// The request head breaks HTTP's rules (a missing or repeated `Host`,
+    /// a repeated credential header); answered before any routing.
+    #[error("{0}")]
+    BadHead(&'static str),
+    /// The request head is larger than the service accepts.
+    #[error("the request head is larger than {limit} bytes")]
+    HeadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The caller went over a rate or stream limit; retry after this long.
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests {
@@ -108,6 +124,9 @@ impl CoreError {
             CoreError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             CoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
             CoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            CoreError::BadHead(_) => StatusCode::BAD_REQUEST,
+            CoreError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             CoreError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
@@ -127,6 +146,9 @@ impl CoreError {
             CoreError::Unauthenticated { .. } => "Unauthorized",
             CoreError::Forbidden { .. } => "Forbidden",
             CoreError::PayloadTooLarge { .. } => "RequestBodyTooLarge",
+            CoreError::BodyTimeout { .. } => "RequestTimeout",
+            CoreError::BadHead(_) => "InvalidRequestHead",
+            CoreError::HeadTooLarge { .. } => "RequestHeaderFieldsTooLarge",
             CoreError::TooManyRequests { .. } => "TooManyRequests",
             CoreError::Unavailable(_) => "ServiceUnavailable",
             CoreError::InsufficientStorage => "InsufficientStorage",

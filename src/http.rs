@@ -11,12 +11,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, Version, header};
+use axum::http::{HeaderValue, Method, Version, header};
 use axum::response::Response;
 use futures_util::FutureExt;
 use tower::Service;
 use uuid::Uuid;
 
+use crate::body::BodyTerms;
 use crate::error::CoreError;
 use crate::limits::Limits;
 
@@ -100,7 +101,8 @@ where
         let path = request.uri().path().to_owned();
         let peer = crate::server::peer_of(&request).map(|p| p.ip());
         let body_on_http1 = request.version() <= Version::HTTP_11 && has_body(&request);
-        let slot = match self.limits.admit(&request) {
+        let admitted = check_head(&request).and_then(|()| self.limits.admit(&request));
+        let slot = match admitted {
             Ok(slot) => slot,
             Err(refused) => {
                 // In the envelope of the dialect the path belongs to.
@@ -113,6 +115,12 @@ where
                 return Box::pin(std::future::ready(Ok(response)));
             }
         };
+        let mut request = request;
+        let terms = has_body(&request)
+            .then(|| BodyTerms::new(tokio::time::Instant::now(), self.limits.settings().body_timeout));
+        if let Some(terms) = &terms {
+            request.extensions_mut().insert(terms.clone());
+        }
         // The service that was made ready is the one called (tower's
         // contract); calling it here, not in the future, means the future
         // never holds the request.
@@ -137,12 +145,35 @@ where
                     crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
                 }
             };
-            if body_on_http1 && response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if body_on_http1 && terms.is_some_and(|terms| !terms.was_read_whole()) {
                 close_after(&mut response);
             }
             Ok(finish(response, slot, started, &method, &path, &request_id, caller, peer, client_request_id))
         })
     }
+}
+
+/// Refuses heads HTTP forbids or longrun cannot read unambiguously: an
+/// HTTP/1.1 request needs exactly one `Host` (RFC 9112 §3.2), and a
+/// credential header may appear once (never "the first one wins").
+fn check_head(request: &Request) -> Result<(), CoreError> {
+    let headers = request.headers();
+    if request.version() == Version::HTTP_11 && headers.get_all(header::HOST).iter().count() != 1 {
+        return Err(CoreError::BadHead("an HTTP/1.1 request must carry exactly one Host header"));
+    }
+    if headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(CoreError::BadHead("the Authorization header may appear only once"));
+    }
+    if headers.get_all("ocp-apim-subscription-key").iter().nth(1).is_some() {
+        return Err(CoreError::BadHead("the Ocp-Apim-Subscription-Key header may appear only once"));
+    }
+    let head = request.method().as_str().len()
+        + request.uri().path_and_query().map_or(0, |target| target.as_str().len())
+        + headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    if head > crate::server::MAX_HEAD_BYTES {
+        return Err(CoreError::HeadTooLarge { limit: crate::server::MAX_HEAD_BYTES });
+    }
+    Ok(())
 }
 
 /// Whether the request carries a body (which a refusal leaves unread).
@@ -205,6 +236,7 @@ fn finish(
 mod tests {
     use axum::Router;
     use axum::body::Body;
+    use axum::http::StatusCode;
     use axum::routing::get;
     use tower::ServiceExt;
 
@@ -218,7 +250,10 @@ mod tests {
         let router = Router::new().route("/projects/p1/operationstatuses/x", get(boom));
         let limits = Arc::new(Limits::new(crate::limits::LimitSettings::default()));
         let app = Front::new(router, limits);
-        let request = axum::http::Request::get("/projects/p1/operationstatuses/x").body(Body::empty()).unwrap();
+        let request = axum::http::Request::get("/projects/p1/operationstatuses/x")
+            .header("host", "x")
+            .body(Body::empty())
+            .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 500);
         assert_eq!(response.headers()["x-ms-error-code"], "InternalServerError");
@@ -230,7 +265,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_413_to_an_http1_request_with_a_body_closes_the_connection() {
+    async fn an_http1_answer_that_leaves_the_body_unread_closes_the_connection() {
         async fn too_large() -> StatusCode {
             StatusCode::PAYLOAD_TOO_LARGE
         }
@@ -239,12 +274,14 @@ mod tests {
         let app = Front::new(router, limits);
         let answer = |request: axum::http::Request<Body>| app.clone().oneshot(request);
 
-        let with_body =
-            axum::http::Request::post("/v1/operations").header("content-length", "5").body(Body::from("12345"));
+        let with_body = axum::http::Request::post("/v1/operations")
+            .header("host", "x")
+            .header("content-length", "5")
+            .body(Body::from("12345"));
         let response = answer(with_body.unwrap()).await.unwrap();
         assert_eq!(response.headers()["connection"], "close");
 
-        let without_body = axum::http::Request::get("/v1/operations").body(Body::empty()).unwrap();
+        let without_body = axum::http::Request::get("/v1/operations").header("host", "x").body(Body::empty()).unwrap();
         let response = answer(without_body).await.unwrap();
         assert!(!response.headers().contains_key("connection"), "nothing left unread: keep the connection");
 

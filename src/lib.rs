@@ -9,6 +9,8 @@ pub mod api;
 pub mod app;
 /// API keys and principals.
 pub mod auth;
+/// Request bodies, read after authentication, on a deadline.
+pub mod body;
 /// Command-line definitions.
 pub mod cli;
 /// `longrun op …`: the binary as an API client.

@@ -29,6 +29,9 @@ use crate::error::CoreError;
 /// later rather than at once.
 pub const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// How long a request body may take by default (`--body-timeout`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the limits are set (0 turns one off).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitSettings {
@@ -38,11 +41,18 @@ pub struct LimitSettings {
     pub per_address: u32,
     /// Long-polls and event streams held at once per credential.
     pub streams_per_credential: u32,
+    /// How long a request body may take to arrive, from the end of its head.
+    pub body_timeout: Duration,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        LimitSettings { per_credential: 1000, per_address: 0, streams_per_credential: 1000 }
+        LimitSettings {
+            per_credential: 1000,
+            per_address: 0,
+            streams_per_credential: 1000,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
     }
 }
 
@@ -70,6 +80,11 @@ impl Limits {
             streams: Mutex::new(HashMap::new()),
             hasher: std::hash::RandomState::new(),
         }
+    }
+
+    /// The settings the limiters were made with.
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
     }
 
     /// Forgets idle buckets and stream counters (called now and then).
@@ -161,7 +176,12 @@ mod tests {
 
     #[test]
     fn a_credential_gets_its_burst_then_a_retry_after() {
-        let limits = Limits::new(LimitSettings { per_credential: 2, per_address: 0, streams_per_credential: 0 });
+        let limits = Limits::new(LimitSettings {
+            per_credential: 2,
+            per_address: 0,
+            streams_per_credential: 0,
+            ..LimitSettings::default()
+        });
         for _ in 0..4 {
             limits.take_request(Some(7), None).expect("a burst of twice the rate");
         }
@@ -175,7 +195,12 @@ mod tests {
 
     #[test]
     fn streams_are_counted_while_held() {
-        let limits = Limits::new(LimitSettings { per_credential: 0, per_address: 0, streams_per_credential: 2 });
+        let limits = Limits::new(LimitSettings {
+            per_credential: 0,
+            per_address: 0,
+            streams_per_credential: 2,
+            ..LimitSettings::default()
+        });
         let first = limits.take_stream(1).unwrap();
         let _second = limits.take_stream(1).unwrap();
         assert!(limits.take_stream(1).is_err(), "a third stream waits for a slot");
@@ -185,7 +210,12 @@ mod tests {
 
     #[test]
     fn addresses_are_limited_when_asked() {
-        let limits = Limits::new(LimitSettings { per_credential: 0, per_address: 1, streams_per_credential: 0 });
+        let limits = Limits::new(LimitSettings {
+            per_credential: 0,
+            per_address: 1,
+            streams_per_credential: 0,
+            ..LimitSettings::default()
+        });
         let address: IpAddr = "127.0.0.1".parse().unwrap();
         limits.take_request(None, Some(address)).unwrap();
         limits.take_request(None, Some(address)).unwrap();

@@ -24,8 +24,13 @@ use tower::ServiceExt;
 
 /// A request head (request line + headers) must arrive within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head accepted (hyper's HTTP/1 buffer limit); larger → 431.
+/// Largest request head accepted; larger → 431 in the dialect's envelope
+/// (the front middleware measures it).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// hyper's own bound on a head: past it hyper answers a bare 431 itself,
+/// before any route is known. Above `MAX_HEAD_BYTES` so that heads between
+/// the two get the envelope.
+const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
 /// HTTP/2 streams per connection: room for many long-polls on one
 /// connection (a held HTTP/2 stream costs far less than an HTTP/1.1
 /// connection: BENCHMARKS.md, long-poll fan-out).
@@ -46,11 +51,17 @@ where
         + 'static,
 {
     let mut http1 = http1::Builder::new();
-    http1.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+    // half_close: a client that shuts its sending side after a complete
+    // request still gets the answer.
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(HYPER_HEAD_BYTES)
+        .half_close(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_header_list_size(HYPER_HEAD_BYTES as u32)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builders = Arc::new((http1, http2));
     let graceful = GracefulShutdown::new();

@@ -3,21 +3,20 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::operations::{parse_json, read_body};
+use super::operations::parse_json;
 use super::wire::{ClaimLease, LeaseBody, LeaseHeartbeat, OperationBody};
 use super::{Error, caller};
 use crate::app::AppState;
+use crate::body::UnreadBody;
 use crate::dialect;
 use crate::error::CoreError;
 use crate::leases;
-use crate::model::{Heartbeat, Kind, LeaseId, Operation, Scope};
+use crate::model::{Heartbeat, Kind, LeaseId, Operation, Role, Scope};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 const MIN_TTL: Duration = Duration::from_secs(1);
@@ -39,13 +38,10 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
     ),
     security(("bearer" = []))
 )]
-pub async fn claim_lease(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Error> {
+pub async fn claim_lease(State(app): State<AppState>, headers: HeaderMap, body: UnreadBody) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
-    let request: ClaimLease = parse_json(&read_body(body)?)?;
+    caller.require(Role::Produce)?;
+    let request: ClaimLease = parse_json(&body.read().await?)?;
     if request.kinds.is_empty() || request.kinds.len() > 64 {
         return Err(CoreError::bad_request("InvalidParameter", "kinds", "list 1 to 64 kinds").into());
     }
@@ -94,15 +90,16 @@ pub async fn lease_action(
     State(app): State<AppState>,
     Path(id_action): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
+    caller.require(Role::Produce)?;
     let (id, action) =
         id_action.rsplit_once(':').ok_or_else(|| CoreError::NoSuchRoute { path: format!("/v1/leases/{id_action}") })?;
     let lease = LeaseId::parse(id).ok_or_else(|| {
         CoreError::bad_request("InvalidParameter", "leaseId", "a lease id is {operationId}.{attempt}")
     })?;
-    let body = read_body(body)?;
+    let body = body.read().await?;
     match action {
         "heartbeat" => {
             let request: LeaseHeartbeat = if body.is_empty() {

@@ -1,7 +1,6 @@
 //! `/v1/operations` and `/v1/operations/{id}`: create, get, patch, cancel.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
@@ -13,12 +12,13 @@ use serde_json::Value;
 use super::repeatability::{self, Repeatable};
 use super::wire::{CreateOperation, OperationBody};
 use super::{Error, caller};
-use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::app::AppState;
 use crate::auth::Principal;
+use crate::body::UnreadBody;
 use crate::dialect::{self, sphere};
 use crate::error::CoreError;
 use crate::headers::RequestHeaders;
-use crate::model::{Kind, NewOperation, Operation, OperationId, Scope};
+use crate::model::{Kind, NewOperation, Operation, OperationId, Role, Scope};
 use crate::ops::{self, Created, IfMatch};
 use crate::watch;
 
@@ -48,14 +48,15 @@ use crate::watch;
 pub async fn create_operation(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
+    caller.require(Role::Produce)?;
     let repeatable = match Repeatable::from_headers(&headers, &app) {
         Ok(repeatable) => repeatable,
         Err(refused) => return Ok(repeatability::rejected(refused)),
     };
-    let body = read_body(body)?;
+    let body = body.read().await?;
     let Some(repeatable) = repeatable else {
         return create(&app, &caller, &headers, &body, None).await;
     };
@@ -218,11 +219,12 @@ pub async fn patch_operation(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
+    caller.require(Role::Produce)?;
     let id = parse_id(&id)?;
-    let patch: Value = parse_json(&read_body(body)?)?;
+    let patch: Value = parse_json(&body.read().await?)?;
     let if_match = if_match(&headers)?;
     let op = ops::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
     Ok(respond(&op, app.retry_after))
@@ -265,14 +267,6 @@ fn respond(op: &Operation, retry_after: u32) -> Response {
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("ids, scopes and kinds are URL-safe")
-}
-
-/// Reads a body, mapping every failure to a 400/413 in our envelope.
-pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, CoreError> {
-    body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: MAX_BODY_BYTES },
-        _ => CoreError::BadRequest { code: "InvalidRequestContent", message: e.body_text(), target: None },
-    })
 }
 
 /// Parses a JSON body, naming what is wrong with it.

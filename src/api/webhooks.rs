@@ -1,8 +1,6 @@
 //! `/v1/webhooks`: register receivers (admin role) and inspect their
 //! deliveries. Translation only; delivery lives in `crate::webhooks`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -13,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::operations::{parse_json, read_body};
+use super::operations::parse_json;
 use super::{Error, caller};
 use crate::app::AppState;
 use crate::dialect;
@@ -133,11 +131,11 @@ fn delivery_body(d: &Delivery) -> DeliveryBody {
 pub async fn create_webhook(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: crate::body::UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Admin)?;
-    let request: CreateWebhook = parse_json(&read_body(body)?)?;
+    let request: CreateWebhook = parse_json(&body.read().await?)?;
     let scope = request
         .scope
         .as_deref()

@@ -189,6 +189,20 @@ impl Tokens {
                 )));
             }
         };
+        if header.get("crit").is_some() {
+            // RFC 7515 §4.1.11: every extension named critical must be
+            // understood, and longrun understands none.
+            return Err(refused(
+                "The access token's header names critical extensions ('crit') that longrun does not understand.".into(),
+            ));
+        }
+        for claim in ["exp", "nbf"] {
+            if payload.get(claim).is_some_and(|value| !is_numeric_date(value)) {
+                return Err(refused(format!(
+                    "The access token's '{claim}' claim is malformed: it must be whole seconds since 1970 (0 to 253402300799)."
+                )));
+            }
+        }
         let issuer = payload.get("iss").and_then(Value::as_str).unwrap_or_default();
         let trusted = self
             .issuers
@@ -235,6 +249,12 @@ impl Tokens {
             refused(format!("The access token's '{claim}' claim names no scope."))
         })
     }
+}
+
+/// A NumericDate longrun accepts: whole seconds from 1970 to the end of
+/// year 9999 (a fraction, an exponent past that range or a string is not).
+fn is_numeric_date(value: &Value) -> bool {
+    value.as_u64().is_some_and(|seconds| seconds <= 253_402_300_799)
 }
 
 /// A value from an unverified token, fit to echo in a message and a header's

@@ -128,7 +128,9 @@ impl Operation {
             next.expires_at = Some(now.plus(retention.for_state(to.state)));
         }
         next.state = to.state;
-        next.percent_complete = to.percent_complete;
+        // -0 is a valid JSON number and equals 0; it is kept as 0, so that
+        // it is served as 0 and compared as 0 later.
+        next.percent_complete = to.percent_complete.map(|p| if p == 0.0 { 0.0 } else { p });
         next.resource_location = to.resource_location;
         next.details_location = to.details_location;
         next.properties = to.properties;

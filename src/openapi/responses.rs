@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
-use crate::app::MAX_BODY_BYTES;
+use crate::body::MAX_BODY_BYTES;
 use crate::dialect::UNAVAILABLE_RETRY_AFTER;
 use crate::limits::STREAM_RETRY_AFTER;
 use crate::server::MAX_HEAD_BYTES;

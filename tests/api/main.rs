@@ -12,6 +12,7 @@ mod fixtures;
 mod full_disk;
 mod helpers;
 mod hostile;
+mod http_edges;
 mod initiators;
 mod integrity;
 mod isolation;

@@ -288,3 +288,27 @@ async fn healthz_answers() {
     let response = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_negative_zero_percent_complete_is_stored_and_served_as_zero() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/zero", "deleteDevBox").await);
+    let patched = app
+        .client
+        .patch(format!("{}/v1/operations/{id}", app.address))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"state": "Running", "percentComplete": -0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let answer = patched.text().await.unwrap();
+    assert!(answer.contains(r#""percentComplete":0.0"#), "the patch's answer shows 0: {answer}");
+    let path = format!("/projects/zero/operationstatuses/{id}?api-version=2025-02-01");
+    let read = app.get_bearer(&path, &app.admin_key).await.text().await.unwrap();
+    assert!(read.contains(r#""percentComplete":0.0"#), "{read}");
+    // A later progress of 0 is no change and no decrease.
+    let again = app.patch_ok(&id, json!({"percentComplete": 0})).await;
+    assert_eq!(again["percentComplete"], 0.0);
+}

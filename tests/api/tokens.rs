@@ -47,6 +47,21 @@ impl Signer {
         let header = Header { kid: Some(self.kid.clone()), ..Header::new(Algorithm::ES256) };
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
+
+    /// Signs `claims` under a header of the test's own making (members
+    /// jsonwebtoken's `Header` cannot carry, such as `crit`).
+    pub(crate) fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let signed =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let rng = ring::rand::SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &rng).unwrap();
+        let signature = pair.sign(&rng, signed.as_bytes()).unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+}
+
+fn malformed_date(claim: &str) -> String {
+    format!("The access token's '{claim}' claim is malformed: it must be whole seconds since 1970 (0 to 253402300799).")
 }
 
 fn now() -> u64 {
@@ -208,6 +223,14 @@ async fn invalid_tokens_are_401_with_a_challenge_saying_what_was_wrong() {
         (stranger.sign(&valid()), "The access token's signature is not valid.".into()),
         ("a.b.c".to_owned(), "The access token is malformed.".into()),
         (with("iss", json!("evil\r\n\"x")), "The access token's issuer 'evil???x' is not trusted.".into()),
+        (
+            signer.sign_with_header(&json!({"alg": "ES256", "kid": "k1", "crit": ["exp"]}), &valid()),
+            "The access token's header names critical extensions ('crit') that longrun does not understand.".into(),
+        ),
+        (with("exp", json!(1e30)), malformed_date("exp")),
+        (with("exp", json!(now() as f64 + 600.5)), malformed_date("exp")),
+        (with("exp", json!("tomorrow")), malformed_date("exp")),
+        (with("nbf", json!(-1)), malformed_date("nbf")),
     ];
     for (token, description) in cases {
         let response = app.get_bearer(&devcenter_path("alpha", &id), &token).await;

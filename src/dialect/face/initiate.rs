@@ -3,8 +3,6 @@
 //! does: 202, no body, `Operation-Location: /operations/{id}`.
 //! <https://learn.microsoft.com/rest/api/faceapi/snapshot/take>
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +14,9 @@ use super::wire::{ApplySnapshotRequest, TakeSnapshotRequest};
 use super::{Error, caller};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::body::UnreadBody;
 use crate::error::CoreError;
-use crate::model::{KeyScope, Kind, NewOperation, Scope};
+use crate::model::{KeyScope, Kind, NewOperation, Role, Scope};
 use crate::ops::{self, Created};
 
 /// Snapshot - Take (emulated).
@@ -38,10 +37,11 @@ use crate::ops::{self, Created};
 pub async fn take_snapshot(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
-    let request: TakeSnapshotRequest = parse(body)?;
+    caller.require(Role::Produce)?;
+    let request: TakeSnapshotRequest = parse(body).await?;
     check_object_id(&request.object_id)?;
     if request.apply_scope.is_empty() {
         return Err(bad("applyScope must list at least one subscription id.").into());
@@ -78,11 +78,12 @@ pub async fn apply_snapshot(
     State(app): State<AppState>,
     Path(snapshot_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
+    caller.require(Role::Produce)?;
     let snapshot = Uuid::try_parse(&snapshot_id).map_err(|_| bad("Invalid snapshotId: it must be a UUID."))?;
-    let request: ApplySnapshotRequest = parse(body)?;
+    let request: ApplySnapshotRequest = parse(body).await?;
     check_object_id(&request.object_id)?;
     let properties = json!({"snapshotId": snapshot, "objectId": request.object_id, "mode": "CreateNew"});
     // Face returns the target's path; the snapshot's object type is not
@@ -121,11 +122,8 @@ async fn start(
     Ok((StatusCode::ACCEPTED, headers).into_response())
 }
 
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, CoreError> {
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => CoreError::PayloadTooLarge { limit: crate::app::MAX_BODY_BYTES },
-        _ => bad(&e.body_text()),
-    })?;
+async fn parse<T: DeserializeOwned>(body: UnreadBody) -> Result<T, CoreError> {
+    let body = body.read().await?;
     serde_json::from_slice(&body).map_err(|e| bad(&format!("Invalid request body: {e}")))
 }
 

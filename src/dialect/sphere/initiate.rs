@@ -4,17 +4,16 @@
 //! not kept: longrun tracks the operation, not the artifact.
 //! <https://learn.microsoft.com/rest/api/azure-sphere/image/upload-image>
 
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use futures_util::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{Error, render};
 use crate::app::AppState;
 use crate::auth::jwt::Front;
+use crate::body::UnreadBody;
 use crate::dialect;
 use crate::error::CoreError;
 use crate::model::{Kind, NewOperation, OperationId, Scope};
@@ -47,12 +46,12 @@ pub async fn upload_image(
     Path(tenant_id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Body,
+    body: UnreadBody,
 ) -> Result<Response, Error> {
     upload(&app, &tenant_id, &headers, body).await.map_err(Error::at(uri.path()))
 }
 
-async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body) -> Result<Response, CoreError> {
+async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: UnreadBody) -> Result<Response, CoreError> {
     let caller = app.bearer_caller(headers, Front::Sphere).await?;
     let tenant = OperationId::parse(tenant_id)
         .ok_or_else(|| {
@@ -64,7 +63,7 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body
     if !caller.can_read(&Scope::Tenant(tenant)) {
         return Err(CoreError::Forbidden { message: "this key may not upload images to this tenant".into() });
     }
-    let size = count_bytes(body).await?;
+    let size = body.count(MAX_IMAGE_BYTES).await?;
     if size == 0 {
         return Err(CoreError::bad_request("InvalidParameter", "image", "The image is empty."));
     }
@@ -80,18 +79,4 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Body
     let (Created::New(op) | Created::Existing(op)) =
         ops::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
     Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
-}
-
-async fn count_bytes(body: Body) -> Result<usize, CoreError> {
-    let mut size = 0;
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk
-            .map_err(|e| CoreError::bad_request("InvalidParameter", "image", format!("The upload failed: {e}")))?;
-        size += chunk.len();
-        if size > MAX_IMAGE_BYTES {
-            return Err(CoreError::PayloadTooLarge { limit: MAX_IMAGE_BYTES });
-        }
-    }
-    Ok(size)
 }
