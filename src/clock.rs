@@ -6,12 +6,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::watch;
+
 use crate::model::Timestamp;
 
 /// The system clock plus an offset that only tests change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Clock {
     offset_nanos: Arc<AtomicI64>,
+    /// Told whenever the offset moves, so that background work sleeping
+    /// until a due time re-reads the time at once.
+    moved: Arc<watch::Sender<()>>,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock { offset_nanos: Arc::default(), moved: Arc::new(watch::channel(()).0) }
+    }
 }
 
 impl Clock {
@@ -29,6 +40,12 @@ impl Clock {
     /// Moves this clock (and every copy of it) forward.
     pub fn advance(&self, by: Duration) {
         self.offset_nanos.fetch_add(by.as_nanos() as i64, Ordering::Relaxed);
+        self.moved.send_replace(());
+    }
+
+    /// A receiver that sees every `advance` from now on.
+    pub fn watch_moves(&self) -> watch::Receiver<()> {
+        self.moved.subscribe()
     }
 }
 

@@ -1,20 +1,32 @@
 //! Background work every node runs: applying due emulator-script steps,
-//! delivering webhooks (in a loop of their own),
-//! sweeping lapsed worker leases, and purging operations whose retention ended. Safe on any number of nodes at
-//! once: a script step is a compare-and-swap on the operation's version, and
-//! a purge deletes each row once. `run_scripts_once` and `purge_once` are
-//! the single steps tests drive directly.
+//! delivering webhooks (in a loop of their own), sweeping lapsed worker
+//! leases, and purging operations whose retention ended. Each loop sleeps
+//! until its next due time or a change, never polls: an idle node makes a
+//! few store reads per `IDLE_RECHECK`. Safe on any number of nodes at once:
+//! a script step is a compare-and-swap on the operation's version, and a
+//! purge deletes each row once. `run_scripts_once` and `purge_once` are the
+//! single steps tests drive directly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
+
 use crate::model::Timestamp;
 use crate::ops::Policy;
+use crate::store::feed::Change;
 use crate::store::{Store, StoreError};
 
-/// How often a node looks for due steps; bounds how late a step runs.
+/// Least time between two rounds of one loop, however busy: bounds the
+/// store reads background work makes under load.
 const TICK: Duration = Duration::from_millis(100);
-/// Most steps applied per tick.
+/// Longest a loop sleeps with nothing due: a safety net for a change it was
+/// not told of. Idle, each loop makes three store reads per recheck.
+const IDLE_RECHECK: Duration = Duration::from_secs(10);
+/// How long a loop waits after a failed round before the next.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Most steps applied per round.
 const BATCH: u32 = 256;
 /// How often a node purges expired operations.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -30,11 +42,9 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
     let webhooks = tokio::spawn(run_webhooks(store.clone(), policy.clone()));
     // Aborting `run` drops this guard, which stops the webhook loop too.
     let _webhooks = AbortOnDrop(webhooks);
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_purge: Option<tokio::time::Instant> = None;
+    let mut wake = Wake::new(store.as_ref(), &policy, None);
+    let mut last_purge: Option<Instant> = None;
     loop {
-        tick.tick().await;
         if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
             tracing::warn!(error = %e, "script runner: will retry");
         }
@@ -47,7 +57,7 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
             Err(e) => tracing::warn!(error = %e, "lease sweep: will retry"),
         }
         if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            last_purge = Some(tokio::time::Instant::now());
+            last_purge = Some(Instant::now());
             match purge_once(store.as_ref(), &policy).await {
                 Ok(0) => {}
                 Ok(purged) => {
@@ -57,6 +67,8 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
                 Err(e) => tracing::warn!(error = %e, "purge: will retry"),
             }
         }
+        let next_purge = last_purge.map(|at| at + PURGE_EVERY);
+        wake.until(store.next_work_due().await, next_purge).await;
     }
 }
 
@@ -71,17 +83,85 @@ async fn run_webhooks(store: Arc<dyn Store>, policy: Arc<Policy>) {
         }
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(crate::webhooks::SEND_CONCURRENCY));
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let finished = Arc::new(Notify::new());
+    let mut wake = Wake::new(store.as_ref(), &policy, Some(finished.clone()));
     loop {
-        tick.tick().await;
         if let Err(e) = crate::webhooks::enqueue_once(store.as_ref(), &policy).await {
             tracing::warn!(error = %e, "webhook outbox: will retry");
         }
-        if let Err(e) = crate::webhooks::deliver_once(&store, &policy, &client, &slots).await {
+        if let Err(e) = crate::webhooks::deliver_once(&store, &policy, &client, &slots, &finished).await {
             tracing::warn!(error = %e, "webhook delivery: will retry");
         }
+        wake.until(store.next_delivery_due().await, None).await;
     }
+}
+
+/// What a background loop sleeps on between rounds: the next due time its
+/// store reports, a committed change, the clock being moved (tests), a
+/// nudge from its own tasks, or else `IDLE_RECHECK`.
+struct Wake {
+    changes: broadcast::Receiver<Change>,
+    clock_moves: watch::Receiver<()>,
+    nudges: Option<Arc<Notify>>,
+    clock: crate::clock::Clock,
+    last_round: Instant,
+}
+
+impl Wake {
+    fn new(store: &dyn Store, policy: &Policy, nudges: Option<Arc<Notify>>) -> Wake {
+        Wake {
+            changes: store.feed().subscribe(),
+            clock_moves: policy.clock.watch_moves(),
+            nudges,
+            clock: policy.clock.clone(),
+            last_round: Instant::now(),
+        }
+    }
+
+    /// Returns when the next round should run: at `due` (a store time, or
+    /// the failure to read one) or `also` (a local instant), whichever is
+    /// first, or sooner if something changed; never sooner than `TICK` after
+    /// the last round.
+    async fn until(&mut self, due: Result<Option<Timestamp>, StoreError>, also: Option<Instant>) {
+        let now = Instant::now();
+        let mut deadline = match due {
+            Ok(Some(due)) => now + time_until(self.clock.now(), due),
+            Ok(None) => now + IDLE_RECHECK,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read when background work is next due; will retry");
+                now + RETRY_AFTER_FAILURE
+            }
+        };
+        deadline = deadline.min(now + IDLE_RECHECK).min(also.unwrap_or(deadline));
+        let nudged = async {
+            match &self.nudges {
+                Some(nudges) => nudges.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            changed = self.changes.recv() => {
+                if matches!(changed, Err(broadcast::error::RecvError::Closed)) {
+                    tokio::time::sleep_until(deadline).await; // no feed: time alone
+                }
+            }
+            _ = self.clock_moves.changed() => {}
+            () = nudged => {}
+        }
+        tokio::time::sleep_until(self.last_round + TICK).await;
+        // Changes that came meanwhile are all handled by the next round.
+        while !matches!(
+            self.changes.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+        ) {}
+        self.last_round = Instant::now();
+    }
+}
+
+/// How long from `now` until `due` (zero when it is past).
+fn time_until(now: Timestamp, due: Timestamp) -> Duration {
+    Duration::from_nanos(due.unix_nanos().saturating_sub(now.unix_nanos()).max(0) as u64)
 }
 
 /// Aborts a task when dropped.

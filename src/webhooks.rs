@@ -90,12 +90,14 @@ pub async fn enqueue_once(store: &dyn Store, policy: &Policy) -> Result<usize, S
 
 /// Starts the due deliveries, each in a task of its own holding one of
 /// `slots` (so one slow receiver, up to ATTEMPT_TIMEOUT, never holds up
-/// another's); returns how many it started.
+/// another's), which tells `finished` when its outcome is recorded (a retry
+/// may be due before anything else); returns how many it started.
 pub async fn deliver_once(
     store: &Arc<dyn Store>,
     policy: &Policy,
     client: &reqwest::Client,
     slots: &Arc<Semaphore>,
+    finished: &Arc<tokio::sync::Notify>,
 ) -> Result<usize, StoreError> {
     let free = slots.available_permits().min(SEND_BATCH as usize) as u32;
     if free == 0 {
@@ -114,6 +116,7 @@ pub async fn deliver_once(
             continue; // another node is on it
         }
         let (store, client, hook) = (store.clone(), client.clone(), hooks.get(&delivery.webhook_id).cloned());
+        let finished = finished.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let outcome = attempt(store.as_ref(), &client, hook.as_ref(), &delivery, now).await;
@@ -126,6 +129,7 @@ pub async fn deliver_once(
             if let Err(e) = store.update_delivery(&next).await {
                 tracing::warn!(error = %e, delivery = %next.id, "cannot record a delivery's outcome; it will be retried");
             }
+            finished.notify_one();
         });
         started += 1;
     }

@@ -3,7 +3,6 @@
 //! Bearer`); this module turns it into a `Principal` or an `Unauthenticated`
 //! error.
 
-pub mod cache;
 pub mod dev;
 pub mod jwt;
 pub mod keys;
@@ -65,7 +64,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
-    let key = cache::find_key(store, &keys::hash_secret(secret)).await?;
+    let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
     let now = crate::ops::now();
     match key {
         Some(key) if key.allows(Role::Read, now) => {

@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + 'static {
     async fn claimable(&self, kinds: &[Kind], scope: Option<&Scope>, limit: u32) -> Result<Vec<Operation>, StoreError>;
     /// Running operations whose lease lapsed before `now`.
     async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Operation>, StoreError>;
+    /// When the next script step is due or the next lease of a Running
+    /// operation lapses, whichever is first (`None`: neither is pending):
+    /// background work sleeps until then instead of polling.
+    async fn next_work_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Records the start of a repeatable request `key`, or reports what an
     /// earlier attempt left. A pending attempt older than `stale_before` is
     /// taken over (its node died). Records last until `expires_at`.
@@ -167,6 +171,8 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError>;
     /// Pending deliveries due at `now`, oldest first.
     async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// When the next pending delivery is due (`None`: none is pending).
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Takes a due delivery for one attempt by moving its `next_at` from
     /// `seen` to `until`; false if another node took it first.
     async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError>;

@@ -13,6 +13,7 @@ mod full_disk;
 mod helpers;
 mod hostile;
 mod http_edges;
+mod idle;
 mod initiators;
 mod integrity;
 mod isolation;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, cli_key, create_on, postgres_url};
+use crate::helpers::{ServeProcess, cli_key, create_on, postgres_url, refused_within_a_second, run_longrun};
 
 const PATCHES: usize = 1000;
 const IN_FLIGHT: usize = 32;
@@ -108,6 +108,32 @@ async fn two_nodes_share_one_database() {
     assert_eq!(last["properties"].as_object().unwrap().len() as u64, ok, "and its write is there");
     eprintln!("two nodes: {ok} PATCHes applied, {stale} refused with 412");
 
+    drop((a, b));
+    longrun::store::postgres::drop_scratch_schema(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_revoked_on_postgresql_is_refused_by_every_node_within_a_second() {
+    let Some(base) = postgres_url("a_key_revoked_on_postgresql_is_refused_by_every_node_within_a_second") else {
+        return;
+    };
+    let url = longrun::store::postgres::scratch_schema(&base).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_args = ["--store", url.as_str()];
+    let (a, b) = (ServeProcess::start(dir.path(), &store_args), ServeProcess::start(dir.path(), &store_args));
+    let key = cli_key(dir.path(), &store_args, "projects/revoked", "read");
+    let client = reqwest::Client::new();
+    let read = async |node: &str| {
+        let url = format!("{node}/v1/operations?scope=projects/revoked");
+        client.get(url).bearer_auth(&key).send().await.unwrap().status()
+    };
+    assert_eq!(read(&a.address).await, StatusCode::OK);
+    assert_eq!(read(&b.address).await, StatusCode::OK, "both nodes now remember the key");
+    let listed = String::from_utf8(run_longrun(dir.path(), &["key", "list", "--store", &url]).stdout).unwrap();
+    let id = listed.lines().find(|l| l.contains("projects/revoked")).unwrap().split_whitespace().next().unwrap();
+    assert!(run_longrun(dir.path(), &["key", "revoke", id, "--store", &url]).status.success());
+    refused_within_a_second(async || read(&a.address).await).await;
+    refused_within_a_second(async || read(&b.address).await).await;
     drop((a, b));
     longrun::store::postgres::drop_scratch_schema(&url).await.unwrap();
 }

@@ -8,6 +8,7 @@
 //! pool reconnects by itself when it returns.
 
 mod changes;
+mod key_cache;
 mod listener;
 mod notifier;
 mod rows;
@@ -49,6 +50,8 @@ pub struct PostgresStore {
     notifier: notifier::Notifier,
     feed: LocalFeed,
     listener: tokio::task::JoinHandle<()>,
+    /// Recent key lookups (a round trip each otherwise).
+    keys: key_cache::KeyCache,
 }
 
 impl Drop for PostgresStore {
@@ -85,7 +88,7 @@ impl PostgresStore {
         // backends busy, few enough that each carries many queries per write.
         let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
         let notifier = notifier::Notifier::start(pool.clone());
-        Ok(PostgresStore { pool, readers, notifier, feed, listener })
+        Ok(PostgresStore { pool, readers, notifier, feed, listener, keys: Default::default() })
     }
 
     /// Runs `f` on a pooled connection, bounded by `CALL_TIMEOUT`.
@@ -269,6 +272,30 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn next_work_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.with(async |client| {
+            let sql = "SELECT least(
+                 (SELECT script_due_at FROM operations WHERE script_due_at IS NOT NULL
+                  ORDER BY script_due_at LIMIT 1),
+                 (SELECT lease_expires_at FROM operations WHERE lease_expires_at IS NOT NULL AND state = 'Running'
+                  ORDER BY lease_expires_at LIMIT 1))";
+            let statement = client.prepare_cached(sql).await.map_err(map_error)?;
+            let row = client.query_one(&statement, &[]).await.map_err(map_error)?;
+            Ok(row.get::<_, Option<i64>>(0).map(Timestamp::from_unix_nanos))
+        })
+        .await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.with(async |client| {
+            let sql = "SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1";
+            let statement = client.prepare_cached(sql).await.map_err(map_error)?;
+            let row = client.query_opt(&statement, &[]).await.map_err(map_error)?;
+            Ok(row.map(|row| Timestamp::from_unix_nanos(row.get(0))))
+        })
+        .await
+    }
+
     async fn claimable(&self, kinds: &[Kind], scope: Option<&Scope>, limit: u32) -> Result<Vec<Operation>, StoreError> {
         let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         let scope = scope.map(|s| s.to_string());
@@ -387,7 +414,10 @@ impl Store for PostgresStore {
                 .map_err(map_error)?;
             Ok(())
         })
-        .await
+        .await?;
+        // It may have been looked up, and remembered as unknown, already.
+        self.keys.clear();
+        Ok(())
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
@@ -401,17 +431,25 @@ impl Store for PostgresStore {
                 .map_err(map_error)?;
             if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })
-        .await
+        .await?;
+        self.keys.clear();
+        Ok(())
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.with(async |client| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let row = client.query_opt(&statement, &[&hash]).await.map_err(map_error)?;
-            row.map(|row| decode(key_from_row(&row))).transpose()
-        })
-        .await
+        if let Some(known) = self.keys.get(hash) {
+            return Ok(known);
+        }
+        let key = self
+            .with(async |client| {
+                let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
+                let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
+                let row = client.query_opt(&statement, &[&hash]).await.map_err(map_error)?;
+                row.map(|row| decode(key_from_row(&row))).transpose()
+            })
+            .await?;
+        self.keys.put(hash, key.clone());
+        Ok(key)
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {

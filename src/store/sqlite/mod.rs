@@ -437,6 +437,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn next_work_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|conn| {
+            // Each arm walks its partial index from the front.
+            let mut stmt = conn.prepare_cached(
+                "SELECT min(at) FROM (
+                   SELECT * FROM (SELECT script_due_at AS at FROM operations
+                                  WHERE script_due_at IS NOT NULL ORDER BY script_due_at LIMIT 1)
+                   UNION ALL
+                   SELECT * FROM (SELECT lease_expires_at FROM operations
+                                  WHERE lease_expires_at IS NOT NULL AND state = 'Running'
+                                  ORDER BY lease_expires_at LIMIT 1))",
+            )?;
+            stmt.query_row([], |row| row.get::<_, Option<i64>>(0)).map(|at| at.map(Timestamp::from_unix_nanos))
+        })
+        .await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1")?;
+            let mut rows = stmt.query_map([], |row| row.get::<_, i64>(0))?;
+            rows.next().transpose().map(|at| at.map(Timestamp::from_unix_nanos))
+        })
+        .await
+    }
+
     async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
         let scope = scope.map(|s| s.to_string());
         let rows = self
