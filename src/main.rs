@@ -16,6 +16,17 @@ use longrun::model::{KeyScope, Role, Scope};
 use longrun::ops;
 use longrun::store::sqlite;
 
+// jemalloc, purging freed pages from background threads, gives memory back
+// after a spike (BENCHMARKS.md, memory under slow bodies); mimalloc when
+// asked for by feature, to compare.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {

@@ -30,7 +30,7 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// hyper's own bound on a head: past it hyper answers a bare 431 itself,
 /// before any route is known. Above `MAX_HEAD_BYTES` so that heads between
 /// the two get the envelope.
-const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
+pub const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
 /// HTTP/2 streams per connection: room for many long-polls on one
 /// connection (a held HTTP/2 stream costs far less than an HTTP/1.1
 /// connection: BENCHMARKS.md, long-poll fan-out).

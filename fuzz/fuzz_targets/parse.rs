@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use longrun::api::repeatability::Repeatable;
 use longrun::dialect::devcenter::check_api_version;
+use longrun::headers::IfNoneMatch;
 use longrun::model::{Applied, KeyScope, Kind, NewOperation, Operation, OperationId, Retention, Scope, Timestamp};
 use longrun::{dialect, watch};
 
@@ -92,8 +93,9 @@ fn preferences(bytes: &[u8]) {
     if let Some(wait) = watch::prefer_wait(&headers) {
         assert!(wait <= watch::MAX_WAIT);
     }
-    if let Some(tag) = watch::if_none_match(&headers) {
-        assert!(!tag.contains(','));
+    if let Some(IfNoneMatch::Tags(tags)) = IfNoneMatch::of(&headers) {
+        // Each member is one quoted opaque tag: a list was split at its commas.
+        assert!(tags.iter().all(|tag| tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"')), "{tags:?}");
     }
     let op = operation();
     let _ = dialect::not_modified(&headers, &op, 2);
@@ -126,6 +128,7 @@ fn patch(bytes: &[u8]) {
             Ok(Applied::Changed(next)) => {
                 assert_eq!(next.changes(), changes, "what was applied is what was asked");
                 assert_eq!(next.version, op.version + 1);
+                assert!(next.percent_complete.is_none_or(|p| !p.is_sign_negative()), "-0 is kept as 0");
                 op = *next;
             }
             Ok(Applied::Unchanged) => assert_eq!(op.changes(), changes),

@@ -15,7 +15,7 @@ use utoipa::{IntoResponses, ToSchema};
 use crate::body::MAX_BODY_BYTES;
 use crate::dialect::UNAVAILABLE_RETRY_AFTER;
 use crate::limits::STREAM_RETRY_AFTER;
-use crate::server::MAX_HEAD_BYTES;
+use crate::server::{HYPER_HEAD_BYTES, MAX_HEAD_BYTES};
 
 /// How a dialect renders a `CoreError`, as the document shows it.
 pub trait Envelope {
@@ -42,7 +42,8 @@ pub struct CommonErrors<E>(PhantomData<E>);
 /// What a route that stores something can answer too: 507.
 pub struct WriteErrors<E>(PhantomData<E>);
 
-/// What a route that reads a request body can answer too: 413 over `LIMIT` bytes.
+/// What a route that reads a request body can answer too: 413 over `LIMIT`
+/// bytes, 408 when the body comes too slowly.
 pub struct BodyErrors<E, const LIMIT: usize = MAX_BODY_BYTES>(PhantomData<E>);
 
 type Responses = BTreeMap<String, RefOr<Response>>;
@@ -56,16 +57,17 @@ impl<E: Envelope> IntoResponses for FrontErrors<E> {
             STREAM_RETRY_AFTER.as_secs()
         );
         let head = format!(
-            "The request head (request line and headers) is larger than {}. Refused by the HTTP layer \
-             before routing: no body, no content type, no x-ms-request-id; over HTTP/1.1 the connection \
-             is then closed, over HTTP/2 the stream is reset.",
-            size(MAX_HEAD_BYTES)
+            "The request head (request line and headers) is larger than {} (RequestHeaderFieldsTooLarge), \
+             refused before routing. A head over {} is refused by the HTTP layer itself: no body, no \
+             x-ms-request-id, and over HTTP/1.1 the connection is closed.",
+            size(MAX_HEAD_BYTES),
+            size(HYPER_HEAD_BYTES)
         );
         let internal = "An internal error (a bug, a failed dependency, a handler that panicked): \
             InternalServerError with a generic message; the details are logged under the x-ms-request-id.";
         BTreeMap::from([
             ("429".into(), error::<E>(&too_many, true).into()),
-            ("431".into(), ResponseBuilder::new().description(head).build().into()),
+            ("431".into(), error::<E>(&head, false).into()),
             ("500".into(), error::<E>(internal, false).into()),
         ])
     }
@@ -101,8 +103,17 @@ impl<E: Envelope> IntoResponses for WriteErrors<E> {
 
 impl<E: Envelope, const LIMIT: usize> IntoResponses for BodyErrors<E, LIMIT> {
     fn responses() -> Responses {
-        let too_large = format!("The request body is larger than {} (RequestBodyTooLarge)", size(LIMIT));
-        BTreeMap::from([("413".into(), error::<E>(&too_large, false).into())])
+        let too_large = format!(
+            "The request body is larger than {} (RequestBodyTooLarge), by its Content-Length (refused before \
+             any of it is read) or as it arrives; over HTTP/1.1 the connection is then closed",
+            size(LIMIT)
+        );
+        let too_slow = "The request body did not arrive in full within the body timeout (--body-timeout, \
+            10 s by default) after its head (RequestTimeout); over HTTP/1.1 the connection is then closed";
+        BTreeMap::from([
+            ("408".into(), error::<E>(too_slow, false).into()),
+            ("413".into(), error::<E>(&too_large, false).into()),
+        ])
     }
 }
 
