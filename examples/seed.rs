@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use longrun::auth::keys;
 use longrun::model::{
     Applied, Changes, KeyScope, Kind, NewOperation, Operation, OperationId, Retention, Role, Scope, State,
 };
+use longrun::service::auth::keys;
 use longrun::store::{self, Store};
 use serde_json::json;
 use uuid::Uuid;
@@ -95,13 +95,20 @@ async fn main() -> anyhow::Result<()> {
     let store = store::open(url.as_deref(), &args.data_dir, args.pool_size).await?;
     let started = Instant::now();
 
-    let (_, admin) = keys::create(&*store, KeyScope::All, Role::Admin, Some("bench admin".into()), longrun::ops::now())
-        .await
-        .context("cannot create the admin key")?;
+    let (_, admin) = keys::create(
+        &*store,
+        KeyScope::All,
+        Role::Admin,
+        Some("bench admin".into()),
+        longrun::service::operations::now(),
+    )
+    .await
+    .context("cannot create the admin key")?;
     let account = KeyScope::One(Scope::parse("accounts/benchacct").map_err(anyhow::Error::msg)?);
-    let (_, produce) = keys::create(&*store, account, Role::Produce, Some("bench face".into()), longrun::ops::now())
-        .await
-        .context("cannot create the produce key")?;
+    let (_, produce) =
+        keys::create(&*store, account, Role::Produce, Some("bench face".into()), longrun::service::operations::now())
+            .await
+            .context("cannot create the produce key")?;
 
     let seeded = seed(store.clone(), &args).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -188,7 +195,8 @@ async fn seed(store: Arc<dyn Store>, args: &Args) -> anyhow::Result<Seeded> {
     let mut patch = Vec::new();
     let mut creates = tokio::task::JoinSet::new();
     for _ in 0..PATCH_POOL {
-        let op = Operation::new(OperationId::from_uuid(Uuid::now_v7()), request(0)?, longrun::ops::now());
+        let op =
+            Operation::new(OperationId::from_uuid(Uuid::now_v7()), request(0)?, longrun::service::operations::now());
         patch.push(op.id.to_string());
         let (store, done) = (store.clone(), done.clone());
         creates.spawn(async move {
@@ -207,7 +215,7 @@ async fn seed(store: Arc<dyn Store>, args: &Args) -> anyhow::Result<Seeded> {
 /// The `index`-th operation: scope and kind by `index % 3`; every fourth
 /// one of each scope advanced to Running at 10 %, as a worker would.
 fn operation(index: u64) -> anyhow::Result<Operation> {
-    let now = longrun::ops::now();
+    let now = longrun::service::operations::now();
     let op = Operation::new(OperationId::from_uuid(Uuid::now_v7()), request((index % 3) as usize)?, now);
     if (index / 3) % 4 != 3 {
         return Ok(op);

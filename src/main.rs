@@ -6,14 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
-use longrun::app::{self, AppState};
-use longrun::auth::dev::{self, DevKey};
-use longrun::auth::keys;
+use longrun::cli::config::{ServeConfig, StoreConfig};
+use longrun::cli::config_file::{self, Setting};
 use longrun::cli::{Cli, Command, ConfigCommand, KeyCommand, TokenCommand};
-use longrun::config::{ServeConfig, StoreConfig};
-use longrun::config_file::{self, Setting};
 use longrun::model::{KeyScope, Role, Scope};
-use longrun::ops;
+use longrun::server::app;
+use longrun::service::auth::dev::{self, DevKey};
+use longrun::service::auth::keys;
+use longrun::service::operations;
+use longrun::service::state::AppState;
 use longrun::store::sqlite;
 
 // jemalloc, purging freed pages from background threads, gives memory back
@@ -65,8 +66,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let outcome = match cli.command {
         Command::Op { command } => runtime
-            .block_on(longrun::client::run(command))
-            .map_err(|message| Failure { code: longrun::client::CLIENT_ERROR, message: message.to_string() }),
+            .block_on(longrun::cli::client::run(command))
+            .map_err(|message| Failure { code: longrun::cli::client::CLIENT_ERROR, message: message.to_string() }),
         command => runtime.block_on(run(command)).map(|()| ExitCode::SUCCESS),
     };
     // The log lines still queued (the runtime's last ones included) go out
@@ -200,7 +201,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     let policy = Arc::new(config.policy());
     if config.demo {
         let base = format!("http://{address}");
-        let seeded = longrun::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
+        let seeded = longrun::cli::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
         println!("demo mode: scripted operations to poll (they finish in 20 s) with the read key {}", seeded.key);
         for (dialect, url) in seeded.urls {
             println!("  {dialect:<13} {url}");
@@ -214,10 +215,10 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         demo: config.demo,
         stopping: Default::default(),
         waiters: Default::default(),
-        limits: Arc::new(longrun::limits::Limits::new(config.limits())),
         tokens,
     };
-    app::serve_with_grace(listener, state, shutdown, config.shutdown_grace)
+    let limits = Arc::new(longrun::server::limits::Limits::new(config.limits()));
+    app::serve_with_grace(listener, state, limits, shutdown, config.shutdown_grace)
         .await
         .map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
@@ -258,7 +259,7 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             let role = Role::parse(&role)
                 .ok_or_else(|| config_error(format!("role '{role}' must be read, produce or admin")))?;
             let store = store.open().await.map_err(config_error)?;
-            let (key, secret) = keys::create(store.as_ref(), scope, role, name, ops::now())
+            let (key, secret) = keys::create(store.as_ref(), scope, role, name, operations::now())
                 .await
                 .map_err(|e| runtime_error(format!("cannot store the key: {e}")))?;
             eprintln!(
@@ -272,7 +273,7 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
         }
         KeyCommand::Revoke { id, store } => {
             let store = store.open().await.map_err(config_error)?;
-            match store.revoke_key(&id, ops::now()).await {
+            match store.revoke_key(&id, operations::now()).await {
                 Ok(()) => {
                     eprintln!("Revoked {id}.");
                     Ok(())
@@ -284,7 +285,7 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
         KeyCommand::Rotate { id, overlap, store } => {
             let store = store.open().await.map_err(config_error)?;
             let keys = store.list_keys().await.map_err(runtime_error)?;
-            let now = ops::now();
+            let now = operations::now();
             let old = keys
                 .into_iter()
                 .find(|k| k.id == id && k.allows(Role::Read, now))
@@ -311,7 +312,7 @@ async fn key(command: KeyCommand) -> Result<(), Failure> {
             let keys = store.list_keys().await.map_err(runtime_error)?;
             let last_used: std::collections::HashMap<String, longrun::model::Timestamp> =
                 store.keys_last_used().await.map_err(runtime_error)?.into_iter().collect();
-            let now = ops::now();
+            let now = operations::now();
             println!(
                 "{:<40} {:<8} {:<8} {:<25} {:<25} {:<45} NAME",
                 "ID", "ROLE", "STATUS", "CREATED", "LAST USED", "SCOPE"

@@ -12,9 +12,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use longrun::api::repeatability::Repeatable;
 use longrun::dialect::devcenter::check_api_version;
-use longrun::headers::IfNoneMatch;
+use longrun::http::headers::IfNoneMatch;
 use longrun::model::{Applied, KeyScope, Kind, NewOperation, Operation, OperationId, Retention, Scope, Timestamp};
-use longrun::{dialect, watch};
+use longrun::dialect;
+use longrun::service::watch;
 
 const RETENTION: Retention =
     Retention { finished: Duration::from_secs(7 * 86_400), failed: Duration::from_secs(30 * 86_400) };

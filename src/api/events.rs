@@ -27,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::OperationBody;
 use super::{Error, caller};
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{Operation, OperationId, Scope};
-use crate::ops;
+use crate::service::auth::Principal;
+use crate::service::operations;
+use crate::service::state::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Changes read from the log per query while catching up.
@@ -77,7 +77,7 @@ pub async fn operation_events(
     })?;
     let mut changes = app.store.feed().subscribe();
     // Read once up front: unknown or foreign ids are a plain 404, not a stream.
-    let first = ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
+    let first = operations::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
     let last_seen = last_event_id(&headers).unwrap_or(0);
     let (events, stream) = channel();
     let stopping = CancellationToken::clone(&app.stopping);
@@ -102,7 +102,7 @@ pub async fn operation_events(
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             }
-            match ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await {
+            match operations::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await {
                 Ok(op) => current = Some(op),
                 Err(_) => return, // expired or purged meanwhile: the stream ends
             }
@@ -191,7 +191,7 @@ pub async fn scope_events(
 
 /// Sends the operation's current state as event `seq`; false when the client left.
 async fn forward(app: &AppState, caller: &Principal, events: &mpsc::Sender<Event>, id: OperationId, seq: i64) -> bool {
-    match ops::get(app.store.as_ref(), &app.policy, caller, id, |_, _| true).await {
+    match operations::get(app.store.as_ref(), &app.policy, caller, id, |_, _| true).await {
         Ok(op) => events.send(event(&op, seq)).await.is_ok(),
         Err(_) => true, // expired, purged or not the caller's: nothing to say
     }

@@ -11,12 +11,12 @@ use serde_json::{Map, Value};
 use super::operations::parse_json;
 use super::wire::{ClaimLease, LeaseBody, LeaseHeartbeat, OperationBody};
 use super::{Error, caller};
-use crate::app::AppState;
-use crate::body::UnreadBody;
 use crate::dialect;
-use crate::error::CoreError;
-use crate::leases;
+use crate::http::body::UnreadBody;
+use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseId, Operation, Role, Scope};
+use crate::service::leases;
+use crate::service::state::AppState;
 
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 const MIN_TTL: Duration = Duration::from_secs(1);

@@ -9,10 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::wire::{OperationBody, OperationPage};
 use super::{Error, caller};
-use crate::app::AppState;
 use crate::dialect;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{Kind, OperationId, Scope, State as OpState, Timestamp};
+use crate::service::state::AppState;
 use crate::store::ListFilter;
 
 const DEFAULT_PAGE: u32 = 100;

@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Error, caller};
-use crate::app::AppState;
 use crate::dialect;
+use crate::service::state::AppState;
 
 /// The caller, as the API shows it (never the secret).
 #[derive(Debug, Serialize, ToSchema)]

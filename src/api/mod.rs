@@ -17,16 +17,16 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
-use crate::auth::{self, Principal};
 pub use crate::dialect::devcenter::{CommonErrors, Error, WriteErrors};
-use crate::error::CoreError;
+use crate::http::error::CoreError;
+use crate::service::auth::{self, Principal};
+use crate::service::state::AppState;
 
 /// What native routes with a JSON body can answer too (413).
-pub type BodyErrors = crate::openapi::BodyErrors<Error>;
+pub type BodyErrors = crate::http::responses::BodyErrors<Error>;
 /// What the unauthenticated routes (`/healthz`, `/readyz`, `/metrics`) can
 /// answer besides their own responses: their refusals are in the native envelope.
-pub type FrontErrors = crate::openapi::FrontErrors<Error>;
+pub type FrontErrors = crate::http::responses::FrontErrors<Error>;
 
 /// Native routes, mounted at the root.
 pub fn router() -> Router<AppState> {

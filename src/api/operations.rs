@@ -12,15 +12,15 @@ use serde_json::Value;
 use super::repeatability::{self, Repeatable};
 use super::wire::{CreateOperation, OperationBody};
 use super::{Error, caller};
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::body::UnreadBody;
 use crate::dialect::{self, sphere};
-use crate::error::CoreError;
-use crate::headers::RequestHeaders;
+use crate::http::body::UnreadBody;
+use crate::http::error::CoreError;
+use crate::http::headers::RequestHeaders;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Role, Scope};
-use crate::ops::{self, Created, IfMatch};
-use crate::watch;
+use crate::service::auth::Principal;
+use crate::service::operations::{self, Created, IfMatch};
+use crate::service::state::AppState;
+use crate::service::watch;
 
 /// Creates an operation; `Operation-Location` is the dialect URL to poll.
 #[utoipa::path(
@@ -82,7 +82,7 @@ async fn create(
     let request: CreateOperation = parse_json(body)?;
     let id = chosen_id(headers, request.id.as_deref())?.or(default_id);
     let new = validate(request)?;
-    let (status, op) = match ops::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
+    let (status, op) = match operations::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
         Created::New(op) => (StatusCode::CREATED, op),
         Created::Existing(op) => (StatusCode::OK, op),
     };
@@ -124,7 +124,7 @@ pub async fn get_operation(
     }
     let caller = caller(&app, &headers).await?;
     let id = parse_id(&id)?;
-    let op = ops::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
+    let op = operations::get(app.store.as_ref(), &app.policy, &caller, id, |_, _| true).await?;
     if let Some(unchanged) = dialect::not_modified(&headers, &op, app.retry_after) {
         return Ok(unchanged);
     }
@@ -188,7 +188,7 @@ pub async fn wait_operation(
     }
     let wait = watch::Wait {
         up_to: timeout,
-        known: crate::headers::IfNoneMatch::of(headers),
+        known: crate::http::headers::IfNoneMatch::of(headers),
         stopping: &app.stopping,
         waiters: &app.waiters,
     };
@@ -226,7 +226,7 @@ pub async fn patch_operation(
     let id = parse_id(&id)?;
     let patch: Value = parse_json(&body.read().await?)?;
     let if_match = if_match(&headers)?;
-    let op = ops::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
+    let op = operations::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
     Ok(respond(&op, app.retry_after))
 }
 
@@ -257,7 +257,7 @@ pub async fn post_action(
         return Err(CoreError::NoSuchRoute { path: format!("/v1/operations/{id_action}") }.into());
     };
     let id = parse_id(id)?;
-    let op = ops::cancel(app.store.as_ref(), &app.policy, &caller, id).await?;
+    let op = operations::cancel(app.store.as_ref(), &app.policy, &caller, id).await?;
     Ok(respond(&op, app.retry_after))
 }
 

@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::Error;
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::OperationId;
+use crate::service::auth::Principal;
+use crate::service::state::AppState;
 use crate::store::{RepeatBegin, StoredResponse};
 use uuid::Uuid;
 

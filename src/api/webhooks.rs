@@ -1,5 +1,5 @@
 //! `/v1/webhooks`: register receivers (admin role) and inspect their
-//! deliveries. Translation only; delivery lives in `crate::webhooks`.
+//! deliveries. Translation only; delivery lives in `crate::worker::webhooks`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::operations::parse_json;
 use super::{Error, caller};
-use crate::app::AppState;
 use crate::dialect;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{Delivery, Role, Scope, Webhook};
+use crate::service::state::AppState;
 
 /// `POST /v1/webhooks` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -131,7 +131,7 @@ fn delivery_body(d: &Delivery) -> DeliveryBody {
 pub async fn create_webhook(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: crate::body::UnreadBody,
+    body: crate::http::body::UnreadBody,
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Admin)?;

@@ -1,6 +1,6 @@
 //! The client-facing dialects (SPEC §2): pure translations of the model to
 //! three Azure wire formats. A dialect parses its URL and credentials, calls
-//! `ops`, and renders the answer; it stores nothing and decides nothing.
+//! `service::operations`, and renders the answer; it stores nothing and decides nothing.
 //!
 //! This file holds what all of them share: conditional GETs, `Retry-After`,
 //! JSON responses, and each operation's dialect URL.
@@ -15,35 +15,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::CoreError;
-use crate::headers::IfNoneMatch;
+use crate::http::error::CoreError;
+use crate::http::headers::IfNoneMatch;
 use crate::model::{Kind, Operation, OperationId, Scope};
-use crate::watch;
+use crate::service::auth::Principal;
+use crate::service::state::AppState;
+use crate::service::watch;
 
 /// The api-version longrun puts in the Dev Center URLs it hands out.
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
-
-/// Headers every error envelope carries: `Retry-After` when the failure is
-/// temporary (503, 429, or 507 while the disk is full), so clients back off
-/// instead of giving up or hammering.
-pub fn error_headers(core: &CoreError) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    match core {
-        CoreError::Unavailable(_) | CoreError::InsufficientStorage => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
-        }
-        CoreError::TooManyRequests { retry_after_secs } => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-        }
-        _ => {}
-    }
-    headers
-}
-
-/// Seconds a client should wait after a 503 or 507.
-pub(crate) const UNAVAILABLE_RETRY_AFTER: &str = "2";
 
 /// A JSON body with the `charset` Azure services send.
 pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {

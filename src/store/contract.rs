@@ -44,8 +44,16 @@ pub async fn run(store: Arc<dyn Store>) {
 }
 
 async fn key_use_only_moves_forward(store: &dyn Store) {
-    let (key, _) =
-        crate::auth::keys::create(store, KeyScope::All, Role::Read, None, Timestamp::from_unix_nanos(1)).await.unwrap();
+    let key = ApiKey {
+        id: format!("k{}", Uuid::now_v7().simple()),
+        hash: format!("{:064x}", Uuid::now_v7().as_u128()),
+        scope: KeyScope::All,
+        role: Role::Read,
+        name: None,
+        created_at: Timestamp::from_unix_nanos(1),
+        revoked_at: None,
+    };
+    store.create_key(&key).await.unwrap();
     let (early, late) = (Timestamp::from_unix_nanos(1_000), Timestamp::from_unix_nanos(2_000));
     let used_at = async || store.keys_last_used().await.unwrap().into_iter().find(|(id, _)| *id == key.id);
     assert_eq!(used_at().await, None, "never used");

@@ -1,4 +1,4 @@
-//! Persistence behind one trait (SPEC §6). Handlers and `ops` see only
+//! Persistence behind one trait (SPEC §6). Handlers and the use-cases see only
 //! `dyn Store`; each backend lives in its own module and maps its driver's
 //! errors to `StoreError`, so nothing above this layer matches on SQL errors.
 //!
@@ -228,7 +228,7 @@ pub(crate) fn observe(backend: &'static str, access: &'static str, started: std:
         match registered.iter().find(|(b, a, _)| *b == backend && *a == access) {
             Some((_, _, histogram)) => histogram.clone(),
             None => {
-                crate::metrics::handle(); // the recorder first, or the handle would record nowhere
+                crate::telemetry::metrics::handle(); // the recorder first, or the handle would record nowhere
                 let histogram = metrics::histogram!("longrun_store_seconds", "backend" => backend, "access" => access);
                 registered.push((backend, access, histogram.clone()));
                 histogram

@@ -2,6 +2,7 @@
 //! human-readable or one JSON object per line (`--log-format json`).
 
 mod batched;
+pub mod metrics;
 mod plain;
 
 use tracing_subscriber::EnvFilter;

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use longrun::app::{self, AppState};
-use longrun::auth::jwt::Tokens;
-use longrun::auth::keys;
 use longrun::model::{KeyScope, Retention, Role};
-use longrun::ops::{self, Policy};
+use longrun::server::app;
+use longrun::service::auth::jwt::Tokens;
+use longrun::service::auth::keys;
+use longrun::service::operations::{self, Policy};
+use longrun::service::state::AppState;
 use longrun::store::{self, Store};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -83,7 +84,7 @@ impl TestApp {
     async fn spawn_on_with(store: Arc<dyn Store>, data_dir: &Path, policy: Policy, tokens: Tokens) -> TestApp {
         let policy = Arc::new(policy);
         let (_, admin_key) =
-            keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, ops::now()).await.expect("admin key");
+            keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, operations::now()).await.expect("admin key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState {
@@ -93,11 +94,11 @@ impl TestApp {
             demo: true,
             stopping: Default::default(),
             waiters: Default::default(),
-            limits: Arc::new(longrun::limits::Limits::new(Default::default())),
             tokens: Arc::new(tokens),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(app::serve(listener, state, async move {
+        let limits = Arc::new(longrun::server::limits::Limits::new(Default::default()));
+        let server = tokio::spawn(app::serve(listener, state, limits, async move {
             let _ = stop.await;
         }));
         TestApp {
@@ -123,7 +124,7 @@ impl TestApp {
     /// A fresh key's secret.
     pub async fn key(&self, scope: &str, role: Role) -> String {
         let scope = KeyScope::parse(scope).unwrap();
-        keys::create(self.store.as_ref(), scope, role, None, ops::now()).await.unwrap().1
+        keys::create(self.store.as_ref(), scope, role, None, operations::now()).await.unwrap().1
     }
 
     /// `GET {address}{path}` with a bearer key.

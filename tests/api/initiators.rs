@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, tenant};
 /// Runs the script runner as if `seconds` had passed.
 async fn run_scripts_after(app: &TestApp, seconds: u64) {
     let later = app.policy.clock.now().plus(Duration::from_secs(seconds));
-    longrun::runner::run_scripts_once(app.store.as_ref(), &app.policy, later).await.unwrap();
+    longrun::worker::runner::run_scripts_once(app.store.as_ref(), &app.policy, later).await.unwrap();
 }
 
 #[tokio::test]
@@ -194,7 +194,7 @@ async fn demo_operations_advance_by_themselves_in_a_running_server() {
 #[tokio::test]
 async fn demo_mode_seeds_one_scripted_operation_per_dialect_readable_with_its_key() {
     let app = TestApp::spawn().await;
-    let seeded = longrun::demo::seed(app.store.as_ref(), &app.policy, &app.address).await.unwrap();
+    let seeded = longrun::cli::demo::seed(app.store.as_ref(), &app.policy, &app.address).await.unwrap();
     assert_eq!(seeded.urls.len(), 3);
     for (dialect, url) in &seeded.urls {
         let mut request = app.client.get(url);

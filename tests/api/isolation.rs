@@ -5,8 +5,8 @@
 //! that does not exist (no existence leak). The seed is printed; set
 //! `LONGRUN_ISOLATION_SEED` to replay one.
 
-use longrun::auth::jwt::{Audiences, IssuerConfig, Tokens};
 use longrun::model::Role;
+use longrun::service::auth::jwt::{Audiences, IssuerConfig, Tokens};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};

@@ -134,7 +134,7 @@ async fn a_dead_workers_operation_is_rerun_by_another_then_fails_with_worker_los
     let app = TestApp::spawn().await;
     let (node, key, client) = (app.address.clone(), app.admin_key.clone(), app.client.clone());
     let id = id_of(&app.create_ok("projects/queue", "deleteDevBox").await);
-    let sweep = || async { longrun::leases::sweep(app.store.as_ref(), &app.policy).await.unwrap() };
+    let sweep = || async { longrun::service::leases::sweep(app.store.as_ref(), &app.policy).await.unwrap() };
 
     // Worker A claims, reports progress, then dies (no more heartbeats).
     let first = claim(&client, &node, &key, "10s").await.unwrap();

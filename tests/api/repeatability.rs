@@ -86,7 +86,7 @@ async fn a_repeat_while_the_first_attempt_is_in_flight_is_409() {
     let app = TestApp::spawn().await;
     let now = app.policy.clock.now();
     let key_id = {
-        let hash = longrun::auth::keys::hash_secret(&app.admin_key);
+        let hash = longrun::service::auth::keys::hash_secret(&app.admin_key);
         app.store.find_key_by_hash(&hash).await.unwrap().unwrap().id
     };
     // A first attempt of this very request that began and has not finished.
@@ -135,7 +135,7 @@ async fn a_repeat_that_finds_no_record_still_finds_the_operation() {
     // if the first attempt's node died between committing and recording.
     let later = Duration::from_secs(3600);
     app.policy.clock.advance(later);
-    longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    longrun::worker::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
     let again = send(&app, Some("lost-record"), Some(http_date(SystemTime::now() + later)), body()).await;
     assert_eq!(again.status(), StatusCode::OK, "the existing operation, not a second one");
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id);

@@ -49,7 +49,7 @@ async fn finished_operations_expire_by_outcome_and_leave_a_tombstone_for_their_o
     // An expired operation cannot be changed either.
     assert_eq!(app.patch(&done, json!({"properties": {"a": 1}})).await.status(), StatusCode::NOT_FOUND);
 
-    let purged = longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    let purged = longrun::worker::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
     assert_eq!(purged, 1, "only the expired operation goes");
     assert_eq!(app.store.get_operation(longrun::model::OperationId::parse(&done).unwrap()).await.unwrap(), None);
     // After the purge, the tombstone still says "expired" to the owner only.
@@ -64,19 +64,19 @@ async fn finished_operations_expire_by_outcome_and_leave_a_tombstone_for_their_o
 
     // Failures go after their own, longer retention.
     app.policy.clock.advance(23 * DAY);
-    assert_eq!(longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap(), 1);
+    assert_eq!(longrun::worker::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap(), 1);
     assert_eq!(error_code(app.get_bearer(&status(&failed), &owner).await).await.1, "OperationExpired");
 
     // Tombstones are forgotten in time too.
-    app.policy.clock.advance(longrun::runner::TOMBSTONE_LIFETIME + DAY);
-    longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    app.policy.clock.advance(longrun::worker::runner::TOMBSTONE_LIFETIME + DAY);
+    longrun::worker::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
     assert_eq!(error_code(app.get_bearer(&status(&done), &owner).await).await.1, "OperationNotFound");
     assert_eq!(app.get_bearer(&status(&open), &owner).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_scope_may_keep_its_operations_longer() {
-    let mut policy = longrun::ops::Policy::new(crate::helpers::RETENTION);
+    let mut policy = longrun::service::operations::Policy::new(crate::helpers::RETENTION);
     let audit = longrun::model::Scope::parse("projects/audit").unwrap();
     policy.retention_by_scope.insert(audit, longrun::model::Retention::uniform(90 * DAY));
     let app = TestApp::spawn_with(policy).await;
@@ -86,7 +86,7 @@ async fn a_scope_may_keep_its_operations_longer() {
         app.patch_ok(id, json!({"state": "Succeeded"})).await;
     }
     app.policy.clock.advance(30 * DAY);
-    longrun::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
+    longrun::worker::runner::purge_once(app.store.as_ref(), &app.policy).await.unwrap();
     assert_eq!(app.get_bearer(&format!("/v1/operations/{kept}"), &app.admin_key).await.status(), StatusCode::OK);
     let expired = app.get_bearer(&format!("/v1/operations/{usual}"), &app.admin_key).await;
     assert_eq!(error_code(expired).await.1, "OperationExpired");

@@ -84,7 +84,7 @@ async fn terminal_changes_are_delivered_signed_and_retried_until_acknowledged() 
     assert!(delivery_ids.windows(2).all(|w| w[0] == w[1]), "one delivery, retried: {delivery_ids:?}");
     for (headers, body) in &requests {
         let signature = headers["x-longrun-signature"].to_str().unwrap();
-        assert_eq!(signature, format!("sha256={}", longrun::webhooks::sign(&secret, body)));
+        assert_eq!(signature, format!("sha256={}", longrun::worker::webhooks::sign(&secret, body)));
         let payload: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(payload["timestamp"], headers["x-longrun-timestamp"].to_str().unwrap());
         assert_eq!((payload["operation"]["id"].as_str(), payload["version"].as_i64()), (Some(id.as_str()), Some(3)));

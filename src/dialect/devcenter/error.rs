@@ -5,11 +5,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire;
-use crate::auth::bearer_challenge;
-use crate::dialect::{error_headers, json};
-use crate::error::CoreError;
-use crate::http::LoggedError;
-use crate::openapi;
+use crate::dialect::json;
+use crate::http::error::{CoreError, LoggedError, error_headers};
+use crate::http::responses;
+use crate::service::auth::bearer_challenge;
 
 /// A core error rendered as an Azure.Core `ErrorResponse`.
 #[derive(Debug)]
@@ -45,12 +44,12 @@ impl IntoResponse for Error {
 }
 
 /// Azure.Core's envelope, as the OpenAPI document shows it.
-impl openapi::Envelope for Error {
+impl responses::Envelope for Error {
     type Body = wire::ErrorResponse;
     const ERROR_CODE_HEADER: bool = true;
 }
 
 /// What every Dev Center (and native) route can answer besides its own responses.
-pub type CommonErrors = openapi::CommonErrors<Error>;
+pub type CommonErrors = responses::CommonErrors<Error>;
 /// What Dev Center (and native) routes that store something can answer too.
-pub type WriteErrors = openapi::WriteErrors<Error>;
+pub type WriteErrors = responses::WriteErrors<Error>;

@@ -9,13 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::{Error, check_api_version, operation_path, render};
-use crate::app::AppState;
-use crate::auth::jwt::Front;
 use crate::dialect;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::id::is_project_name;
 use crate::model::{Kind, NewOperation, Scope};
-use crate::ops::{self, Created};
+use crate::service::auth::jwt::Front;
+use crate::service::operations::{self, Created};
+use crate::service::state::AppState;
 
 /// Dev Boxes - Delete Dev Box (emulated).
 #[utoipa::path(
@@ -111,7 +111,7 @@ async fn start(
         script: app.initiator_script(Some(resource)),
     };
     let (Created::New(op) | Created::Existing(op)) =
-        ops::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
+        operations::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
     let Scope::Project(project) = &op.scope else { unreachable!("created in a project") };
     let status_url = HeaderValue::from_str(&operation_path(project, op.id)).expect("a path");
     let mut response_headers = dialect::status_headers(&op, app.retry_after);

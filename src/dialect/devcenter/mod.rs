@@ -13,12 +13,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 
-use crate::app::AppState;
-use crate::auth::jwt::Front;
-use crate::error::CoreError;
-use crate::headers::RequestHeaders;
+use crate::http::error::CoreError;
+use crate::http::headers::RequestHeaders;
 use crate::model::id::is_project_name;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
+use crate::service::auth::jwt::Front;
+use crate::service::state::AppState;
 
 /// Every Dev Center data-plane api-version, oldest first; the newest is the
 /// seed's. Requests with any of them are answered the same way.

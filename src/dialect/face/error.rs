@@ -4,10 +4,9 @@
 use axum::response::{IntoResponse, Response};
 
 use super::wire;
-use crate::dialect::{error_headers, json};
-use crate::error::CoreError;
-use crate::http::LoggedError;
-use crate::openapi;
+use crate::dialect::json;
+use crate::http::error::{CoreError, LoggedError, error_headers};
+use crate::http::responses;
 
 const GATEWAY_401: &str = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a \
      valid key for an active subscription and use a correct regional API endpoint for your resource.";
@@ -40,14 +39,14 @@ impl IntoResponse for Error {
 
 /// Face's envelope, as the OpenAPI document shows it (a 401 has no
 /// `WWW-Authenticate`: the key is not a bearer token).
-impl openapi::Envelope for Error {
+impl responses::Envelope for Error {
     type Body = wire::ApiError;
     const CHALLENGE: bool = false;
 }
 
 /// What every Face route can answer besides its own responses.
-pub type CommonErrors = openapi::CommonErrors<Error>;
+pub type CommonErrors = responses::CommonErrors<Error>;
 /// What Face routes that store something can answer too.
-pub type WriteErrors = openapi::WriteErrors<Error>;
+pub type WriteErrors = responses::WriteErrors<Error>;
 /// What Face routes with a JSON body can answer too.
-pub type BodyErrors = openapi::BodyErrors<Error>;
+pub type BodyErrors = responses::BodyErrors<Error>;

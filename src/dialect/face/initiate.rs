@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::wire::{ApplySnapshotRequest, TakeSnapshotRequest};
 use super::{Error, caller};
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::body::UnreadBody;
-use crate::error::CoreError;
+use crate::http::body::UnreadBody;
+use crate::http::error::CoreError;
 use crate::model::{KeyScope, Kind, NewOperation, Role, Scope};
-use crate::ops::{self, Created};
+use crate::service::auth::Principal;
+use crate::service::operations::{self, Created};
+use crate::service::state::AppState;
 
 /// Snapshot - Take (emulated).
 #[utoipa::path(
@@ -114,7 +114,7 @@ async fn start(
         script: app.initiator_script(Some(resource_location)),
     };
     let (Created::New(op) | Created::Existing(op)) =
-        ops::create(app.store.as_ref(), &app.policy, caller, None, request).await?;
+        operations::create(app.store.as_ref(), &app.policy, caller, None, request).await?;
     let mut headers = HeaderMap::new();
     let location = format!("/operations/{}", op.id);
     headers.insert("operation-location", HeaderValue::from_str(&location).expect("a path"));

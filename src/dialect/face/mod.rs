@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
-use crate::auth::{self, Principal};
-use crate::error::CoreError;
-use crate::headers::RequestHeaders;
+use crate::http::error::CoreError;
+use crate::http::headers::RequestHeaders;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
+use crate::service::auth::{self, Principal};
+use crate::service::state::AppState;
 
 /// The header Face clients send their key in.
 pub const KEY_HEADER: &str = "Ocp-Apim-Subscription-Key";

@@ -5,11 +5,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::wire::PublicApiErrorDetails;
-use crate::auth::bearer_challenge;
-use crate::dialect::{error_headers, json_as};
-use crate::error::CoreError;
-use crate::http::LoggedError;
-use crate::openapi;
+use crate::dialect::json_as;
+use crate::http::error::{CoreError, LoggedError, error_headers};
+use crate::http::responses;
+use crate::service::auth::bearer_challenge;
 
 /// A core error plus the path it happened on (RFC 7807 `Instance`).
 #[derive(Debug)]
@@ -52,13 +51,13 @@ impl IntoResponse for Error {
 }
 
 /// Sphere's envelope, as the OpenAPI document shows it: an array of one.
-impl openapi::Envelope for Error {
+impl responses::Envelope for Error {
     type Body = PublicApiErrorDetails;
     const ARRAY: bool = true;
     const CONTENT_TYPE: &'static str = "application/problem+json";
 }
 
 /// What every Sphere route can answer besides its own responses.
-pub type CommonErrors = openapi::CommonErrors<Error>;
+pub type CommonErrors = responses::CommonErrors<Error>;
 /// What Sphere routes that store something can answer too.
-pub type WriteErrors = openapi::WriteErrors<Error>;
+pub type WriteErrors = responses::WriteErrors<Error>;

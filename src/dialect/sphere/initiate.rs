@@ -11,19 +11,19 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Error, render};
-use crate::app::AppState;
-use crate::auth::jwt::Front;
-use crate::body::UnreadBody;
 use crate::dialect;
-use crate::error::CoreError;
+use crate::http::body::UnreadBody;
+use crate::http::error::CoreError;
 use crate::model::{Kind, NewOperation, OperationId, Scope};
-use crate::ops::{self, Created};
+use crate::service::auth::jwt::Front;
+use crate::service::operations::{self, Created};
+use crate::service::state::AppState;
 
 /// Largest image accepted (streamed and counted, never buffered).
 const MAX_IMAGE_BYTES: usize = 512 * 1024 * 1024;
 
 /// An upload over `MAX_IMAGE_BYTES` (413).
-type ImageTooLarge = crate::openapi::BodyErrors<Error, MAX_IMAGE_BYTES>;
+type ImageTooLarge = crate::http::responses::BodyErrors<Error, MAX_IMAGE_BYTES>;
 
 /// Image - Upload Image (emulated): starts an `imageUpload` operation.
 #[utoipa::path(
@@ -77,6 +77,6 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Unre
         script: app.initiator_script(Some(image)),
     };
     let (Created::New(op) | Created::Existing(op)) =
-        ops::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
+        operations::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
     Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
 }

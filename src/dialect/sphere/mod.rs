@@ -14,11 +14,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::auth::jwt::Front;
-use crate::error::CoreError;
-use crate::headers::RequestHeaders;
+use crate::http::error::CoreError;
+use crate::http::headers::RequestHeaders;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
+use crate::service::auth::jwt::Front;
+use crate::service::state::AppState;
 
 /// Sphere's `OperationType` enum, by integer, as camelCase kinds.
 pub const OPERATION_TYPES: [&str; 12] = [

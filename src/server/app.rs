@@ -6,18 +6,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api;
+use crate::dialect::{devcenter, face, sphere};
+use crate::http::error::CoreError;
+use crate::server::limits::Limits;
+use crate::service::state::AppState;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-use crate::api;
-use crate::dialect::{devcenter, face, sphere};
-use crate::error::CoreError;
-use crate::ops::Policy;
-use crate::store::Store;
 
 /// How long a graceful shutdown waits for in-flight requests by default.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -25,61 +23,15 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 /// How often key last-used times are written (one batch per node).
 const KEY_USAGE_FLUSH: Duration = Duration::from_secs(30);
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// Where operations and keys live.
-    pub store: Arc<dyn Store>,
-    /// Retention and other rules of the use-cases.
-    pub policy: Arc<Policy>,
-    /// Seconds a poller is told to wait (`Retry-After`).
-    pub retry_after: u32,
-    /// Whether operations started through emulated initiators run the
-    /// default demo script (`serve --demo`).
-    pub demo: bool,
-    /// Cancelled when the server starts shutting down, so long-polls answer
-    /// at once instead of holding the graceful shutdown for their timeout.
-    /// In an `Arc`: the state is cloned several times per request, and
-    /// cloning a token itself takes a lock.
-    pub stopping: Arc<CancellationToken>,
-    /// Who long-polls which operation.
-    pub waiters: Arc<crate::waiters::Waiters>,
-    /// Rate and stream limits.
-    pub limits: Arc<crate::limits::Limits>,
-    /// The trusted bearer-token issuers and their cached signing keys.
-    pub tokens: Arc<crate::auth::jwt::Tokens>,
-}
-
-impl AppState {
-    /// The caller of a request with `Authorization: Bearer` (a JWT or an
-    /// API key), presented to `front`.
-    pub async fn bearer_caller(
-        &self,
-        headers: &axum::http::HeaderMap,
-        front: crate::auth::jwt::Front,
-    ) -> Result<crate::auth::Principal, CoreError> {
-        // Boxed: authentication (JWT checks, key lookup) is a large future
-        // but a short one; unboxed, every handler's future, a long-poll's
-        // included, would be as large for its whole life.
-        Box::pin(crate::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front)).await
-    }
-
-    /// The script an emulated initiator attaches: the demo flow in demo
-    /// mode, none otherwise (a worker advances the operation).
-    pub fn initiator_script(&self, resource_location: Option<String>) -> Option<Vec<crate::model::ScriptStep>> {
-        self.demo.then(|| crate::demo::default_script(resource_location))
-    }
-}
-
 /// The whole HTTP surface: every route, each noting its template for the
 /// access log and metrics (`Front` wraps all of it: `service`).
 pub fn router(state: AppState) -> Router {
-    crate::metrics::handle();
+    crate::telemetry::metrics::handle();
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(crate::openapi::serve_document))
-        .route("/readyz", get(crate::metrics::readyz))
-        .route("/metrics", get(crate::metrics::serve_metrics))
+        .route("/openapi.json", get(crate::server::openapi::serve_document))
+        .route("/readyz", get(crate::server::metrics::readyz))
+        .route("/metrics", get(crate::server::metrics::serve_metrics))
         .merge(api::router())
         .merge(sphere::router())
         .merge(devcenter::router())
@@ -87,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(crate::metrics::NoteRoute::layer())
+        .route_layer(crate::server::metrics::NoteRoute::layer())
         .with_state(state)
 }
 
@@ -97,42 +49,44 @@ pub fn router(state: AppState) -> Router {
 /// route. Bodies are read by the handlers themselves (`body::UnreadBody`).
 pub fn service(
     state: AppState,
+    limits: Arc<Limits>,
 ) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send + 'static>
 + Clone
 + Send
 + 'static {
-    let limits = state.limits.clone();
-    crate::http::Front::new(router(state), limits)
+    crate::server::front::Front::new(router(state), limits)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests
-/// (for at most `SHUTDOWN_GRACE`). Runs the node's background work (script
-/// steps) alongside.
+/// (for at most `SHUTDOWN_GRACE`), enforcing `limits` on every request.
+/// Runs the node's background work (script steps) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: Arc<Limits>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_grace(listener, state, shutdown, SHUTDOWN_GRACE).await
+    serve_with_grace(listener, state, limits, shutdown, SHUTDOWN_GRACE).await
 }
 
 /// `serve`, giving in-flight requests `grace` after `shutdown` resolves.
 pub async fn serve_with_grace(
     listener: TcpListener,
     state: AppState,
+    limits: Arc<Limits>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
-    let background = tokio::spawn(crate::runner::run(state.store.clone(), state.policy.clone()));
+    let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
     let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
     let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
-    let (limits, store) = (state.limits.clone(), state.store.clone());
+    let (forgetting, store) = (limits.clone(), state.store.clone());
     let housekeeping = tokio::spawn(async move {
         let mut every = tokio::time::interval(KEY_USAGE_FLUSH);
         loop {
             every.tick().await;
-            limits.forget_idle();
-            if let Err(e) = crate::auth::usage::flush(store.as_ref()).await {
+            forgetting.forget_idle();
+            if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
                 tracing::warn!(error = %e, "cannot record when keys were last used; will retry");
             }
         }
@@ -150,11 +104,11 @@ pub async fn serve_with_grace(
     // `Router` rebuilt its route table per connection: ~14 KiB each,
     // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
     // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
-    let served = crate::server::serve(listener, service(state), shutdown, grace).await;
+    let served = crate::server::accept::serve(listener, service(state, limits), shutdown, grace).await;
     background.abort();
     dispatcher.abort();
     housekeeping.abort();
-    if let Err(e) = crate::auth::usage::flush(store.as_ref()).await {
+    if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
         tracing::warn!(error = %e, "cannot record when keys were last used");
     }
     served

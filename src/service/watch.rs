@@ -11,13 +11,13 @@ use axum::http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
-use crate::error::CoreError;
-use crate::headers::IfNoneMatch;
+use crate::http::error::CoreError;
+use crate::http::headers::IfNoneMatch;
 use crate::model::{Kind, Operation, OperationId, Scope};
-use crate::ops::{self, Policy};
+use crate::service::auth::Principal;
+use crate::service::operations::{self, Policy};
+use crate::service::waiters::Waiters;
 use crate::store::Store;
-use crate::waiters::Waiters;
 
 /// Longest a single request may wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -53,11 +53,11 @@ pub async fn get_or_wait(
     wait: Option<Wait<'_>>,
 ) -> Result<Arc<Operation>, CoreError> {
     let Some(Wait { up_to: wait, known, stopping, waiters }) = wait.filter(|w| !w.up_to.is_zero()) else {
-        return ops::get(store, policy, caller, id, &visible).await;
+        return operations::get(store, policy, caller, id, &visible).await;
     };
     let mut woken = waiters.subscribe(id);
     let baseline = {
-        let op = Box::pin(ops::get(store, policy, caller, id, &visible)).await?;
+        let op = Box::pin(operations::get(store, policy, caller, id, &visible)).await?;
         if op.state.is_terminal() || known.is_some_and(|known| !known.matches(&op.etag())) {
             return Ok(op);
         }
@@ -77,12 +77,12 @@ pub async fn get_or_wait(
         }
     }
     drop(woken);
-    Box::pin(ops::get(store, policy, caller, id, &visible)).await
+    Box::pin(operations::get(store, policy, caller, id, &visible)).await
 }
 
 /// The wait a client asked for with `Prefer: wait=N` (RFC 7240), capped.
 pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = crate::headers::preference(headers, "wait")?.parse::<u64>().ok()?;
+    let seconds = crate::http::headers::preference(headers, "wait")?.parse::<u64>().ok()?;
     Some(Duration::from_secs(seconds).min(MAX_WAIT))
 }
 

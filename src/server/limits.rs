@@ -22,12 +22,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::CoreError;
-
-/// How long a client refused a held stream is told to wait: a stream lasts
-/// up to a minute (long-poll) or longer (events), so come back a little
-/// later rather than at once.
-pub const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
+use crate::http::bounds::STREAM_RETRY_AFTER;
+use crate::http::error::CoreError;
 
 /// How long a request body may take by default (`--body-timeout`).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,7 +124,7 @@ impl Limits {
     }
 
     fn credential_of(&self, headers: &HeaderMap) -> Option<u64> {
-        let presented = crate::auth::bearer_token(headers)
+        let presented = crate::service::auth::bearer_token(headers)
             .or_else(|| headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()))?;
         Some(self.hasher.hash_one(presented))
     }
@@ -141,7 +137,9 @@ fn too_many(wait: Duration) -> CoreError {
 /// True for requests that hold a response open: long-polls and event streams.
 pub fn is_stream<B>(request: &axum::http::Request<B>) -> bool {
     let path = request.uri().path();
-    path.ends_with(":wait") || path.ends_with("/events") || crate::watch::prefer_wait(request.headers()).is_some()
+    path.ends_with(":wait")
+        || path.ends_with("/events")
+        || crate::service::watch::prefer_wait(request.headers()).is_some()
 }
 
 /// A stream slot, held until the response body ends.
@@ -152,7 +150,7 @@ impl Limits {
     /// long-poll or event stream gets a slot to hold.
     pub fn admit(&self, request: &Request) -> Result<Option<Slot>, CoreError> {
         let credential = self.credential_of(request.headers());
-        let address = crate::server::peer_of(request).map(|peer| peer.ip());
+        let address = crate::server::accept::peer_of(request).map(|peer| peer.ip());
         let stream = is_stream(request);
         self.take_request(credential.filter(|_| !stream), address)?;
         let slot = credential.filter(|_| stream).map(|c| self.take_stream(c)).transpose()?;

@@ -1,5 +1,5 @@
 //! The error responses routes share, documented once and composed into each
-//! route's `responses(...)`: what the front (`server`, `http::Front`)
+//! route's `responses(...)`: what the front (`server::accept`, `server::front`)
 //! answers on any route before or around its handler, and what the store
 //! answers on every route that reads or writes it. Generic over a dialect's
 //! envelope; documentation only: `dialect::*::error` decides what is sent.
@@ -12,10 +12,8 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
-use crate::body::MAX_BODY_BYTES;
-use crate::dialect::UNAVAILABLE_RETRY_AFTER;
-use crate::limits::STREAM_RETRY_AFTER;
-use crate::server::{HYPER_HEAD_BYTES, MAX_HEAD_BYTES};
+use crate::http::body::MAX_BODY_BYTES;
+use crate::http::bounds::{HYPER_HEAD_BYTES, MAX_HEAD_BYTES, STREAM_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER};
 
 /// How a dialect renders a `CoreError`, as the document shows it.
 pub trait Envelope {

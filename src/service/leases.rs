@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::auth::Principal;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseError, LeaseId, Operation, Role, Scope};
-use crate::ops::{self, Policy};
+use crate::service::auth::Principal;
+use crate::service::operations::{self, Policy};
 use crate::store::{Store, StoreError};
 
 /// Candidates read per claim round; workers racing for the oldest one
@@ -77,7 +77,7 @@ pub async fn heartbeat(
 ) -> Result<Heartbeat, CoreError> {
     caller.require(Role::Produce)?;
     for _ in 0..RETRIES {
-        let current = ops::get(store, policy, caller, lease.operation, |_, _| true).await?;
+        let current = operations::get(store, policy, caller, lease.operation, |_, _| true).await?;
         let changes = current.merge_patch(&Value::Object(progress.clone()))?;
         let beat = current.heartbeat(lease, changes, ttl, policy.clock.now())?;
         let Heartbeat::Extended(next) = &beat else { return Ok(beat) };
@@ -100,7 +100,7 @@ pub async fn complete(
 ) -> Result<Operation, CoreError> {
     caller.require(Role::Produce)?;
     for _ in 0..RETRIES {
-        let current = ops::get(store, policy, caller, lease.operation, |_, _| true).await?;
+        let current = operations::get(store, policy, caller, lease.operation, |_, _| true).await?;
         let changes = current.merge_patch(result)?;
         let done = current.complete(lease, changes, policy.clock.now(), policy.retention_for(&current.scope))?;
         match store.update_operation(&done, current.version).await {

@@ -14,7 +14,7 @@ use axum::http::header;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 
 /// Largest JSON request body accepted (create and PATCH bodies are small).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -1,9 +1,13 @@
 //! The error every front-end (native API and the three dialects) shares.
-//! `ops` and `auth` return it; each front-end renders it in its own envelope
+//! The use-cases and `auth` return it; each front-end renders it in its own envelope
 //! with its own codes, so the decision "which status" is made once, here.
 
-use axum::http::StatusCode;
+use std::sync::Arc;
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::http::bounds::UNAVAILABLE_RETRY_AFTER;
 use crate::model::TransitionError;
 use crate::store::StoreError;
 
@@ -204,4 +208,40 @@ impl From<TransitionError> for CoreError {
             }
         }
     }
+}
+
+/// The full text of a server-side error, carried in response extensions
+/// from the renderer to the logging middleware (never to the client).
+#[derive(Clone, Debug)]
+pub struct LoggedError(Arc<String>);
+
+impl LoggedError {
+    /// Attaches `core` to `response` when it is a server error.
+    pub fn attach(response: &mut Response, core: CoreError) {
+        if core.status().is_server_error() {
+            response.extensions_mut().insert(LoggedError(Arc::new(format!("{core:#}"))));
+        }
+    }
+
+    /// The error's full text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Headers every error envelope carries: `Retry-After` when the failure is
+/// temporary (503, 429, or 507 while the disk is full), so clients back off
+/// instead of giving up or hammering.
+pub fn error_headers(core: &CoreError) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    match core {
+        CoreError::Unavailable(_) | CoreError::InsufficientStorage => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER));
+        }
+        CoreError::TooManyRequests { retry_after_secs } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    headers
 }

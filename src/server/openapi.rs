@@ -14,11 +14,8 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Required};
 
-use crate::{api, app, dialect};
-
-mod responses;
-
-pub use responses::{BodyErrors, CommonErrors, Envelope, FrontErrors, WriteErrors};
+use crate::server::app;
+use crate::{api, dialect};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,8 +26,8 @@ pub use responses::{BodyErrors, CommonErrors, Envelope, FrontErrors, WriteErrors
     ),
     paths(
         app::healthz,
-        crate::metrics::readyz,
-        crate::metrics::serve_metrics,
+        crate::server::metrics::readyz,
+        crate::server::metrics::serve_metrics,
         api::operations::create_operation,
         api::list::list_operations,
         api::operations::get_operation,
@@ -154,7 +151,7 @@ pub async fn serve_document() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::CoreError;
+    use crate::http::error::CoreError;
 
     #[test]
     fn documents_every_route_and_the_seed_schemas() {

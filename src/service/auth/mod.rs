@@ -10,7 +10,7 @@ pub mod usage;
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{KeyScope, Role, Scope, ScopeRefusal};
 use crate::store::Store;
 
@@ -65,10 +65,10 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Pri
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
     let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
-    let now = crate::ops::now();
+    let now = crate::service::operations::now();
     match key {
         Some(key) if key.allows(Role::Read, now) => {
-            crate::http::note_caller(&key.id, &key.scope.to_string());
+            crate::http::caller::note_caller(&key.id, &key.scope.to_string());
             usage::note(&key.id, now);
             Ok(Principal { key_id: key.id.clone(), scope: key.scope.clone(), role: key.role })
         }
@@ -88,7 +88,7 @@ pub async fn authenticate_bearer(
     match bearer_token(headers) {
         Some(token) if looks_like_jwt(token) => {
             let principal = tokens.verify(token, front).await?;
-            crate::http::note_caller(&principal.key_id, &principal.scope.to_string());
+            crate::http::caller::note_caller(&principal.key_id, &principal.scope.to_string());
             Ok(principal)
         }
         secret => authenticate(store, secret).await,

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::auth::jwt::{Audiences, IssuerConfig, Tokens};
-use crate::limits::LimitSettings;
 use crate::model::{Kind, Retention, Scope};
-use crate::ops::Policy;
+use crate::server::limits::LimitSettings;
+use crate::service::auth::jwt::{Audiences, IssuerConfig, Tokens};
+use crate::service::operations::Policy;
 use crate::store::{self, Store};
 
 /// Where operations and keys are stored.
@@ -95,7 +95,7 @@ pub struct ServeConfig {
     pub retention_by_scope: Vec<(Scope, Retention)>,
 
     /// Worker attempts before an operation fails with WorkerLost.
-    #[arg(long, env = "LONGRUN_MAX_ATTEMPTS", default_value_t = crate::ops::DEFAULT_MAX_ATTEMPTS,
+    #[arg(long, env = "LONGRUN_MAX_ATTEMPTS", default_value_t = crate::service::operations::DEFAULT_MAX_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
@@ -185,7 +185,7 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
 
 fn parse_window(text: &str) -> Result<Duration, String> {
     let window = humantime::parse_duration(text).map_err(|e| format!("{e} (try 5m or 1h)"))?;
-    if window < crate::ops::MIN_REPEATABILITY_WINDOW {
+    if window < crate::service::operations::MIN_REPEATABILITY_WINDOW {
         return Err(format!("{text} is below the 5m minimum of OASIS Repeatable Requests"));
     }
     Ok(window)

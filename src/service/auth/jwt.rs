@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::Principal;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{KeyScope, Role, Scope};
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.

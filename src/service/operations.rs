@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::Principal;
-use crate::clock::Clock;
-use crate::error::CoreError;
+use crate::http::error::CoreError;
 use crate::model::{
     Applied, Kind, NewOperation, Operation, OperationId, Retention, Role, Scope, Script, Timestamp, TransitionError,
 };
+use crate::service::auth::Principal;
+use crate::service::clock::Clock;
 use crate::store::{Store, StoreError};
 
 /// How many times a change is re-read and re-applied when another writer

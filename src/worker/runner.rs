@@ -14,7 +14,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
 use crate::model::Timestamp;
-use crate::ops::Policy;
+use crate::service::operations::Policy;
 use crate::store::feed::Change;
 use crate::store::{Store, StoreError};
 
@@ -48,7 +48,7 @@ pub async fn run(store: Arc<dyn Store>, policy: Arc<Policy>) {
         if let Err(e) = run_scripts_once(store.as_ref(), &policy, policy.clock.now()).await {
             tracing::warn!(error = %e, "script runner: will retry");
         }
-        match crate::leases::sweep(store.as_ref(), &policy).await {
+        match crate::service::leases::sweep(store.as_ref(), &policy).await {
             Ok(0) => {}
             Ok(moved) => {
                 metrics::counter!("longrun_leases_expired_total").increment(moved as u64);
@@ -82,14 +82,14 @@ async fn run_webhooks(store: Arc<dyn Store>, policy: Arc<Policy>) {
             reqwest::Client::new()
         }
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(crate::webhooks::SEND_CONCURRENCY));
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::worker::webhooks::SEND_CONCURRENCY));
     let finished = Arc::new(Notify::new());
     let mut wake = Wake::new(store.as_ref(), &policy, Some(finished.clone()));
     loop {
-        if let Err(e) = crate::webhooks::enqueue_once(store.as_ref(), &policy).await {
+        if let Err(e) = crate::worker::webhooks::enqueue_once(store.as_ref(), &policy).await {
             tracing::warn!(error = %e, "webhook outbox: will retry");
         }
-        if let Err(e) = crate::webhooks::deliver_once(&store, &policy, &client, &slots, &finished).await {
+        if let Err(e) = crate::worker::webhooks::deliver_once(&store, &policy, &client, &slots, &finished).await {
             tracing::warn!(error = %e, "webhook delivery: will retry");
         }
         wake.until(store.next_delivery_due().await, None).await;
@@ -103,7 +103,7 @@ struct Wake {
     changes: broadcast::Receiver<Change>,
     clock_moves: watch::Receiver<()>,
     nudges: Option<Arc<Notify>>,
-    clock: crate::clock::Clock,
+    clock: crate::service::clock::Clock,
     last_round: Instant,
 }
 

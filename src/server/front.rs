@@ -1,7 +1,8 @@
-//! Cross-cutting HTTP plumbing: the one middleware around the router
-//! (request ids, limits, panics, the access log) and the one place 5xx
-//! errors are logged. Error renderers attach the error to the response;
-//! `Front` logs it once, with the request id the client also sees.
+//! The one middleware around the router (request ids, head checks,
+//! limits, body deadlines, panics, the access log) and the one place 5xx
+//! errors are logged. Error renderers attach the error to the response
+//! (`LoggedError`); `Front` logs it once, with the request id the client
+//! also sees.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,44 +18,11 @@ use futures_util::FutureExt;
 use tower::Service;
 use uuid::Uuid;
 
-use crate::body::BodyTerms;
-use crate::error::CoreError;
-use crate::limits::Limits;
-
-/// The full text of a server-side error, carried in response extensions
-/// from the renderer to the logging middleware (never to the client).
-#[derive(Clone, Debug)]
-pub struct LoggedError(Arc<String>);
-
-impl LoggedError {
-    /// Attaches `core` to `response` when it is a server error.
-    pub fn attach(response: &mut Response, core: CoreError) {
-        if core.status().is_server_error() {
-            response.extensions_mut().insert(LoggedError(Arc::new(format!("{core:#}"))));
-        }
-    }
-}
-
-tokio::task_local! {
-    /// Who the request being served turned out to be, for its access-log
-    /// line: set by authentication, read by the logging middleware.
-    static CALLER: std::cell::RefCell<Option<Caller>>;
-}
-
-/// The caller of a request as the access log shows it: the key's public id
-/// and the scope it reaches (never the secret).
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The key's public id.
-    pub key_id: String,
-    /// `*` or one scope.
-    pub scope: String,
-}
-
-/// Records the authenticated caller of the current request (no-op outside one).
-pub fn note_caller(key_id: &str, scope: &str) {
-    let _ = CALLER.try_with(|c| *c.borrow_mut() = Some(Caller { key_id: key_id.to_owned(), scope: scope.to_owned() }));
-}
+use crate::http::body::BodyTerms;
+use crate::http::bounds::MAX_HEAD_BYTES;
+use crate::http::caller::{Caller, noting_caller};
+use crate::http::error::{CoreError, LoggedError};
+use crate::server::limits::Limits;
 
 /// The one middleware every request passes through, wrapped around the
 /// whole router: request ids, abuse limits, a handler panic turned into a
@@ -99,14 +67,14 @@ where
         let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let peer = crate::server::peer_of(&request).map(|p| p.ip());
+        let peer = crate::server::accept::peer_of(&request).map(|p| p.ip());
         let body_on_http1 = request.version() <= Version::HTTP_11 && has_body(&request);
         let admitted = check_head(&request).and_then(|()| self.limits.admit(&request));
         let slot = match admitted {
             Ok(slot) => slot,
             Err(refused) => {
                 // In the envelope of the dialect the path belongs to.
-                let mut refused = crate::app::error_for_path(&path, refused);
+                let mut refused = crate::server::app::error_for_path(&path, refused);
                 if body_on_http1 {
                     close_after(&mut refused);
                 }
@@ -127,12 +95,7 @@ where
         let ready = self.inner.clone();
         let handled = std::mem::replace(&mut self.inner, ready).call(request);
         Box::pin(async move {
-            let (outcome, caller) = CALLER
-                .scope(std::cell::RefCell::new(None), async move {
-                    let outcome = std::panic::AssertUnwindSafe(handled).catch_unwind().await;
-                    (outcome, CALLER.with(|c| c.borrow_mut().take()))
-                })
-                .await;
+            let (outcome, caller) = noting_caller(std::panic::AssertUnwindSafe(handled).catch_unwind()).await;
             let mut response = match outcome {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
@@ -142,7 +105,10 @@ where
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a panic".into());
-                    crate::app::error_for_path(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
+                    crate::server::app::error_for_path(
+                        &path,
+                        CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")),
+                    )
                 }
             };
             if body_on_http1 && terms.is_some_and(|terms| !terms.was_read_whole()) {
@@ -170,8 +136,8 @@ fn check_head(request: &Request) -> Result<(), CoreError> {
     let head = request.method().as_str().len()
         + request.uri().path_and_query().map_or(0, |target| target.as_str().len())
         + headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
-    if head > crate::server::MAX_HEAD_BYTES {
-        return Err(CoreError::HeadTooLarge { limit: crate::server::MAX_HEAD_BYTES });
+    if head > MAX_HEAD_BYTES {
+        return Err(CoreError::HeadTooLarge { limit: MAX_HEAD_BYTES });
     }
     Ok(())
 }
@@ -205,7 +171,7 @@ fn new_request_id() -> HeaderValue {
 #[allow(clippy::too_many_arguments)]
 fn finish(
     mut response: Response,
-    slot: Option<crate::limits::Slot>,
+    slot: Option<crate::server::limits::Slot>,
     started: Instant,
     method: &Method,
     path: &str,
@@ -221,13 +187,13 @@ fn finish(
         headers.insert("x-ms-client-request-id", id);
     }
     if response.status().is_server_error() {
-        let error = response.extensions().get::<LoggedError>().map(|e| e.0.as_str()).unwrap_or("(no detail)");
+        let error = response.extensions().get::<LoggedError>().map(LoggedError::text).unwrap_or("(no detail)");
         tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
     }
-    let finished = crate::metrics::Finished { started, method, path, request_id, caller, peer };
-    crate::metrics::observe(finished, &response);
+    let finished = crate::server::metrics::Finished { started, method, path, request_id, caller, peer };
+    crate::server::metrics::observe(finished, &response);
     match slot {
-        Some(slot) => crate::limits::hold(response, slot),
+        Some(slot) => crate::server::limits::hold(response, slot),
         None => response,
     }
 }
@@ -248,7 +214,7 @@ mod tests {
             panic!("boom")
         }
         let router = Router::new().route("/projects/p1/operationstatuses/x", get(boom));
-        let limits = Arc::new(Limits::new(crate::limits::LimitSettings::default()));
+        let limits = Arc::new(Limits::new(crate::server::limits::LimitSettings::default()));
         let app = Front::new(router, limits);
         let request = axum::http::Request::get("/projects/p1/operationstatuses/x")
             .header("host", "x")
@@ -270,7 +236,7 @@ mod tests {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         let router = Router::new().route("/v1/operations", axum::routing::post(too_large).get(too_large));
-        let limits = Arc::new(Limits::new(crate::limits::LimitSettings::default()));
+        let limits = Arc::new(Limits::new(crate::server::limits::LimitSettings::default()));
         let app = Front::new(router, limits);
         let answer = |request: axum::http::Request<Body>| app.clone().oneshot(request);
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::api::wire::OperationBody;
 use crate::model::{Delivery, DeliveryState, Timestamp, Webhook};
-use crate::ops::Policy;
+use crate::service::operations::Policy;
 use crate::store::{Store, StoreError};
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body with the secret>`.

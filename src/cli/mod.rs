@@ -1,10 +1,15 @@
 //! The command line: one binary that serves and administers.
 
+pub mod client;
+pub mod config;
+pub mod config_file;
+pub mod demo;
+
 use std::collections::BTreeMap;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::{ServeConfig, StoreConfig};
+use crate::cli::config::{ServeConfig, StoreConfig};
 
 /// longrun: a durable status service for long-running operations.
 #[derive(Debug, Parser)]
@@ -50,7 +55,7 @@ pub enum Command {
     Op {
         /// What to do.
         #[command(subcommand)]
-        command: crate::client::OpCommand,
+        command: crate::cli::client::OpCommand,
     },
     /// Write a consistent snapshot of the SQLite database to a file, while
     /// the service keeps running (PostgreSQL: use pg_dump or pg_basebackup).
@@ -157,7 +162,7 @@ pub enum TokenCommand {
         role: String,
         /// Its audience: longrun (native API), https://devcenter.azure.com
         /// (Dev Center) or the Sphere audience.
-        #[arg(long, default_value = crate::auth::dev::DEV_AUDIENCE)]
+        #[arg(long, default_value = crate::service::auth::dev::DEV_AUDIENCE)]
         audience: String,
         /// How long it is valid, e.g. 1h.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]

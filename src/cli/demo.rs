@@ -1,34 +1,12 @@
-//! The scripts `serve --demo` attaches to operations started through the
-//! emulated initiators, so an unchanged SDK sees a whole flow with no worker:
-//! NotStarted → Running 40 % after 1 s → Succeeded after 3 s; and the
-//! operations it seeds at start-up so there is something to poll at once.
+//! The operations `serve --demo` seeds at start-up, one per dialect, so a
+//! client developer has something to poll at once.
 
 use std::time::Duration;
 
-use crate::auth::{Principal, keys};
 use crate::model::{KeyScope, Kind, NewOperation, Role, Scope, ScriptStep, State};
-use crate::ops::{self, Created, Policy};
+use crate::service::auth::{Principal, keys};
+use crate::service::operations::{self, Created, Policy};
 use crate::store::Store;
-
-/// The default flow, ending with `resource_location` set.
-pub fn default_script(resource_location: Option<String>) -> Vec<ScriptStep> {
-    vec![
-        ScriptStep {
-            after: Duration::from_secs(1),
-            state: State::Running,
-            percent_complete: Some(40.0),
-            resource_location: None,
-            error: None,
-        },
-        ScriptStep {
-            after: Duration::from_secs(3),
-            state: State::Succeeded,
-            percent_complete: Some(100.0),
-            resource_location,
-            error: None,
-        },
-    ]
-}
 
 /// What `serve --demo` seeds so a client developer can poll right away.
 pub struct Seeded {
@@ -70,7 +48,7 @@ pub async fn seed(store: &dyn Store, policy: &Policy, base_url: &str) -> anyhow:
             ]),
         };
         let (Created::New(op) | Created::Existing(op)) =
-            ops::create(store, policy, &seeder, None, request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            operations::create(store, policy, &seeder, None, request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         urls.push((dialect, format!("{base_url}{}", crate::dialect::operation_location(&op))));
     }
     Ok(Seeded { key, urls })

@@ -22,15 +22,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use crate::http::bounds::HYPER_HEAD_BYTES;
+
 /// A request head (request line + headers) must arrive within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head accepted; larger → 431 in the dialect's envelope
-/// (the front middleware measures it).
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// hyper's own bound on a head: past it hyper answers a bare 431 itself,
-/// before any route is known. Above `MAX_HEAD_BYTES` so that heads between
-/// the two get the envelope.
-pub const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
 /// HTTP/2 streams per connection: room for many long-polls on one
 /// connection (a held HTTP/2 stream costs far less than an HTTP/1.1
 /// connection: BENCHMARKS.md, long-poll fan-out).
@@ -83,7 +78,7 @@ where
         let service = service.clone().map_request(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            if crate::limits::is_stream(&request) {
+            if crate::server::limits::is_stream(&request) {
                 detach_head(&mut request);
             }
             request

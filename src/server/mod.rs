@@ -1,0 +1,10 @@
+//! The composition root: the router (the only place that names every
+//! handler), the accept loop, the front middleware, limits, `/metrics` and
+//! `/openapi.json`.
+
+pub mod accept;
+pub mod app;
+pub mod front;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;

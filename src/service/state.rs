@@ -1,0 +1,54 @@
+//! What every handler can reach: the node's shared context, built once by
+//! the server and handed to each front-end as axum state.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::http::error::CoreError;
+use crate::service::operations::Policy;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where operations and keys live.
+    pub store: Arc<dyn Store>,
+    /// Retention and other rules of the use-cases.
+    pub policy: Arc<Policy>,
+    /// Seconds a poller is told to wait (`Retry-After`).
+    pub retry_after: u32,
+    /// Whether operations started through emulated initiators run the
+    /// default demo script (`serve --demo`).
+    pub demo: bool,
+    /// Cancelled when the server starts shutting down, so long-polls answer
+    /// at once instead of holding the graceful shutdown for their timeout.
+    /// In an `Arc`: the state is cloned several times per request, and
+    /// cloning a token itself takes a lock.
+    pub stopping: Arc<CancellationToken>,
+    /// Who long-polls which operation.
+    pub waiters: Arc<crate::service::waiters::Waiters>,
+    /// The trusted bearer-token issuers and their cached signing keys.
+    pub tokens: Arc<crate::service::auth::jwt::Tokens>,
+}
+
+impl AppState {
+    /// The caller of a request with `Authorization: Bearer` (a JWT or an
+    /// API key), presented to `front`.
+    pub async fn bearer_caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        front: crate::service::auth::jwt::Front,
+    ) -> Result<crate::service::auth::Principal, CoreError> {
+        // Boxed: authentication (JWT checks, key lookup) is a large future
+        // but a short one; unboxed, every handler's future, a long-poll's
+        // included, would be as large for its whole life.
+        Box::pin(crate::service::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front)).await
+    }
+
+    /// The script an emulated initiator attaches: the demo flow in demo
+    /// mode, none otherwise (a worker advances the operation).
+    pub fn initiator_script(&self, resource_location: Option<String>) -> Option<Vec<crate::model::ScriptStep>> {
+        self.demo.then(|| crate::service::demo::default_script(resource_location))
+    }
+}
