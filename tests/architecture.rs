@@ -1,10 +1,10 @@
 //! The layers of `src/` (`src/lib.rs`, ../shared/LAYOUT.md), checked over
 //! the source text: a file imports only from its own layer and the layers
-//! below it. The imports that still run upwards are listed here by name;
-//! the list may only shrink (a listed import that is gone fails too, so the
-//! list stays the truth).
+//! below it, and no files import each other in a cycle. The imports that
+//! still run upwards are listed here by name; the list may only shrink (a
+//! listed import that is gone fails too, so the list stays the truth).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Top to bottom. Folders on one line are one layer.
@@ -96,6 +96,112 @@ fn no_module_imports_from_a_layer_above_it_but_the_listed_ones() {
     let gone: Vec<&String> = known.difference(&upward).collect();
     assert!(new.is_empty(), "imports up the layers (move the code down instead):\n{new:#?}");
     assert!(gone.is_empty(), "these listed imports are gone: remove them from KNOWN_UPWARD:\n{gone:#?}");
+}
+
+/// Each file of `src/` as its module path (`service::auth`), with the
+/// modules it names through `crate::…` or `super::…`, resolved to files.
+fn file_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    source_files(&src, &mut files);
+    let module_of = |file: &Path| {
+        let relative = file.strip_prefix(&src).unwrap().with_extension("");
+        let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let parts = if parts.last().is_some_and(|p| p == "mod") { &parts[..parts.len() - 1] } else { &parts[..] };
+        parts.join("::")
+    };
+    let modules: BTreeMap<String, String> = files
+        .iter()
+        .map(|f| (module_of(f), std::fs::read_to_string(f).unwrap()))
+        .filter(|(m, _)| m != "lib" && m != "main")
+        .collect();
+    let resolve = |path: &str| {
+        let parts: Vec<&str> = path.split("::").collect();
+        (1..=parts.len()).rev().map(|n| parts[..n].join("::")).find(|m| modules.contains_key(m))
+    };
+    let mut graph = BTreeMap::new();
+    for (module, text) in &modules {
+        let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+        let mut names = BTreeSet::new();
+        // Unit tests (an inline module at the end of a file, where `super`
+        // is the file itself) are not part of the file's imports.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for line in code.lines().map(str::trim).filter(|line| !line.starts_with("//")) {
+            for (prefix, base) in [("crate::", ""), ("super::", parent)] {
+                for (at, _) in line.match_indices(prefix) {
+                    if prefix == "super::" && line[..at].ends_with("::") {
+                        continue;
+                    }
+                    let rest = &line[at + prefix.len()..];
+                    let path: String =
+                        rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+                    let path = path.trim_end_matches(':');
+                    let full = if base.is_empty() { path.to_owned() } else { format!("{base}::{path}") };
+                    names.insert(full.clone());
+                    if let Some(list) = rest[path.len()..].strip_prefix("::{") {
+                        for item in list[..list.find('}').unwrap_or(list.len())].split(',') {
+                            let item = item.trim().split([' ', ':']).next().unwrap_or("");
+                            if !item.is_empty() && item != "self" {
+                                names.insert(format!("{full}::{item}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let targets: BTreeSet<String> =
+            names.iter().filter_map(|name| resolve(name)).filter(|target| target != module).collect();
+        graph.insert(module.clone(), targets);
+    }
+    graph
+}
+
+/// A cycle in `graph`, if there is one (depth-first, three colours).
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        node: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        done: &mut BTreeSet<&'a str>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            return Some(path[at..].iter().chain([&node]).map(|n| n.to_string()).collect());
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, done, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node);
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut done, &mut Vec::new()))
+}
+
+#[test]
+fn no_files_of_src_import_each_other_in_a_cycle() {
+    let cycle = find_cycle(&file_imports());
+    assert!(cycle.is_none(), "an import cycle: {}", cycle.unwrap().join(" → "));
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle_and_only_a_cycle() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            graph.entry(from.to_string()).or_default().insert(to.to_string());
+            graph.entry(to.to_string()).or_default();
+        }
+        graph
+    };
+    assert_eq!(find_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    assert_eq!(find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])).map(|c| c.len()), Some(4));
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! (shared with the Dev Center dialect).
 
 pub(crate) mod events;
+/// `/healthz`.
+pub mod health;
 pub(crate) mod leases;
 pub(crate) mod list;
 pub(crate) mod me;
@@ -31,6 +33,7 @@ pub type FrontErrors = crate::http::responses::FrontErrors<Error>;
 /// Native routes, mounted at the root.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/healthz", get(health::healthz))
         .route("/v1/operations", get(list::list_operations).post(operations::create_operation))
         .route(
             "/v1/operations/{id}",

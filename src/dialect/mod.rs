@@ -25,6 +25,61 @@ use crate::service::watch;
 /// The api-version longrun puts in the Dev Center URLs it hands out.
 pub const DEVCENTER_API_VERSION: &str = "2025-02-01";
 
+/// Which front-end a request path belongs to, by its prefix: the one place
+/// that tells them apart (envelopes, metric labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// `/v2/…`
+    Sphere,
+    /// `/projects/…`
+    DevCenter,
+    /// `/face/…`
+    Face,
+    /// `/v1/…`
+    Native,
+    /// Everything else: health, metrics, the document, the dashboard.
+    Service,
+}
+
+impl FrontEnd {
+    /// The front-end `path` belongs to.
+    pub fn of_path(path: &str) -> FrontEnd {
+        if path.starts_with("/v2/") {
+            FrontEnd::Sphere
+        } else if path.starts_with("/projects/") {
+            FrontEnd::DevCenter
+        } else if path.starts_with("/face/") {
+            FrontEnd::Face
+        } else if path.starts_with("/v1/") {
+            FrontEnd::Native
+        } else {
+            FrontEnd::Service
+        }
+    }
+
+    /// Its name as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FrontEnd::Sphere => "sphere",
+            FrontEnd::DevCenter => "devcenter",
+            FrontEnd::Face => "face",
+            FrontEnd::Native => "native",
+            FrontEnd::Service => "service",
+        }
+    }
+}
+
+/// `core` in the envelope of the front-end `path` belongs to: refusals made
+/// before or around routing (unknown routes, limits, bad heads, panics).
+/// The native API and the service routes share Azure.Core's envelope.
+pub fn error_for_path(path: &str, core: CoreError) -> Response {
+    match FrontEnd::of_path(path) {
+        FrontEnd::Sphere => sphere::error_response(path, core),
+        FrontEnd::Face => face::error_response(core),
+        FrontEnd::DevCenter | FrontEnd::Native | FrontEnd::Service => devcenter::error_response(core),
+    }
+}
+
 /// A JSON body with the `charset` Azure services send.
 pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {
     json_as(status, headers, body, "application/json; charset=utf-8")

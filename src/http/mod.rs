@@ -7,4 +7,5 @@ pub mod bounds;
 pub mod caller;
 pub mod error;
 pub mod headers;
+pub mod peer;
 pub mod responses;

@@ -7,7 +7,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,9 +147,4 @@ fn detach_head(request: &mut Request) {
             *value = copy;
         }
     }
-}
-
-/// The peer of the request being served (set for every request by `serve`).
-pub fn peer_of<B>(request: &axum::http::Request<B>) -> Option<SocketAddr> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }

@@ -13,7 +13,7 @@ use crate::server::limits::Limits;
 use crate::service::state::AppState;
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
@@ -28,7 +28,6 @@ const KEY_USAGE_FLUSH: Duration = Duration::from_secs(30);
 pub fn router(state: AppState) -> Router {
     crate::telemetry::metrics::handle();
     Router::new()
-        .route("/healthz", get(healthz))
         .route("/openapi.json", get(crate::server::openapi::serve_document))
         .route("/readyz", get(crate::server::metrics::readyz))
         .route("/metrics", get(crate::server::metrics::serve_metrics))
@@ -114,31 +113,12 @@ pub async fn serve_with_grace(
     served
 }
 
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "Alive"), api::FrontErrors))]
-pub(crate) async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
 async fn unknown_route(request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    error_for_path(&path, CoreError::NoSuchRoute { path: path.clone() })
+    crate::dialect::error_for_path(&path, CoreError::NoSuchRoute { path: path.clone() })
 }
 
 async fn method_not_allowed(request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    error_for_path(&path, CoreError::MethodNotAllowed { method: request.method().to_string() })
-}
-
-/// Unknown routes answer in the envelope of the dialect whose prefix matched.
-pub(crate) fn error_for_path(path: &str, core: CoreError) -> Response {
-    if path.starts_with("/v2/") {
-        sphere::error_response(path, core)
-    } else if path.starts_with("/projects/") {
-        devcenter::error_response(core)
-    } else if path.starts_with("/face/") {
-        face::error_response(core)
-    } else {
-        api::error_response(core)
-    }
+    crate::dialect::error_for_path(&path, CoreError::MethodNotAllowed { method: request.method().to_string() })
 }

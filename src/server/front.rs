@@ -67,14 +67,14 @@ where
         let client_request_id = request.headers().get("x-ms-client-request-id").filter(|v| v.len() <= 256).cloned();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let peer = crate::server::accept::peer_of(&request).map(|p| p.ip());
+        let peer = crate::http::peer::peer_of(&request).map(|p| p.ip());
         let body_on_http1 = request.version() <= Version::HTTP_11 && has_body(&request);
         let admitted = check_head(&request).and_then(|()| self.limits.admit(&request));
         let slot = match admitted {
             Ok(slot) => slot,
             Err(refused) => {
                 // In the envelope of the dialect the path belongs to.
-                let mut refused = crate::server::app::error_for_path(&path, refused);
+                let mut refused = crate::dialect::error_for_path(&path, refused);
                 if body_on_http1 {
                     close_after(&mut refused);
                 }
@@ -105,7 +105,7 @@ where
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a panic".into());
-                    crate::server::app::error_for_path(
+                    crate::dialect::error_for_path(
                         &path,
                         CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")),
                     )

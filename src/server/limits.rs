@@ -150,7 +150,7 @@ impl Limits {
     /// long-poll or event stream gets a slot to hold.
     pub fn admit(&self, request: &Request) -> Result<Option<Slot>, CoreError> {
         let credential = self.credential_of(request.headers());
-        let address = crate::server::accept::peer_of(request).map(|peer| peer.ip());
+        let address = crate::http::peer::peer_of(request).map(|peer| peer.ip());
         let stream = is_stream(request);
         self.take_request(credential.filter(|_| !stream), address)?;
         let slot = credential.filter(|_| stream).map(|c| self.take_stream(c)).transpose()?;

@@ -18,21 +18,6 @@ use crate::model::OperationId;
 use crate::service::state::AppState;
 use crate::telemetry::metrics::handle;
 
-/// Which front-end a path belongs to (a label with few values).
-fn dialect_of(path: &str) -> &'static str {
-    if path.starts_with("/v2/") {
-        "sphere"
-    } else if path.starts_with("/projects/") {
-        "devcenter"
-    } else if path.starts_with("/face/") {
-        "face"
-    } else if path.starts_with("/v1/") {
-        "native"
-    } else {
-        "service"
-    }
-}
-
 /// What the access log and the request metrics need of a finished request.
 pub struct Finished<'a> {
     /// When the request arrived.
@@ -53,7 +38,7 @@ pub struct Finished<'a> {
 /// writes its access-log line (and an audit line when it was refused).
 pub fn observe(request: Finished<'_>, response: &Response) {
     let Finished { started, method, path, request_id, caller, peer } = request;
-    let dialect = dialect_of(path);
+    let dialect = crate::dialect::FrontEnd::of_path(path).label();
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     // The template, never the raw path: ids would explode the label set.
     let route = response.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str());

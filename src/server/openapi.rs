@@ -14,7 +14,6 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Required};
 
-use crate::server::app;
 use crate::{api, dialect};
 
 #[derive(OpenApi)]
@@ -25,7 +24,7 @@ use crate::{api, dialect};
                        wire-compatible Azure Sphere, Dev Center and Face dialects."
     ),
     paths(
-        app::healthz,
+        api::health::healthz,
         crate::server::metrics::readyz,
         crate::server::metrics::serve_metrics,
         api::operations::create_operation,
@@ -242,7 +241,7 @@ mod tests {
                 if documented.is_null() {
                     continue; // 408: only routes with a body
                 }
-                let sent = app::error_for_path(path, core);
+                let sent = dialect::error_for_path(path, core);
                 assert_eq!(sent.status().as_str(), status);
                 let sent_type = sent.headers()[header::CONTENT_TYPE].to_str().unwrap();
                 let media = sent_type.split(';').next().unwrap();

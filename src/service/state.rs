@@ -43,7 +43,15 @@ impl AppState {
         // Boxed: authentication (JWT checks, key lookup) is a large future
         // but a short one; unboxed, every handler's future, a long-poll's
         // included, would be as large for its whole life.
-        Box::pin(crate::service::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front)).await
+        let now = self.policy.clock.now();
+        Box::pin(crate::service::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front, now))
+            .await
+    }
+
+    /// The caller presenting the API key `secret` (Face's
+    /// `Ocp-Apim-Subscription-Key`).
+    pub async fn key_caller(&self, secret: Option<&str>) -> Result<crate::service::auth::Principal, CoreError> {
+        crate::service::auth::authenticate(self.store.as_ref(), secret, self.policy.clock.now()).await
     }
 
     /// The script an emulated initiator attaches: the demo flow in demo

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use crate::http::error::CoreError;
 use crate::http::headers::RequestHeaders;
 use crate::model::{Operation, OperationId, Scope, State as OpState};
-use crate::service::auth::{self, Principal};
+use crate::service::auth::Principal;
 use crate::service::state::AppState;
 
 /// The header Face clients send their key in.
@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 /// The caller, from `Ocp-Apim-Subscription-Key`.
 async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreError> {
     let key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
-    auth::authenticate(app.store.as_ref(), key).await
+    app.key_caller(key).await
 }
 
 /// Snapshot - Get Operation Status (also served under `/face/v1.0-preview`).

@@ -11,7 +11,7 @@ pub mod usage;
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::http::error::CoreError;
-use crate::model::{KeyScope, Role, Scope, ScopeRefusal};
+use crate::model::{KeyScope, Role, Scope, ScopeRefusal, Timestamp};
 use crate::store::Store;
 
 /// An authenticated caller.
@@ -59,13 +59,12 @@ impl Principal {
     }
 }
 
-/// Resolves a presented secret to its principal.
-pub async fn authenticate(store: &dyn Store, secret: Option<&str>) -> Result<Principal, CoreError> {
+/// Resolves a presented secret to its principal, as of `now`.
+pub async fn authenticate(store: &dyn Store, secret: Option<&str>, now: Timestamp) -> Result<Principal, CoreError> {
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
     let key = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
-    let now = crate::service::operations::now();
     match key {
         Some(key) if key.allows(Role::Read, now) => {
             crate::http::caller::note_caller(&key.id, &key.scope.to_string());
@@ -84,6 +83,7 @@ pub async fn authenticate_bearer(
     tokens: &jwt::Tokens,
     headers: &HeaderMap,
     front: jwt::Front,
+    now: Timestamp,
 ) -> Result<Principal, CoreError> {
     match bearer_token(headers) {
         Some(token) if looks_like_jwt(token) => {
@@ -91,7 +91,7 @@ pub async fn authenticate_bearer(
             crate::http::caller::note_caller(&principal.key_id, &principal.scope.to_string());
             Ok(principal)
         }
-        secret => authenticate(store, secret).await,
+        secret => authenticate(store, secret, now).await,
     }
 }
 
