@@ -1,9 +1,14 @@
 //! The command line: one binary that serves and administers.
 
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod config_file;
 pub mod demo;
+pub mod failure;
+pub mod keys;
+pub mod serve;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod app;
+pub mod application;
 pub mod front;
 pub mod limits;
 pub mod metrics;

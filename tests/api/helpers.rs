@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use longrun::model::{KeyScope, Retention, Role};
-use longrun::server::app;
+use longrun::server::application::{Application, Parts, SHUTDOWN_GRACE};
 use longrun::service::auth::jwt::Tokens;
 use longrun::service::auth::keys;
 use longrun::service::operations::{self, Policy};
-use longrun::service::state::AppState;
 use longrun::store::{self, Store};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -85,20 +84,19 @@ impl TestApp {
         let policy = Arc::new(policy);
         let (_, admin_key) =
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, operations::now()).await.expect("admin key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState {
+        let parts = Parts {
             store: store.clone(),
             policy: policy.clone(),
+            tokens,
             retry_after: RETRY_AFTER,
             demo: true,
-            stopping: Default::default(),
-            waiters: Default::default(),
-            tokens: Arc::new(tokens),
+            limits: Default::default(),
+            grace: SHUTDOWN_GRACE,
         };
+        let node = Application::bind("127.0.0.1:0".parse().unwrap(), parts).await.expect("bind");
+        let address = format!("http://{}", node.address().unwrap());
         let (shutdown, stop) = oneshot::channel::<()>();
-        let limits = Arc::new(longrun::server::limits::Limits::new(Default::default()));
-        let server = tokio::spawn(app::serve(listener, state, limits, async move {
+        let server = tokio::spawn(node.run_until(async move {
             let _ = stop.await;
         }));
         TestApp {

@@ -1,0 +1,107 @@
+//! `longrun serve`: checks the configuration, opens the store, says what it
+//! trusts and where it listens, then runs the node until a signal.
+
+use std::sync::Arc;
+
+use super::config::ServeConfig;
+use super::failure::{Failure, config_error, runtime_error};
+use crate::server::application::{Application, Parts};
+use crate::service::auth::dev::{self, DevKey};
+use crate::store::sqlite;
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn run(config: ServeConfig) -> Result<(), Failure> {
+    let dev = match config.dev {
+        // The key sits in a file any local user with access to the data dir
+        // can sign with: never trust it from the network.
+        true if !config.listen.ip().is_loopback() => {
+            return Err(config_error(format!(
+                "--dev trusts a key kept in the data dir: listen on a loopback address, not {}",
+                config.listen
+            )));
+        }
+        true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
+        false => None,
+    };
+    let _serving = match config.store.sqlite_dir() {
+        Some(dir) => Some(sqlite::claim_for_serving(&dir).map_err(config_error)?),
+        None => None,
+    };
+    let store = config.store.open().await.map_err(config_error)?;
+    if store.list_keys().await.map_err(config_error)?.is_empty() {
+        println!(
+            "No API keys yet; nothing can be read or written until you make one:\n  \
+             longrun key create --scope '*' --role admin {}",
+            config.store.flag()
+        );
+    }
+    if let Some(dev) = &dev {
+        println!(
+            "dev mode: trusting tokens of issuer {} signed by {} (make one with \
+             `longrun token mint --scope … --data-dir {}`)",
+            dev::DEV_ISSUER,
+            dev.path().display(),
+            config.store.data_dir.display()
+        );
+    }
+    let tokens = config.tokens(dev.map(|key| key.issuer()));
+    let issuers: Vec<&str> = tokens.issuers().collect();
+    if !issuers.is_empty() {
+        println!("trusting bearer tokens of: {}", issuers.join(", "));
+    }
+    let policy = Arc::new(config.policy());
+    let parts = Parts {
+        store: store.clone(),
+        policy: policy.clone(),
+        tokens,
+        retry_after: config.retry_after,
+        demo: config.demo,
+        limits: config.limits(),
+        grace: config.shutdown_grace,
+    };
+    let node = Application::bind(config.listen, parts)
+        .await
+        .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let address = node.address().map_err(config_error)?;
+    let shutdown = shutdown_signal();
+    println!("longrun listening on http://{address} ({})", config.store.describe());
+    if config.demo {
+        let base = format!("http://{address}");
+        let seeded = super::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
+        println!("demo mode: scripted operations to poll (they finish in 20 s) with the read key {}", seeded.key);
+        for (dialect, url) in seeded.urls {
+            println!("  {dialect:<13} {url}");
+        }
+        println!("  (Face takes the key as Ocp-Apim-Subscription-Key; the others as Authorization: Bearer)");
+    }
+    node.run_until(shutdown).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish. The
+/// handlers are installed when this is called, not when the future is first
+/// polled: a signal that arrives right after "listening" is printed must
+/// stop the server gracefully, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let waited = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let waited = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    async move {
+        waited.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
+}

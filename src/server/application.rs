@@ -1,0 +1,119 @@
+//! A node, wired in one place: its shared context, its limits and its
+//! listener, then served with the node's background work alongside. The
+//! `serve` command and the tests both build nodes here; they differ only
+//! in the parts they hand in.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::server::app::service;
+use crate::server::limits::{LimitSettings, Limits};
+use crate::service::auth::jwt::Tokens;
+use crate::service::operations::Policy;
+use crate::service::state::AppState;
+use crate::store::Store;
+
+/// How long a graceful shutdown waits for in-flight requests by default.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often key last-used times are written (one batch per node).
+const KEY_USAGE_FLUSH: Duration = Duration::from_secs(30);
+
+/// What a node is made of.
+pub struct Parts {
+    /// Where operations and keys live.
+    pub store: Arc<dyn Store>,
+    /// Retention, attempts and the clock.
+    pub policy: Arc<Policy>,
+    /// Trusted bearer-token issuers.
+    pub tokens: Tokens,
+    /// Seconds pollers are told to wait (`Retry-After`).
+    pub retry_after: u32,
+    /// Whether emulated initiators run the demo script.
+    pub demo: bool,
+    /// Rate, stream and body limits.
+    pub limits: LimitSettings,
+    /// How long a graceful stop waits for requests in flight.
+    pub grace: Duration,
+}
+
+/// A node bound to its address, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    limits: Arc<Limits>,
+    grace: Duration,
+}
+
+impl Application {
+    /// Binds `listen` (port 0 picks a free one) and wires a node of `parts`.
+    pub async fn bind(listen: SocketAddr, parts: Parts) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(listen).await?;
+        let state = AppState {
+            store: parts.store,
+            policy: parts.policy,
+            retry_after: parts.retry_after,
+            demo: parts.demo,
+            stopping: Default::default(),
+            waiters: Default::default(),
+            tokens: Arc::new(parts.tokens),
+        };
+        Ok(Application { listener, state, limits: Arc::new(Limits::new(parts.limits)), grace: parts.grace })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The node's shared context.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then gives the requests in flight
+    /// up to the grace period. Runs the node's background work (script
+    /// steps, lease sweeps, purges, webhooks, long-poll fan-out) alongside.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Application { listener, state, limits, grace } = self;
+        let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
+        let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
+        let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
+        let (forgetting, store) = (limits.clone(), state.store.clone());
+        let housekeeping = tokio::spawn(async move {
+            let mut every = tokio::time::interval(KEY_USAGE_FLUSH);
+            loop {
+                every.tick().await;
+                forgetting.forget_idle();
+                if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
+                    tracing::warn!(error = %e, "cannot record when keys were last used; will retry");
+                }
+            }
+        });
+        let store = state.store.clone();
+        let stopping = state.stopping.clone();
+        let shutdown = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+            }
+        };
+        // One router shared by every connection (`axum::serve` with a plain
+        // `Router` rebuilt its route table per connection: ~14 KiB each,
+        // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
+        // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
+        let served = crate::server::accept::serve(listener, service(state, limits), shutdown, grace).await;
+        background.abort();
+        dispatcher.abort();
+        housekeeping.abort();
+        if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
+            tracing::warn!(error = %e, "cannot record when keys were last used");
+        }
+        served
+    }
+}
