@@ -92,8 +92,34 @@ pub enum RepeatBegin {
 }
 
 /// Everything the service needs from storage.
+/// The webhook outbox: registrations, the dispatcher's cursor over the
+/// change log, and the deliveries it queues. Every `Store` is one.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait WebhookStore: Send + Sync {
+    /// Registers a webhook.
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError>;
+    /// Every webhook.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// How far the webhook dispatcher has read the change log.
+    async fn webhook_cursor(&self) -> Result<i64, StoreError>;
+    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one
+    /// transaction; false (nothing written) if another node moved it first.
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError>;
+    /// Pending deliveries due at `now`, oldest first.
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// When the next pending delivery is due (`None`: none is pending).
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Takes a due delivery for one attempt by moving its `next_at` from
+    /// `seen` to `until`; false if another node took it first.
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
+    /// Records an attempt's outcome.
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// A webhook's deliveries, newest first.
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Inserts a new operation; `AlreadyExists` if its id is taken.
     async fn create_operation(&self, op: &Operation) -> Result<(), StoreError>;
     /// Reads one operation by id, whatever its scope (callers filter).
@@ -148,10 +174,6 @@ pub trait Store: Send + Sync + 'static {
     /// Logged changes after position `after` (in `scope`, if given), oldest
     /// first. The purge forgets changes older than `CHANGE_LOG_KEEP`.
     async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
-    /// Registers a webhook.
-    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError>;
-    /// Every webhook.
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// The newest change-log position (0 when empty).
     async fn latest_change_seq(&self) -> Result<i64, StoreError>;
     /// How many operations are in each (state, kind), from counts the
@@ -164,22 +186,6 @@ pub trait Store: Send + Sync + 'static {
     async fn keys_last_used(&self) -> Result<Vec<(String, Timestamp)>, StoreError>;
     /// How many worker leases are held now (operations with a lease).
     async fn count_leases_held(&self) -> Result<i64, StoreError>;
-    /// How far the webhook dispatcher has read the change log.
-    async fn webhook_cursor(&self) -> Result<i64, StoreError>;
-    /// Queues `deliveries` and moves the cursor from `from` to `to`, in one
-    /// transaction; false (nothing written) if another node moved it first.
-    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError>;
-    /// Pending deliveries due at `now`, oldest first.
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError>;
-    /// When the next pending delivery is due (`None`: none is pending).
-    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError>;
-    /// Takes a due delivery for one attempt by moving its `next_at` from
-    /// `seen` to `until`; false if another node took it first.
-    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
-    /// Records an attempt's outcome.
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
-    /// A webhook's deliveries, newest first.
-    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
     /// The feed of committed changes, from every node sharing this store.
     fn feed(&self) -> Arc<dyn ChangeFeed>;
 }

@@ -23,12 +23,11 @@
 //! `UPDATE` that places every row that committed meanwhile (usually a
 //! handful; none, and no lock at all, when nothing is waiting).
 
-use super::map_error;
 use crate::store::StoreError;
 
 /// Places every committed change that has no position yet.
 pub(super) async fn place(client: &tokio_postgres::Client) -> Result<(), StoreError> {
-    client.execute("SELECT longrun_place_changes()", &[]).await.map_err(map_error)?;
+    client.execute("SELECT longrun_place_changes()", &[]).await?;
     Ok(())
 }
 

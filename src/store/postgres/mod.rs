@@ -34,7 +34,7 @@ use super::{
     CHANGE_LOG_KEEP, ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change,
     decode_scope_kind, repeat_state,
 };
-use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
+use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Longest any one store call may take before it is reported unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,6 +113,14 @@ impl PostgresStore {
 
 /// Maps driver errors: lost connections and server shutdowns are
 /// `Unavailable` (retry later); constraint violations are conflicts.
+/// Every driver error, as the store reports it: a plain `?` converts.
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        map_error(e)
+    }
+}
+
+/// What a driver error means to the layers above.
 fn map_error(e: tokio_postgres::Error) -> StoreError {
     let unavailable = [
         SqlState::ADMIN_SHUTDOWN,
@@ -149,8 +157,8 @@ impl Store for PostgresStore {
                 listener::LOG_CHANGE,
                 listener::payload_sql()
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let logged = client.query_one(&statement, &as_params(&params)).await.map_err(map_error)?;
+            let statement = client.prepare_cached(&sql).await?;
+            let logged = client.query_one(&statement, &as_params(&params)).await?;
             self.notifier.announce(logged.get(0));
             Ok(())
         })
@@ -162,8 +170,8 @@ impl Store for PostgresStore {
             std::sync::LazyLock::new(|| format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1"));
         let read = async {
             let client = self.readers.client(&self.pool).await?;
-            let statement = client.prepare_cached(&SQL).await.map_err(map_error)?;
-            let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(&SQL).await?;
+            let row = client.query_opt(&statement, &[&id.uuid()]).await?;
             row.map(|row| decode(operation_from_row(&row)).map(Arc::new)).transpose()
         };
         self.bounded(read).await
@@ -182,16 +190,12 @@ impl Store for PostgresStore {
                 listener::LOG_CHANGE,
                 listener::payload_sql()
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            if let Some(logged) = client.query_opt(&statement, &as_params(&params)).await.map_err(map_error)? {
+            let statement = client.prepare_cached(&sql).await?;
+            if let Some(logged) = client.query_opt(&statement, &as_params(&params)).await? {
                 self.notifier.announce(logged.get(0));
                 return Ok(());
             }
-            let exists = client
-                .query_opt("SELECT 1 FROM operations WHERE id = $1", &[&op.id.uuid()])
-                .await
-                .map_err(map_error)?
-                .is_some();
+            let exists = client.query_opt("SELECT 1 FROM operations WHERE id = $1", &[&op.id.uuid()]).await?.is_some();
             Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
         })
         .await
@@ -214,11 +218,8 @@ impl Store for PostgresStore {
                  ORDER BY created_at DESC, id DESC
                  LIMIT $6"
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let rows = client
-                .query(&statement, &[&scope, &state, &kind, &after_at, &after_id, &limit])
-                .await
-                .map_err(map_error)?;
+            let statement = client.prepare_cached(&sql).await?;
+            let rows = client.query(&statement, &[&scope, &state, &kind, &after_at, &after_id, &limit]).await?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
         })
         .await
@@ -226,16 +227,10 @@ impl Store for PostgresStore {
 
     async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.with(async |client| {
-            client
-                .execute("DELETE FROM tombstones WHERE forget_at < $1", &[&now.unix_nanos()])
-                .await
-                .map_err(map_error)?;
-            client
-                .execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()])
-                .await
-                .map_err(map_error)?;
+            client.execute("DELETE FROM tombstones WHERE forget_at < $1", &[&now.unix_nanos()]).await?;
+            client.execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()]).await?;
             let log_horizon = now.unix_nanos() - CHANGE_LOG_KEEP.as_nanos() as i64;
-            client.execute("DELETE FROM changes WHERE at < $1", &[&log_horizon]).await.map_err(map_error)?;
+            client.execute("DELETE FROM changes WHERE at < $1", &[&log_horizon]).await?;
             // One statement: the rows deleted are exactly the ones entombed.
             let sql = "WITH gone AS (DELETE FROM operations WHERE id IN \
                        (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -245,16 +240,15 @@ impl Store for PostgresStore {
             client
                 .execute(sql, &[&now.unix_nanos(), &i64::from(limit), &forget_at.unix_nanos()])
                 .await
-                .map_err(map_error)
+                .map_err(StoreError::from)
         })
         .await
     }
 
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError> {
         self.with(async |client| {
-            let statement =
-                client.prepare_cached("SELECT scope, kind FROM tombstones WHERE id = $1").await.map_err(map_error)?;
-            let row = client.query_opt(&statement, &[&id.uuid()]).await.map_err(map_error)?;
+            let statement = client.prepare_cached("SELECT scope, kind FROM tombstones WHERE id = $1").await?;
+            let row = client.query_opt(&statement, &[&id.uuid()]).await?;
             row.map(|row| decode_scope_kind(row.get(0), row.get(1))).transpose()
         })
         .await
@@ -265,8 +259,8 @@ impl Store for PostgresStore {
             let sql = format!(
                 "SELECT {OPERATION_COLUMNS} FROM operations WHERE script_due_at <= $1 ORDER BY script_due_at LIMIT $2"
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(&sql).await?;
+            let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
         })
         .await
@@ -279,19 +273,9 @@ impl Store for PostgresStore {
                   ORDER BY script_due_at LIMIT 1),
                  (SELECT lease_expires_at FROM operations WHERE lease_expires_at IS NOT NULL AND state = 'Running'
                   ORDER BY lease_expires_at LIMIT 1))";
-            let statement = client.prepare_cached(sql).await.map_err(map_error)?;
-            let row = client.query_one(&statement, &[]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(sql).await?;
+            let row = client.query_one(&statement, &[]).await?;
             Ok(row.get::<_, Option<i64>>(0).map(Timestamp::from_unix_nanos))
-        })
-        .await
-    }
-
-    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.with(async |client| {
-            let sql = "SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1";
-            let statement = client.prepare_cached(sql).await.map_err(map_error)?;
-            let row = client.query_opt(&statement, &[]).await.map_err(map_error)?;
-            Ok(row.map(|row| Timestamp::from_unix_nanos(row.get(0))))
         })
         .await
     }
@@ -306,8 +290,8 @@ impl Store for PostgresStore {
                    AND ($2::text IS NULL OR scope = $2)
                  ORDER BY created_at, id LIMIT $3"
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let rows = client.query(&statement, &[&kinds, &scope, &i64::from(limit)]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(&sql).await?;
+            let rows = client.query(&statement, &[&kinds, &scope, &i64::from(limit)]).await?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
         })
         .await
@@ -319,8 +303,8 @@ impl Store for PostgresStore {
                 "SELECT {OPERATION_COLUMNS} FROM operations WHERE lease_expires_at <= $1 AND state = 'Running' \
                  ORDER BY lease_expires_at LIMIT $2"
             );
-            let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-            let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(&sql).await?;
+            let rows = client.query(&statement, &[&now.unix_nanos(), &i64::from(limit)]).await?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
         })
         .await
@@ -330,8 +314,8 @@ impl Store for PostgresStore {
         let scope = scope.map(|s| s.to_string());
         self.with(async |client| {
             changes::place(client).await?;
-            let statement = client.prepare_cached(changes::SINCE).await.map_err(map_error)?;
-            let rows = client.query(&statement, &[&after, &scope, &i64::from(limit)]).await.map_err(map_error)?;
+            let statement = client.prepare_cached(changes::SINCE).await?;
+            let rows = client.query(&statement, &[&after, &scope, &i64::from(limit)]).await?;
             rows.iter().map(|row| decode_change(row.get(0), row.get(1), row.get(2), row.get(3))).collect()
         })
         .await
@@ -355,15 +339,13 @@ impl Store for PostgresStore {
                      WHERE repeatable_requests.response IS NULL AND repeatable_requests.started_at < $5",
                     &[&key, &fingerprint, &now.unix_nanos(), &expires_at.unix_nanos(), &stale_before.unix_nanos()],
                 )
-                .await
-                .map_err(map_error)?;
+                .await?;
             if started == 1 {
                 return Ok(RepeatBegin::Started);
             }
             let row = client
                 .query_opt("SELECT fingerprint, response::text FROM repeatable_requests WHERE key = $1", &[&key])
-                .await
-                .map_err(map_error)?;
+                .await?;
             repeat_state(row.map(|row| (row.get(0), row.get(1))))
         })
         .await
@@ -372,10 +354,7 @@ impl Store for PostgresStore {
     async fn finish_repeatable(&self, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
         let response = serde_json::to_value(response).map_err(anyhow::Error::new)?;
         self.with(async |client| {
-            client
-                .execute("UPDATE repeatable_requests SET response = $2 WHERE key = $1", &[&key, &response])
-                .await
-                .map_err(map_error)?;
+            client.execute("UPDATE repeatable_requests SET response = $2 WHERE key = $1", &[&key, &response]).await?;
             Ok(())
         })
         .await
@@ -383,10 +362,7 @@ impl Store for PostgresStore {
 
     async fn abandon_repeatable(&self, key: &str) -> Result<(), StoreError> {
         self.with(async |client| {
-            client
-                .execute("DELETE FROM repeatable_requests WHERE key = $1 AND response IS NULL", &[&key])
-                .await
-                .map_err(map_error)?;
+            client.execute("DELETE FROM repeatable_requests WHERE key = $1 AND response IS NULL", &[&key]).await?;
             Ok(())
         })
         .await
@@ -410,8 +386,7 @@ impl Store for PostgresStore {
                         &revoked,
                     ],
                 )
-                .await
-                .map_err(map_error)?;
+                .await?;
             Ok(())
         })
         .await?;
@@ -427,8 +402,7 @@ impl Store for PostgresStore {
                     "UPDATE api_keys SET revoked_at = least(revoked_at, $2) WHERE id = $1",
                     &[&id, &at.unix_nanos()],
                 )
-                .await
-                .map_err(map_error)?;
+                .await?;
             if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })
         .await?;
@@ -443,8 +417,8 @@ impl Store for PostgresStore {
         let key = self
             .with(async |client| {
                 let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1");
-                let statement = client.prepare_cached(&sql).await.map_err(map_error)?;
-                let row = client.query_opt(&statement, &[&hash]).await.map_err(map_error)?;
+                let statement = client.prepare_cached(&sql).await?;
+                let row = client.query_opt(&statement, &[&hash]).await?;
                 row.map(|row| decode(key_from_row(&row))).transpose()
             })
             .await?;
@@ -455,24 +429,16 @@ impl Store for PostgresStore {
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.with(async |client| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
-            let rows = client.query(&sql, &[]).await.map_err(map_error)?;
+            let rows = client.query(&sql, &[]).await?;
             rows.iter().map(|row| decode(key_from_row(row))).collect()
         })
         .await
     }
 
-    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        self.pg_create_webhook(hook).await
-    }
-
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        self.pg_list_webhooks().await
-    }
-
     async fn latest_change_seq(&self) -> Result<i64, StoreError> {
         self.with(async |client| {
             changes::place(client).await?;
-            let row = client.query_one(changes::LATEST, &[]).await.map_err(map_error)?;
+            let row = client.query_one(changes::LATEST, &[]).await?;
             Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
         })
         .await
@@ -482,7 +448,7 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let sql =
                 "SELECT state, kind, sum(n)::bigint FROM operation_counts GROUP BY state, kind HAVING sum(n) <> 0";
-            let rows = client.query(sql, &[]).await.map_err(map_error)?;
+            let rows = client.query(sql, &[]).await?;
             Ok(rows
                 .iter()
                 .map(|row| OperationCount { state: row.get(0), kind: row.get(1), count: row.get(2) })
@@ -497,7 +463,7 @@ impl Store for PostgresStore {
         self.with(async |client| {
             let sql = "UPDATE api_keys AS k SET last_used_at = greatest(k.last_used_at, u.at) \
                        FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id";
-            client.execute(sql, &[&ids, &times]).await.map_err(map_error).map(drop)
+            client.execute(sql, &[&ids, &times]).await.map_err(StoreError::from).map(drop)
         })
         .await
     }
@@ -505,7 +471,7 @@ impl Store for PostgresStore {
     async fn keys_last_used(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
         self.with(async |client| {
             let sql = "SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL";
-            let rows = client.query(sql, &[]).await.map_err(map_error)?;
+            let rows = client.query(sql, &[]).await?;
             Ok(rows.iter().map(|row| (row.get(0), Timestamp::from_unix_nanos(row.get(1)))).collect())
         })
         .await
@@ -513,30 +479,6 @@ impl Store for PostgresStore {
 
     async fn count_leases_held(&self) -> Result<i64, StoreError> {
         self.pg_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
-    }
-
-    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
-        self.pg_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
-    }
-
-    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
-        self.pg_enqueue(from, to, deliveries).await
-    }
-
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.pg_due(now, limit).await
-    }
-
-    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
-        self.pg_claim(id, seen, until).await
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        self.pg_update_delivery(delivery).await
-    }
-
-    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.pg_list_deliveries(webhook_id, limit).await
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {

@@ -3,9 +3,11 @@
 
 use tokio_postgres::Row;
 
-use super::{PostgresStore, map_error};
+use async_trait::async_trait;
+
+use super::PostgresStore;
 use crate::model::{Delivery, DeliveryState, OperationId, Scope, Timestamp, Webhook};
-use crate::store::StoreError;
+use crate::store::{StoreError, WebhookStore};
 
 const WEBHOOK_COLUMNS: &str = "id, scope, url, secret, all_changes, start_seq, created_at";
 const DELIVERY_COLUMNS: &str =
@@ -68,13 +70,27 @@ async fn upsert(client: &impl tokio_postgres::GenericClient, d: &Delivery) -> Re
                 &d.created_at.unix_nanos(),
             ],
         )
-        .await
-        .map_err(map_error)?;
+        .await?;
     Ok(())
 }
 
-impl PostgresStore {
-    pub(super) async fn pg_create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+#[async_trait]
+impl WebhookStore for PostgresStore {
+    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
+        self.pg_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.with(async |client| {
+            let sql = "SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1";
+            let statement = client.prepare_cached(sql).await?;
+            let row = client.query_opt(&statement, &[]).await?;
+            Ok(row.map(|row| Timestamp::from_unix_nanos(row.get(0))))
+        })
+        .await
+    }
+
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
         let scope = hook.scope.as_ref().map(|s| s.to_string());
         self.with(async |client| {
             client
@@ -90,47 +106,34 @@ impl PostgresStore {
                         &hook.created_at.unix_nanos(),
                     ],
                 )
-                .await
-                .map_err(map_error)?;
+                .await?;
             Ok(())
         })
         .await
     }
 
-    pub(super) async fn pg_list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
         self.with(async |client| {
-            let rows = client
-                .query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at"), &[])
-                .await
-                .map_err(map_error)?;
+            let rows =
+                client.query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at"), &[]).await?;
             rows.iter().map(webhook_from_row).collect()
         })
         .await
     }
 
-    pub(super) async fn pg_scalar(&self, sql: &'static str) -> Result<i64, StoreError> {
-        self.with(async |client| {
-            let row = client.query_one(sql, &[]).await.map_err(map_error)?;
-            Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
-        })
-        .await
-    }
-
-    pub(super) async fn pg_enqueue(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
         let work = async {
             let mut client = self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
-            let tx = client.transaction().await.map_err(map_error)?;
-            let moved = tx
-                .execute("UPDATE webhook_cursor SET seq = $2 WHERE id = 1 AND seq = $1", &[&from, &to])
-                .await
-                .map_err(map_error)?;
+            let tx = client.transaction().await?;
+            let moved =
+                tx.execute("UPDATE webhook_cursor SET seq = $2 WHERE id = 1 AND seq = $1", &[&from, &to]).await?;
             if moved != 1 {
                 return Ok(false); // another node got there first; dropping `tx` rolls back
             }
             for delivery in deliveries {
                 upsert(&*tx, delivery).await?;
             }
-            tx.commit().await.map_err(map_error)?;
+            tx.commit().await?;
             Ok(true)
         };
         tokio::time::timeout(super::CALL_TIMEOUT, work)
@@ -138,42 +141,51 @@ impl PostgresStore {
             .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
     }
 
-    pub(super) async fn pg_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         self.with(async |client| {
             let sql = format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at LIMIT $2"
             );
-            let rows = client.query(&sql, &[&now.unix_nanos(), &i64::from(limit)]).await.map_err(map_error)?;
+            let rows = client.query(&sql, &[&now.unix_nanos(), &i64::from(limit)]).await?;
             rows.iter().map(delivery_from_row).collect()
         })
         .await
     }
 
-    pub(super) async fn pg_claim(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
         self.with(async |client| {
             let n = client
                 .execute(
                     "UPDATE deliveries SET next_at = $3 WHERE id = $1 AND next_at = $2 AND state = 'pending'",
                     &[&id, &seen.unix_nanos(), &until.unix_nanos()],
                 )
-                .await
-                .map_err(map_error)?;
+                .await?;
             Ok(n == 1)
         })
         .await
     }
 
-    pub(super) async fn pg_update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         self.with(async |client| upsert(&***client, delivery).await).await
     }
 
-    pub(super) async fn pg_list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         self.with(async |client| {
             let sql = format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2"
             );
-            let rows = client.query(&sql, &[&webhook_id, &i64::from(limit)]).await.map_err(map_error)?;
+            let rows = client.query(&sql, &[&webhook_id, &i64::from(limit)]).await?;
             rows.iter().map(delivery_from_row).collect()
+        })
+        .await
+    }
+}
+
+impl PostgresStore {
+    pub(super) async fn pg_scalar(&self, sql: &'static str) -> Result<i64, StoreError> {
+        self.with(async |client| {
+            let row = client.query_one(sql, &[]).await?;
+            Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
         })
         .await
     }

@@ -34,7 +34,7 @@ use super::{
     ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
     repeat_state,
 };
-use crate::model::{ApiKey, Delivery, Kind, Operation, OperationId, Scope, Timestamp, Webhook};
+use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;
@@ -454,16 +454,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1")?;
-            let mut rows = stmt.query_map([], |row| row.get::<_, i64>(0))?;
-            rows.next().transpose().map(|at| at.map(Timestamp::from_unix_nanos))
-        })
-        .await
-    }
-
     async fn changes_since(&self, scope: Option<&Scope>, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
         let scope = scope.map(|s| s.to_string());
         let rows = self
@@ -547,14 +537,6 @@ impl Store for SqliteStore {
         found.map(|(scope, kind)| decode_scope_kind(&scope, &kind)).transpose()
     }
 
-    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        self.sqlite_create_webhook(hook).await
-    }
-
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        self.sqlite_list_webhooks().await
-    }
-
     async fn latest_change_seq(&self) -> Result<i64, StoreError> {
         self.sqlite_scalar("SELECT max(seq) FROM changes").await
     }
@@ -598,30 +580,6 @@ impl Store for SqliteStore {
 
     async fn count_leases_held(&self) -> Result<i64, StoreError> {
         self.sqlite_scalar("SELECT count(*) FROM operations WHERE lease_expires_at IS NOT NULL").await
-    }
-
-    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
-        self.sqlite_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
-    }
-
-    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
-        self.sqlite_enqueue(from, to, deliveries).await
-    }
-
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.sqlite_due(now, limit).await
-    }
-
-    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
-        self.sqlite_claim(id, seen, until).await
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        self.sqlite_update_delivery(delivery).await
-    }
-
-    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.sqlite_list_deliveries(webhook_id, limit).await
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {

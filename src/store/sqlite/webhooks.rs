@@ -3,10 +3,12 @@
 
 use rusqlite::{Connection, Row, params};
 
+use async_trait::async_trait;
+
 use super::SqliteStore;
 use super::writer::Write;
 use crate::model::{Delivery, DeliveryState, OperationId, Scope, Timestamp, Webhook};
-use crate::store::StoreError;
+use crate::store::{StoreError, WebhookStore};
 
 const WEBHOOK_COLUMNS: &str = "id, scope, url, secret, all_changes, start_seq, created_at";
 const DELIVERY_COLUMNS: &str =
@@ -66,8 +68,23 @@ fn write_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {
     ])
 }
 
-impl SqliteStore {
-    pub(super) async fn sqlite_create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn webhook_cursor(&self) -> Result<i64, StoreError> {
+        self.sqlite_scalar("SELECT seq FROM webhook_cursor WHERE id = 1").await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT next_at FROM deliveries WHERE state = 'pending' ORDER BY next_at LIMIT 1")?;
+            let mut rows = stmt.query_map([], |row| row.get::<_, i64>(0))?;
+            rows.next().transpose().map(|at| at.map(Timestamp::from_unix_nanos))
+        })
+        .await
+    }
+
+    async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
         let hook = hook.clone();
         self.exec(move |conn| {
             conn.prepare_cached(&format!(
@@ -88,7 +105,7 @@ impl SqliteStore {
         .map(drop)
     }
 
-    pub(super) async fn sqlite_list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at"))?;
@@ -98,14 +115,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn sqlite_scalar(&self, sql: &'static str) -> Result<i64, StoreError> {
-        self.read(move |conn| {
-            conn.prepare_cached(sql)?.query_row([], |row| row.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0))
-        })
-        .await
-    }
-
-    pub(super) async fn sqlite_enqueue(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
+    async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
         let deliveries = deliveries.to_vec();
         let moved = self
             .exec(move |conn| {
@@ -123,7 +133,7 @@ impl SqliteStore {
         Ok(moved == 1)
     }
 
-    pub(super) async fn sqlite_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_at <= ?1 ORDER BY next_at LIMIT ?2"
@@ -135,7 +145,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn sqlite_claim(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+    async fn claim_delivery(&self, id: &str, seen: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let claimed = self
             .exec(move |conn| {
@@ -150,16 +160,12 @@ impl SqliteStore {
         Ok(claimed == 1)
     }
 
-    pub(super) async fn sqlite_update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let delivery = delivery.clone();
         self.exec(move |conn| Ok(write_delivery(conn, &delivery)? as u64)).await.map(drop)
     }
 
-    pub(super) async fn sqlite_list_deliveries(
-        &self,
-        webhook_id: &str,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    async fn list_deliveries(&self, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let webhook_id = webhook_id.to_owned();
         self.read(move |conn| {
             let sql = format!(
@@ -168,6 +174,15 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![webhook_id, limit], delivery_from_row)?;
             rows.collect()
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn sqlite_scalar(&self, sql: &'static str) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(sql)?.query_row([], |row| row.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0))
         })
         .await
     }
