@@ -61,6 +61,7 @@ impl Application {
             stopping: Default::default(),
             waiters: Default::default(),
             tokens: Arc::new(parts.tokens),
+            key_usage: Default::default(),
         };
         Ok(Application { listener, state, limits: Arc::new(Limits::new(parts.limits)), grace: parts.grace })
     }
@@ -83,18 +84,18 @@ impl Application {
         let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
         let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
         let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
-        let (forgetting, store) = (limits.clone(), state.store.clone());
+        let (forgetting, store, usage) = (limits.clone(), state.store.clone(), state.key_usage.clone());
         let housekeeping = tokio::spawn(async move {
             let mut every = tokio::time::interval(KEY_USAGE_FLUSH);
             loop {
                 every.tick().await;
                 forgetting.forget_idle();
-                if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
+                if let Err(e) = usage.flush(store.as_ref()).await {
                     tracing::warn!(error = %e, "cannot record when keys were last used; will retry");
                 }
             }
         });
-        let store = state.store.clone();
+        let (store, usage) = (state.store.clone(), state.key_usage.clone());
         let stopping = state.stopping.clone();
         let shutdown = {
             let stopping = stopping.clone();
@@ -111,7 +112,7 @@ impl Application {
         background.abort();
         dispatcher.abort();
         housekeeping.abort();
-        if let Err(e) = crate::service::auth::usage::flush(store.as_ref()).await {
+        if let Err(e) = usage.flush(store.as_ref()).await {
             tracing::warn!(error = %e, "cannot record when keys were last used");
         }
         served

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::error::CoreError;
-use crate::service::operations::Policy;
+use crate::service::operations::{Created, Policy};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -30,6 +30,8 @@ pub struct AppState {
     pub waiters: Arc<crate::service::waiters::Waiters>,
     /// The trusted bearer-token issuers and their cached signing keys.
     pub tokens: Arc<crate::service::auth::jwt::Tokens>,
+    /// When this node's callers last used their keys, until flushed.
+    pub key_usage: Arc<crate::service::auth::usage::KeyUsage>,
 }
 
 impl AppState {
@@ -44,19 +46,36 @@ impl AppState {
         // but a short one; unboxed, every handler's future, a long-poll's
         // included, would be as large for its whole life.
         let now = self.policy.clock.now();
-        Box::pin(crate::service::auth::authenticate_bearer(self.store.as_ref(), &self.tokens, headers, front, now))
-            .await
+        Box::pin(crate::service::auth::authenticate_bearer(
+            self.store.as_ref(),
+            &self.tokens,
+            &self.key_usage,
+            headers,
+            front,
+            now,
+        ))
+        .await
     }
 
     /// The caller presenting the API key `secret` (Face's
     /// `Ocp-Apim-Subscription-Key`).
     pub async fn key_caller(&self, secret: Option<&str>) -> Result<crate::service::auth::Principal, CoreError> {
-        crate::service::auth::authenticate(self.store.as_ref(), secret, self.policy.clock.now()).await
+        crate::service::auth::authenticate(self.store.as_ref(), &self.key_usage, secret, self.policy.clock.now()).await
     }
 
-    /// The script an emulated initiator attaches: the demo flow in demo
-    /// mode, none otherwise (a worker advances the operation).
-    pub fn initiator_script(&self, resource_location: Option<String>) -> Option<Vec<crate::model::ScriptStep>> {
-        self.demo.then(|| crate::service::demo::default_script(resource_location))
+    /// Starts an operation as an emulated initiator (Sphere's upload,
+    /// Dev Center's dev-box actions, Face's snapshots) does: in demo mode it
+    /// carries the demo flow, ending at `resource`; otherwise a worker
+    /// advances it. A repeat of the same request finds the same operation.
+    pub async fn start_emulated(
+        &self,
+        caller: &crate::service::auth::Principal,
+        mut request: crate::model::NewOperation,
+        resource: String,
+    ) -> Result<crate::model::Operation, CoreError> {
+        request.script = self.demo.then(|| crate::service::demo::default_script(Some(resource)));
+        let (Created::New(op) | Created::Existing(op)) =
+            crate::service::operations::create(self.store.as_ref(), &self.policy, caller, None, request).await?;
+        Ok(op)
     }
 }

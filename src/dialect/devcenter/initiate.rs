@@ -14,7 +14,6 @@ use crate::http::error::CoreError;
 use crate::model::id::is_project_name;
 use crate::model::{Kind, NewOperation, Scope};
 use crate::service::auth::jwt::Front;
-use crate::service::operations::{self, Created};
 use crate::service::state::AppState;
 
 /// Dev Boxes - Delete Dev Box (emulated).
@@ -108,10 +107,9 @@ async fn start(
         resource_location: Some(resource.clone()),
         details_location: None,
         properties: None,
-        script: app.initiator_script(Some(resource)),
+        script: None,
     };
-    let (Created::New(op) | Created::Existing(op)) =
-        operations::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
+    let op = app.start_emulated(&caller, request, resource).await?;
     let Scope::Project(project) = &op.scope else { unreachable!("created in a project") };
     let status_url = HeaderValue::from_str(&operation_path(project, op.id)).expect("a path");
     let mut response_headers = dialect::status_headers(&op, app.retry_after);

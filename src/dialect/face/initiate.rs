@@ -16,7 +16,6 @@ use crate::http::body::UnreadBody;
 use crate::http::error::CoreError;
 use crate::model::{KeyScope, Kind, NewOperation, Role, Scope};
 use crate::service::auth::Principal;
-use crate::service::operations::{self, Created};
 use crate::service::state::AppState;
 
 /// Snapshot - Take (emulated).
@@ -111,10 +110,9 @@ async fn start(
         resource_location: None,
         details_location: None,
         properties: properties.as_object().cloned(),
-        script: app.initiator_script(Some(resource_location)),
+        script: None,
     };
-    let (Created::New(op) | Created::Existing(op)) =
-        operations::create(app.store.as_ref(), &app.policy, caller, None, request).await?;
+    let op = app.start_emulated(caller, request, resource_location).await?;
     let mut headers = HeaderMap::new();
     let location = format!("/operations/{}", op.id);
     headers.insert("operation-location", HeaderValue::from_str(&location).expect("a path"));

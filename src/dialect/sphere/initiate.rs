@@ -16,7 +16,6 @@ use crate::http::body::UnreadBody;
 use crate::http::error::CoreError;
 use crate::model::{Kind, NewOperation, OperationId, Scope};
 use crate::service::auth::jwt::Front;
-use crate::service::operations::{self, Created};
 use crate::service::state::AppState;
 
 /// Largest image accepted (streamed and counted, never buffered).
@@ -74,9 +73,8 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Unre
         resource_location: None,
         details_location: None,
         properties: json!({"imageSize": size}).as_object().cloned(),
-        script: app.initiator_script(Some(image)),
+        script: None,
     };
-    let (Created::New(op) | Created::Existing(op)) =
-        operations::create(app.store.as_ref(), &app.policy, &caller, None, request).await?;
+    let op = app.start_emulated(&caller, request, image).await?;
     Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
 }

@@ -60,7 +60,12 @@ impl Principal {
 }
 
 /// Resolves a presented secret to its principal, as of `now`.
-pub async fn authenticate(store: &dyn Store, secret: Option<&str>, now: Timestamp) -> Result<Principal, CoreError> {
+pub async fn authenticate(
+    store: &dyn Store,
+    usage: &usage::KeyUsage,
+    secret: Option<&str>,
+    now: Timestamp,
+) -> Result<Principal, CoreError> {
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return Err(CoreError::Unauthenticated { message: "No credentials were presented.".into() });
     };
@@ -68,7 +73,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>, now: Timestam
     match key {
         Some(key) if key.allows(Role::Read, now) => {
             crate::http::caller::note_caller(&key.id, &key.scope.to_string());
-            usage::note(&key.id, now);
+            usage.note(&key.id, now);
             Ok(Principal { key_id: key.id.clone(), scope: key.scope.clone(), role: key.role })
         }
         _ => Err(CoreError::Unauthenticated { message: "The presented key is not valid.".into() }),
@@ -81,6 +86,7 @@ pub async fn authenticate(store: &dyn Store, secret: Option<&str>, now: Timestam
 pub async fn authenticate_bearer(
     store: &dyn Store,
     tokens: &jwt::Tokens,
+    usage: &usage::KeyUsage,
     headers: &HeaderMap,
     front: jwt::Front,
     now: Timestamp,
@@ -91,7 +97,7 @@ pub async fn authenticate_bearer(
             crate::http::caller::note_caller(&principal.key_id, &principal.scope.to_string());
             Ok(principal)
         }
-        secret => authenticate(store, secret, now).await,
+        secret => authenticate(store, usage, secret, now).await,
     }
 }
 
