@@ -50,11 +50,11 @@ pub async fn list_operations(
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let bad = |message: String| CoreError::bad_request("InvalidParameter", &name, message);
         match name.as_ref() {
-            "scope" => filter.scope = Some(Scope::parse(&value).map_err(bad)?),
+            "scope" => filter.scope = Some(Scope::parse(&value).map_err(|e| bad(e.to_string()))?),
             "state" => {
                 filter.state = Some(OpState::parse(&value).ok_or_else(|| bad(format!("unknown state '{value}'")))?)
             }
-            "kind" => filter.kind = Some(Kind::parse(&value).map_err(bad)?),
+            "kind" => filter.kind = Some(Kind::parse(&value).map_err(|e| bad(e.to_string()))?),
             "maxPageSize" => {
                 filter.limit = value
                     .parse()

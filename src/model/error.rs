@@ -65,3 +65,32 @@ impl TransitionError {
         !matches!(self, TransitionError::InvalidValue { .. })
     }
 }
+
+/// Why a scope or kind was refused: each names the text and the rule it
+/// breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not `tenants/…`, `projects/…` or `accounts/…`.
+    #[error("scope '{0}' must be tenants/{{uuid}}, projects/{{name}} or accounts/{{name}}")]
+    ScopeSyntax(String),
+    /// A tenant scope whose id is not a UUID.
+    #[error("scope '{0}': a tenant id must be a UUID")]
+    TenantNotUuid(String),
+    /// A project scope whose name breaks Dev Center's pattern.
+    #[error("scope '{0}': a project name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{2,62}}$")]
+    ProjectName(String),
+    /// An account scope whose name breaks Cognitive Services' pattern.
+    #[error("scope '{0}': an account name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{1,63}}$")]
+    AccountName(String),
+    /// A kind that is not camelCase.
+    #[error("kind '{0}' must be camelCase: ^[a-z][a-zA-Z0-9]{{0,63}}$")]
+    Kind(String),
+}
+
+/// The message alone, where a refusal is reported as text (command-line
+/// values, 400 messages).
+impl From<IdError> for String {
+    fn from(e: IdError) -> String {
+        e.to_string()
+    }
+}

@@ -5,6 +5,8 @@
 
 use uuid::Uuid;
 
+use super::IdError;
+
 /// An operation's id: a UUID, written lowercase and hyphenated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OperationId(Uuid);
@@ -51,23 +53,19 @@ pub enum Scope {
 
 impl Scope {
     /// Parses `tenants/{uuid}`, `projects/{name}` or `accounts/{name}`.
-    pub fn parse(s: &str) -> Result<Scope, String> {
-        let (prefix, name) = s.split_once('/').ok_or_else(|| scope_syntax(s))?;
+    pub fn parse(s: &str) -> Result<Scope, IdError> {
+        let (prefix, name) = s.split_once('/').ok_or_else(|| IdError::ScopeSyntax(s.to_owned()))?;
         match prefix {
             "tenants" => OperationId::parse(name)
                 .map(|id| Scope::Tenant(id.uuid()))
-                .ok_or_else(|| format!("scope '{s}': a tenant id must be a UUID")),
+                .ok_or_else(|| IdError::TenantNotUuid(s.to_owned())),
             "projects" if is_project_name(name) => Ok(Scope::Project(name.to_owned())),
-            "projects" => Err(format!("scope '{s}': a project name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{2,62}}$")),
+            "projects" => Err(IdError::ProjectName(s.to_owned())),
             "accounts" if is_account_name(name) => Ok(Scope::Account(name.to_owned())),
-            "accounts" => Err(format!("scope '{s}': an account name must match ^[a-zA-Z0-9][a-zA-Z0-9-_.]{{1,63}}$")),
-            _ => Err(scope_syntax(s)),
+            "accounts" => Err(IdError::AccountName(s.to_owned())),
+            _ => Err(IdError::ScopeSyntax(s.to_owned())),
         }
     }
-}
-
-fn scope_syntax(s: &str) -> String {
-    format!("scope '{s}' must be tenants/{{uuid}}, projects/{{name}} or accounts/{{name}}")
 }
 
 impl std::fmt::Display for Scope {
@@ -103,16 +101,12 @@ pub struct Kind(String);
 
 impl Kind {
     /// Accepts `^[a-z][a-zA-Z0-9]{0,63}$`.
-    pub fn parse(s: &str) -> Result<Kind, String> {
+    pub fn parse(s: &str) -> Result<Kind, IdError> {
         let mut chars = s.chars();
         let ok = (1..=64).contains(&s.len())
             && chars.next().is_some_and(|c| c.is_ascii_lowercase())
             && chars.all(|c| c.is_ascii_alphanumeric());
-        if ok {
-            Ok(Kind(s.to_owned()))
-        } else {
-            Err(format!("kind '{s}' must be camelCase: ^[a-z][a-zA-Z0-9]{{0,63}}$"))
-        }
+        if ok { Ok(Kind(s.to_owned())) } else { Err(IdError::Kind(s.to_owned())) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! API keys as the service keeps them: a hash, a scope and a role. The secret
 //! itself is shown once at creation and never stored (see `auth::keys`).
 
-use super::{Scope, Timestamp};
+use super::{IdError, Scope, Timestamp};
 
 /// What a key may do. Roles are ordered: each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,7 +53,7 @@ pub enum ScopeRefusal {
 
 impl KeyScope {
     /// Parses `*` or a scope.
-    pub fn parse(s: &str) -> Result<KeyScope, String> {
+    pub fn parse(s: &str) -> Result<KeyScope, IdError> {
         if s == "*" { Ok(KeyScope::All) } else { Scope::parse(s).map(KeyScope::One) }
     }
 

@@ -14,7 +14,7 @@ pub mod timestamp;
 pub mod transition;
 pub mod webhook;
 
-pub use error::{OperationError, TransitionError};
+pub use error::{IdError, OperationError, TransitionError};
 pub use id::{Kind, OperationId, Scope};
 pub use key::{ApiKey, KeyScope, Role, ScopeRefusal};
 pub use lease::{Heartbeat, Lease, LeaseError, LeaseId};

@@ -17,7 +17,7 @@ const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, webhook_id, operation
      ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, next_at = EXCLUDED.next_at, state = EXCLUDED.state, \
      last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error";
 
-fn corrupt(what: String) -> StoreError {
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("stored webhook data: {what}"))
 }
 

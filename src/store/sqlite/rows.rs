@@ -12,8 +12,8 @@ pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, c
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
 
-fn bad(index: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, what.into())
+fn bad(index: usize, what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, what.to_string().into())
 }
 
 fn json<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> rusqlite::Result<Option<T>> {

@@ -14,8 +14,8 @@ const WEBHOOK_COLUMNS: &str = "id, scope, url, secret, all_changes, start_seq, c
 const DELIVERY_COLUMNS: &str =
     "id, webhook_id, operation_id, version, seq, attempts, next_at, state, last_status, last_error, created_at";
 
-fn bad(index: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.into())
+fn bad(index: usize, what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.to_string().into())
 }
 
 fn webhook_from_row(row: &Row) -> rusqlite::Result<Webhook> {
