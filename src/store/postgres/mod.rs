@@ -8,7 +8,6 @@
 //! pool reconnects by itself when it returns.
 
 mod changes;
-mod key_cache;
 mod listener;
 mod notifier;
 mod rows;
@@ -51,7 +50,7 @@ pub struct PostgresStore {
     feed: LocalFeed,
     listener: tokio::task::JoinHandle<()>,
     /// Recent key lookups (a round trip each otherwise).
-    keys: key_cache::KeyCache,
+    keys: super::key_cache::KeyCache,
 }
 
 impl Drop for PostgresStore {
@@ -411,7 +410,7 @@ impl Store for PostgresStore {
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        if let Some(known) = self.keys.get(hash) {
+        if let Some(known) = self.keys.get(hash, 0) {
             return Ok(known);
         }
         let key = self
@@ -422,7 +421,7 @@ impl Store for PostgresStore {
                 row.map(|row| decode(key_from_row(&row))).transpose()
             })
             .await?;
-        self.keys.put(hash, key.clone());
+        self.keys.put(hash, key.clone(), 0);
         Ok(key)
     }
 

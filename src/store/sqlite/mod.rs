@@ -30,6 +30,7 @@ use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_ro
 use self::writer::{Job, Write, map_error};
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
+use super::key_cache::KeyCache;
 use super::{
     ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change, decode_scope_kind,
     repeat_state,
@@ -63,6 +64,11 @@ pub struct SqliteStore {
     /// The integrity check still running or done since a start that was
     /// not clean (`None` after a clean stop: nothing to check).
     integrity: Option<Arc<check::Background>>,
+    /// Recent key lookups, valid while the file's data version holds.
+    keys: KeyCache,
+    /// The one connection that reads the data version (it is per
+    /// connection: each counts the commits made by the others).
+    version_probe: Mutex<Option<Connection>>,
 }
 
 struct ReadPool {
@@ -115,6 +121,8 @@ impl SqliteStore {
             feed,
             hot,
             integrity,
+            keys: KeyCache::default(),
+            version_probe: Mutex::new(None),
         })
     }
 
@@ -191,6 +199,21 @@ impl SqliteStore {
                 outcome.map_err(map_error)
             }
         }
+    }
+}
+
+impl SqliteStore {
+    /// The file's data version as the probe connection sees it: it moves
+    /// whenever any other connection (this process's writer, a `longrun
+    /// key` command) commits. `None` when it cannot be read (the key is
+    /// then looked up, not cached).
+    fn data_version(&self) -> Option<i64> {
+        let mut probe = self.version_probe.lock().expect("probe lock");
+        if probe.is_none() {
+            *probe = self.readers.open("PRAGMA busy_timeout = 0;").ok();
+        }
+        let conn = probe.as_ref()?;
+        conn.prepare_cached("PRAGMA data_version").and_then(|mut s| s.query_row([], |row| row.get(0))).ok()
     }
 }
 
@@ -285,6 +308,7 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.readers.idle.lock().expect("pool lock").clear();
         self.readers.in_place.lock().expect("pool lock").clear();
+        self.version_probe.lock().expect("probe lock").take();
         if let Some(check) = &self.integrity {
             check.finish();
         }
@@ -591,14 +615,23 @@ impl Store for SqliteStore {
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let hash = hash.to_owned();
-        self.point_read(move |conn| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query_map(params![hash], key_from_row)?;
-            rows.next().transpose()
-        })
-        .await
+        let epoch = self.data_version();
+        if let Some(known) = epoch.and_then(|epoch| self.keys.get(hash, epoch)) {
+            return Ok(known);
+        }
+        let owned = hash.to_owned();
+        let key = self
+            .point_read(move |conn| {
+                let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1");
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut rows = stmt.query_map(params![owned], key_from_row)?;
+                rows.next().transpose()
+            })
+            .await?;
+        if let Some(epoch) = epoch {
+            self.keys.put(hash, key.clone(), epoch);
+        }
+        Ok(key)
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
