@@ -16,7 +16,6 @@ pub(crate) mod wire;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use crate::dialect::devcenter::{CommonErrors, Error, WriteErrors};
@@ -51,9 +50,4 @@ pub fn router() -> Router<AppState> {
 /// The caller, from `Authorization: Bearer <key>`.
 async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Principal, CoreError> {
     app.bearer_caller(headers, auth::jwt::Front::Native).await
-}
-
-/// Renders any core error in the native envelope (the router's fallbacks).
-pub fn error_response(core: CoreError) -> Response {
-    Error(core).into_response()
 }

@@ -73,20 +73,14 @@ impl UnreadBody {
         self.read_at_most(MAX_BODY_BYTES).await
     }
 
-    /// The whole body, at most `limit` bytes, in one buffer: each chunk is
+    /// The whole body, at most `limit` bytes, in one buffer (sized by the
+    /// declared length; a chunked body grows it as it comes): each chunk is
     /// copied and dropped at once, since a chunk of a few bytes can keep a
     /// connection's whole read buffer alive.
     pub async fn read_at_most(self, limit: usize) -> Result<Bytes, CoreError> {
         let expected = self.expected_length(limit)?;
         let mut whole = Vec::with_capacity(expected.unwrap_or(0));
-        self.each_chunk(limit, |chunk| {
-            if whole.capacity() == 0 {
-                // No declared length (chunked): grow as it comes, within `limit`.
-                whole.reserve(chunk.len().max(1024).min(limit));
-            }
-            whole.extend_from_slice(&chunk);
-        })
-        .await?;
+        self.each_chunk(limit, |chunk| whole.extend_from_slice(&chunk)).await?;
         Ok(Bytes::from(whole))
     }
 

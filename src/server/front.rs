@@ -68,7 +68,8 @@ where
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let peer = crate::http::peer::peer_of(&request).map(|p| p.ip());
-        let body_on_http1 = request.version() <= Version::HTTP_11 && has_body(&request);
+        let with_body = has_body(&request);
+        let body_on_http1 = request.version() <= Version::HTTP_11 && with_body;
         let admitted = check_head(&request).and_then(|()| self.limits.admit(&request));
         let slot = match admitted {
             Ok(slot) => slot,
@@ -84,8 +85,7 @@ where
             }
         };
         let mut request = request;
-        let terms = has_body(&request)
-            .then(|| BodyTerms::new(tokio::time::Instant::now(), self.limits.settings().body_timeout));
+        let terms = with_body.then(|| BodyTerms::new(tokio::time::Instant::now(), self.limits.settings().body_timeout));
         if let Some(terms) = &terms {
             request.extensions_mut().insert(terms.clone());
         }
