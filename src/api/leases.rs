@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::operations::parse_json;
+use super::operations::INVALID_BODY;
 use super::wire::{ClaimLease, LeaseBody, LeaseHeartbeat, OperationBody};
 use super::{Error, caller};
 use crate::dialect;
 use crate::http::body::UnreadBody;
+use crate::http::body::parse_json;
 use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseId, Operation, Role, Scope};
 use crate::service::leases;
@@ -41,7 +42,7 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
 pub async fn claim_lease(State(app): State<AppState>, headers: HeaderMap, body: UnreadBody) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Produce)?;
-    let request: ClaimLease = parse_json(&body.read().await?)?;
+    let request: ClaimLease = body.read_json(INVALID_BODY).await?;
     if request.kinds.is_empty() || request.kinds.len() > 64 {
         return Err(CoreError::bad_request("InvalidParameter", "kinds", "list 1 to 64 kinds").into());
     }
@@ -105,7 +106,7 @@ pub async fn lease_action(
             let request: LeaseHeartbeat = if body.is_empty() {
                 LeaseHeartbeat { percent_complete: None, properties: None, ttl: None }
             } else {
-                parse_json(&body)?
+                parse_json(&body, INVALID_BODY)?
             };
             let mut progress = Map::new();
             if let Some(p) = request.percent_complete {
@@ -121,7 +122,7 @@ pub async fn lease_action(
             }
         }
         "complete" => {
-            let result: Value = parse_json(&body)?;
+            let result: Value = parse_json(&body, INVALID_BODY)?;
             let op = leases::complete(app.store.as_ref(), &app.policy, &caller, lease, &result).await?;
             Ok(respond(StatusCode::OK, &op, false))
         }

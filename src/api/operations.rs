@@ -6,14 +6,13 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::repeatability::{self, Repeatable};
 use super::wire::{CreateOperation, OperationBody};
 use super::{Error, caller};
 use crate::dialect::{self, sphere};
-use crate::http::body::UnreadBody;
+use crate::http::body::{UnreadBody, parse_json};
 use crate::http::error::CoreError;
 use crate::http::headers::RequestHeaders;
 use crate::model::{Kind, NewOperation, Operation, OperationId, Role, Scope};
@@ -79,7 +78,7 @@ async fn create(
     body: &Bytes,
     default_id: Option<OperationId>,
 ) -> Result<Response, Error> {
-    let request: CreateOperation = parse_json(body)?;
+    let request: CreateOperation = parse_json(body, INVALID_BODY)?;
     let id = chosen_id(headers, request.id.as_deref())?.or(default_id);
     let new = validate(request)?;
     let (status, op) = match operations::create(app.store.as_ref(), &app.policy, caller, id, new).await? {
@@ -224,7 +223,7 @@ pub async fn patch_operation(
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Produce)?;
     let id = parse_id(&id)?;
-    let patch: Value = parse_json(&body.read().await?)?;
+    let patch: Value = body.read_json(INVALID_BODY).await?;
     let if_match = if_match(&headers)?;
     let op = operations::patch(app.store.as_ref(), &app.policy, &caller, id, &patch, if_match.as_ref()).await?;
     Ok(respond(&op, app.retry_after))
@@ -261,21 +260,15 @@ pub async fn post_action(
     Ok(respond(&op, app.retry_after))
 }
 
+/// The error code of a body that is not the JSON expected.
+pub(super) const INVALID_BODY: &str = "InvalidRequestContent";
+
 fn respond(op: &Operation, retry_after: u32) -> Response {
     dialect::json(StatusCode::OK, dialect::status_headers(op, retry_after), &OperationBody::from(op))
 }
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("ids, scopes and kinds are URL-safe")
-}
-
-/// Parses a JSON body, naming what is wrong with it.
-pub(super) fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, CoreError> {
-    serde_json::from_slice(bytes).map_err(|e| CoreError::BadRequest {
-        code: "InvalidRequestContent",
-        message: format!("The request body is not valid: {e}"),
-        target: None,
-    })
 }
 
 fn parse_id(id: &str) -> Result<OperationId, CoreError> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::operations::parse_json;
+use super::operations::INVALID_BODY;
 use super::{Error, caller};
 use crate::dialect;
 use crate::http::error::CoreError;
@@ -135,7 +135,7 @@ pub async fn create_webhook(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Admin)?;
-    let request: CreateWebhook = parse_json(&body.read().await?)?;
+    let request: CreateWebhook = body.read_json(INVALID_BODY).await?;
     let scope = request
         .scope
         .as_deref()

@@ -12,12 +12,23 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::http::error::CoreError;
 
 /// Largest JSON request body accepted (create and PATCH bodies are small).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Parses a JSON body already read, naming what is wrong with it in a 400
+/// with the dialect's `code`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], code: &'static str) -> Result<T, CoreError> {
+    serde_json::from_slice(bytes).map_err(|e| CoreError::BadRequest {
+        code,
+        message: format!("The request body is not valid: {e}"),
+        target: None,
+    })
+}
 
 /// How a request's body may be read, set by the front middleware when the
 /// head arrives: when the whole body must be in, and a flag it raises once
@@ -71,6 +82,12 @@ impl UnreadBody {
     /// The whole body, at most `MAX_BODY_BYTES`.
     pub async fn read(self) -> Result<Bytes, CoreError> {
         self.read_at_most(MAX_BODY_BYTES).await
+    }
+
+    /// The whole body parsed as JSON; a body that is not the JSON expected is
+    /// a 400 with the dialect's `code`.
+    pub async fn read_json<T: DeserializeOwned>(self, code: &'static str) -> Result<T, CoreError> {
+        parse_json(&self.read().await?, code)
     }
 
     /// The whole body, at most `limit` bytes, in one buffer (sized by the

@@ -16,7 +16,7 @@ use axum::routing::get;
 /// The whole HTTP surface: every route, each noting its template for the
 /// access log and metrics (`Front` wraps all of it: `service`).
 pub fn router(state: AppState) -> Router {
-    crate::telemetry::metrics::handle();
+    crate::telemetry::metrics::recorder();
     Router::new()
         .route("/openapi.json", get(crate::server::openapi::serve_document))
         .route("/readyz", get(crate::server::metrics::readyz))

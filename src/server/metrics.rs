@@ -4,9 +4,7 @@
 //! background work counts what it moved. The recorder is process-wide (the
 //! `metrics` facade), installed once however many servers a process runs.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use crate::http::caller::Caller;
 use crate::model::OperationId;
 use crate::service::state::AppState;
-use crate::telemetry::metrics::handle;
+use crate::telemetry::metrics::recorder;
 
 /// What the access log and the request metrics need of a finished request.
 pub struct Finished<'a> {
@@ -61,39 +59,9 @@ pub fn observe(request: Finished<'_>, response: &Response) {
             peer, code, challenge, "request denied"
         );
     }
-    let metrics = route_metrics(dialect, route, status);
+    let metrics = recorder().route(dialect, route, status);
     metrics.requests.increment(1);
     metrics.duration.record(elapsed.as_secs_f64());
-}
-
-/// The request counter and latency histogram of one dialect, route and
-/// status, registered once: the `metrics` macros would build, hash and look
-/// up the label set on every request.
-#[derive(Clone)]
-struct RouteMetrics {
-    dialect: &'static str,
-    status: StatusCode,
-    requests: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-fn route_metrics(dialect: &'static str, route: &str, status: StatusCode) -> RouteMetrics {
-    // Route templates and statuses are few: this never grows past a few hundred entries.
-    static ROUTES: Mutex<BTreeMap<String, Vec<RouteMetrics>>> = Mutex::new(BTreeMap::new());
-    let mut routes = ROUTES.lock().expect("route metrics lock");
-    if let Some(known) = routes.get(route).and_then(|k| k.iter().find(|m| m.dialect == dialect && m.status == status)) {
-        return known.clone();
-    }
-    handle(); // the recorder first, or the handles would record nowhere
-    let labels = [("dialect", dialect.to_owned()), ("route", route.to_owned()), ("status", status.as_str().to_owned())];
-    let made = RouteMetrics {
-        dialect,
-        status,
-        requests: metrics::counter!("http_requests_total", &labels),
-        duration: metrics::histogram!("http_request_duration_seconds", &labels[..2]),
-    };
-    routes.entry(route.to_owned()).or_default().push(made.clone());
-    made
 }
 
 /// A route layer that hands the matched route template to the response
@@ -152,7 +120,7 @@ where
 #[utoipa::path(get, path = "/metrics", tag = "Operations", responses((status = 200, description = "Prometheus text format"), crate::api::FrontErrors))]
 pub async fn serve_metrics(State(app): State<AppState>) -> Response {
     refresh_gauges(&app).await;
-    let body = handle().render();
+    let body = recorder().render();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
 }
 
@@ -160,20 +128,8 @@ pub async fn serve_metrics(State(app): State<AppState>) -> Response {
 /// leases held (from counts the store keeps as it writes, so a scrape reads
 /// a handful of rows, never the operations), and this node's waiting long-polls.
 async fn refresh_gauges(app: &AppState) {
-    // Label pairs set before: one that vanished (its count reached 0) must read 0, not its last value.
-    static SEEN: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     match app.store.count_operations().await {
-        Ok(counts) => {
-            let now: BTreeSet<(String, String)> = counts.iter().map(|c| (c.state.clone(), c.kind.clone())).collect();
-            let mut seen = SEEN.lock().expect("gauge labels lock");
-            for (state, kind) in seen.difference(&now) {
-                metrics::gauge!("longrun_operations", "state" => state.clone(), "kind" => kind.clone()).set(0.0);
-            }
-            for c in counts {
-                metrics::gauge!("longrun_operations", "state" => c.state, "kind" => c.kind).set(c.count as f64);
-            }
-            seen.extend(now);
-        }
+        Ok(counts) => recorder().set_operation_counts(counts.into_iter().map(|c| (c.state, c.kind, c.count)).collect()),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read operation counts"),
     }
     match app.store.count_leases_held().await {

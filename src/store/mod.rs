@@ -226,22 +226,7 @@ pub fn open_data_dir(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 /// Records how long one store call took (`longrun_store_seconds`), by
 /// backend and access (`read`, `write`; PostgreSQL calls are one kind).
 pub(crate) fn observe(backend: &'static str, access: &'static str, started: std::time::Instant) {
-    // Registered once per label pair: the macro would build and look up
-    // the label set on every store call.
-    type Registered = Vec<(&'static str, &'static str, metrics::Histogram)>;
-    static REGISTERED: std::sync::Mutex<Registered> = std::sync::Mutex::new(Vec::new());
-    let histogram = {
-        let mut registered = REGISTERED.lock().expect("store metrics lock");
-        match registered.iter().find(|(b, a, _)| *b == backend && *a == access) {
-            Some((_, _, histogram)) => histogram.clone(),
-            None => {
-                crate::telemetry::metrics::handle(); // the recorder first, or the handle would record nowhere
-                let histogram = metrics::histogram!("longrun_store_seconds", "backend" => backend, "access" => access);
-                registered.push((backend, access, histogram.clone()));
-                histogram
-            }
-        }
-    };
+    let histogram = crate::telemetry::metrics::recorder().store_call(backend, access);
     histogram.record(started.elapsed().as_secs_f64());
 }
 

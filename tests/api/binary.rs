@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{ServeProcess, cli_key};
+use crate::helpers::{ServeProcess, cli_key, until_a_long_poll_waits};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_longrun");
 
@@ -60,7 +60,7 @@ async fn serve_with_defaults_stores_under_longrun_data_and_stops_cleanly_on_sigt
     let id = created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let waiting = client.get(format!("{address}/v1/operations/{id}:wait?timeout=60s")).bearer_auth(&key).send();
     let waiting = tokio::spawn(waiting);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    until_a_long_poll_waits(&client, &address).await;
     let stopped_at = std::time::Instant::now();
     Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     let status = server.child.wait().unwrap();

@@ -323,3 +323,22 @@ pub async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
     }
     text + &body
 }
+
+/// Returns once the node at `address` holds a long-poll (its
+/// `longrun_waiting_operations` gauge is above 0): a change made after this
+/// reaches the waiter through its wake-up, not through its first read.
+pub async fn until_a_long_poll_waits(client: &reqwest::Client, address: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+        let waiting = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("longrun_waiting_operations "))
+            .and_then(|n| n.trim().parse::<f64>().ok());
+        if waiting.is_some_and(|n| n > 0.0) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no long-poll registered on {address}");
+        tokio::task::yield_now().await;
+    }
+}

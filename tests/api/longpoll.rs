@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, TestApp, cli_key, create_on, id_of, postgres_url};
+use crate::helpers::{ServeProcess, TestApp, cli_key, create_on, id_of, postgres_url, until_a_long_poll_waits};
 
 /// Well below every wait the tests ask for: proves the answer came from the
 /// change, not from the timeout.
@@ -19,7 +19,7 @@ async fn wait_answers_when_the_operation_changes() {
     let url = format!("{}/v1/operations/{id}:wait?timeout=60s", app.address);
     let waiter = app.client.get(&url).bearer_auth(&app.admin_key).send();
     let patch = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_a_long_poll_waits(&app.client, &app.address).await;
         app.patch_ok(&id, json!({"state": "Running", "percentComplete": 10})).await
     };
     let started = Instant::now();
@@ -71,7 +71,7 @@ async fn dialects_wait_when_asked_with_prefer_wait() {
         .header("Prefer", "wait=60")
         .send();
     let patch = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_a_long_poll_waits(&app.client, &app.address).await;
         app.patch_ok(&id, json!({"state": "Running", "percentComplete": 50})).await
     };
     let started = Instant::now();
@@ -108,7 +108,7 @@ async fn a_waiter_on_one_node_hears_a_change_made_through_another() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let waiter = client.get(format!("{}/v1/operations/{id}:wait?timeout=60s", b.address)).bearer_auth(&key).send();
     let patch = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_a_long_poll_waits(&client, &b.address).await;
         client
             .patch(format!("{}/v1/operations/{id}", a.address))
             .bearer_auth(&key)
@@ -176,7 +176,7 @@ async fn a_wait_that_lists_the_current_etag_answers_when_the_operation_changes()
     let url = format!("{}/v1/operations/{id}:wait?timeout=60s", app.address);
     let waiter = app.client.get(&url).bearer_auth(&app.admin_key).header("If-None-Match", "\"0\", \"1\"").send();
     let patch = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        until_a_long_poll_waits(&app.client, &app.address).await;
         app.patch_ok(&id, json!({"state": "Running"})).await
     };
     let started = Instant::now();

@@ -6,7 +6,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,7 +39,7 @@ pub async fn take_snapshot(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Produce)?;
-    let request: TakeSnapshotRequest = parse(body).await?;
+    let request: TakeSnapshotRequest = body.read_json("BadArgument").await?;
     check_object_id(&request.object_id)?;
     if request.apply_scope.is_empty() {
         return Err(bad("applyScope must list at least one subscription id.").into());
@@ -82,7 +81,7 @@ pub async fn apply_snapshot(
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Produce)?;
     let snapshot = Uuid::try_parse(&snapshot_id).map_err(|_| bad("Invalid snapshotId: it must be a UUID."))?;
-    let request: ApplySnapshotRequest = parse(body).await?;
+    let request: ApplySnapshotRequest = body.read_json("BadArgument").await?;
     check_object_id(&request.object_id)?;
     let properties = json!({"snapshotId": snapshot, "objectId": request.object_id, "mode": "CreateNew"});
     // Face returns the target's path; the snapshot's object type is not
@@ -118,11 +117,6 @@ async fn start(
     headers.insert("operation-location", HeaderValue::from_str(&location).expect("a path"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from(app.retry_after));
     Ok((StatusCode::ACCEPTED, headers).into_response())
-}
-
-async fn parse<T: DeserializeOwned>(body: UnreadBody) -> Result<T, CoreError> {
-    let body = body.read().await?;
-    serde_json::from_slice(&body).map_err(|e| bad(&format!("Invalid request body: {e}")))
 }
 
 /// Face ids: lowercase letters, digits, '-' and '_', at most 64.
