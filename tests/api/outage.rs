@@ -131,13 +131,17 @@ async fn a_database_outage_is_503_and_service_resumes_by_itself() {
         }));
     }
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let outage_began = started.elapsed();
     tokio::task::block_in_place(|| pg.stop());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| pg.start());
     let outage_ended = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // The load goes on until a whole second after the outage was all 200s (or 10 s).
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < give_up && !served_for_a_second_since(&samples.lock().unwrap(), outage_ended) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop_load.store(true, std::sync::atomic::Ordering::SeqCst);
     for worker in workers {
         worker.await.unwrap();
@@ -170,5 +174,11 @@ async fn a_database_outage_is_503_and_service_resumes_by_itself() {
             assert!(*at >= outage_began && *at <= recovered_by, "503 at {at:?} outside the outage");
         }
     }
-    assert!(samples.iter().any(|s| s.0 > recovered_by && s.1 == 200), "served again after the outage");
+    assert!(served_for_a_second_since(&samples, outage_ended), "served again after the outage");
+}
+
+/// Whether the samples after `since` end in a whole second of nothing but 200s.
+fn served_for_a_second_since(samples: &[(Duration, u16, bool)], since: Duration) -> bool {
+    let last_failure = samples.iter().filter(|s| s.1 != 200).map(|s| s.0).max().unwrap_or_default().max(since);
+    samples.iter().any(|s| s.1 == 200 && s.0 > last_failure + Duration::from_secs(1))
 }
