@@ -1,12 +1,14 @@
 //! The shared backend: PostgreSQL, for several stateless longrun nodes.
 //!
-//! Every operation write is one autocommitted statement that also appends
-//! to the change log; once it has committed, `notifier` announces it to
-//! every node. There is no transaction to hold open and no node-local state
-//! to keep in sync. Every call is bounded in time: a
+//! Every operation write is one statement that also appends to the change
+//! log, committed together with the other writes of its round (`batch`:
+//! group commit); once it has committed, `notifier` announces it to every
+//! node. There is no transaction held open between calls and no node-local
+//! state to keep in sync. Every call is bounded in time: a
 //! database that is away yields `Unavailable` (HTTP 503) quickly, and the
 //! pool reconnects by itself when it returns.
 
+mod batch;
 mod changes;
 mod listener;
 mod notifier;
@@ -24,9 +26,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use self::rows::{
-    KEY_COLUMNS, OPERATION_COLUMNS, as_params, key_from_row, operation_from_row, operation_params, update_params,
-};
+use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row, operation_params, update_params};
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
 use super::{
@@ -45,8 +45,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Shared, pipelined connections for status reads (taken from `pool`).
     readers: shared::Shared,
-    /// Announces this node's committed changes to every node.
-    notifier: notifier::Notifier,
+    /// Commits operation writes in rounds, and announces them to every node.
+    writes: batch::Batcher,
     feed: LocalFeed,
     listener: tokio::task::JoinHandle<()>,
     /// Recent key lookups (a round trip each otherwise).
@@ -86,8 +86,10 @@ impl PostgresStore {
         // A quarter of the pool, at most 4: enough connections to keep a few
         // backends busy, few enough that each carries many queries per write.
         let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
-        let notifier = notifier::Notifier::start(pool.clone());
-        Ok(PostgresStore { pool, readers, notifier, feed, listener, keys: Default::default() })
+        let notifier = Arc::new(notifier::Notifier::start(pool.clone()));
+        // Two rounds in flight: one gathers and sends while the other waits for its WAL flush.
+        let writes = batch::Batcher::start(pool.clone(), notifier, 2);
+        Ok(PostgresStore { pool, readers, writes, feed, listener, keys: Default::default() })
     }
 
     /// Runs `f` on a pooled connection, bounded by `CALL_TIMEOUT`.
@@ -147,21 +149,7 @@ fn decode<T>(result: anyhow::Result<T>) -> Result<T, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_operation(&self, op: &Operation) -> Result<(), StoreError> {
-        let params = operation_params(op);
-        self.with(async |client| {
-            let sql = format!(
-                "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING *), \
-                 {} SELECT {} FROM logged",
-                listener::LOG_CHANGE,
-                listener::payload_sql()
-            );
-            let statement = client.prepare_cached(&sql).await?;
-            let logged = client.query_one(&statement, &as_params(&params)).await?;
-            self.notifier.announce(logged.get(0));
-            Ok(())
-        })
-        .await
+        self.bounded(self.writes.write(op.id.uuid(), batch::Write::Create(operation_params(op)))).await
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError> {
@@ -177,27 +165,7 @@ impl Store for PostgresStore {
     }
 
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
-        let params = update_params(op, expected_version);
-        self.with(async |client| {
-            let sql = format!(
-                "WITH written AS (UPDATE operations SET state = $2, percent_complete = $3, started_at = $4, \
-                 last_action_at = $5, finished_at = $6, resource_location = $7, details_location = $8, \
-                 properties = $9, error = $10, version = $11, expires_at = $12, script = $13, \
-                 script_due_at = $14, attempts = $15, lease_owner = $16, lease_expires_at = $17 \
-                 WHERE id = $1 AND version = $18 RETURNING *), \
-                 {} SELECT {} FROM logged",
-                listener::LOG_CHANGE,
-                listener::payload_sql()
-            );
-            let statement = client.prepare_cached(&sql).await?;
-            if let Some(logged) = client.query_opt(&statement, &as_params(&params)).await? {
-                self.notifier.announce(logged.get(0));
-                return Ok(());
-            }
-            let exists = client.query_opt("SELECT 1 FROM operations WHERE id = $1", &[&op.id.uuid()]).await?.is_some();
-            Err(if exists { StoreError::VersionMismatch } else { StoreError::NotFound })
-        })
-        .await
+        self.bounded(self.writes.write(op.id.uuid(), batch::Write::Update(update_params(op, expected_version)))).await
     }
 
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
@@ -227,6 +195,7 @@ impl Store for PostgresStore {
     async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.with(async |client| {
             client.execute("DELETE FROM tombstones WHERE forget_at < $1", &[&now.unix_nanos()]).await?;
+            client.execute("SELECT longrun_fold_counts()", &[]).await?;
             client.execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()]).await?;
             let log_horizon = now.unix_nanos() - CHANGE_LOG_KEEP.as_nanos() as i64;
             client.execute("DELETE FROM changes WHERE at < $1", &[&log_horizon]).await?;
@@ -445,8 +414,13 @@ impl Store for PostgresStore {
 
     async fn count_operations(&self) -> Result<Vec<OperationCount>, StoreError> {
         self.with(async |client| {
-            let sql =
-                "SELECT state, kind, sum(n)::bigint FROM operation_counts GROUP BY state, kind HAVING sum(n) <> 0";
+            client.execute("SELECT longrun_fold_counts()", &[]).await?;
+            // Both tables in one snapshot: a fold committing meanwhile moves
+            // deltas from one to the other, and is seen whole or not at all.
+            let sql = "SELECT state, kind, sum(n)::bigint FROM \
+                       (SELECT state, kind, n FROM operation_counts UNION ALL \
+                        SELECT state, kind, n FROM operation_count_deltas) AS counted \
+                       GROUP BY state, kind HAVING sum(n) <> 0";
             let rows = client.query(sql, &[]).await?;
             Ok(rows
                 .iter()

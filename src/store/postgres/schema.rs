@@ -159,6 +159,30 @@ const MIGRATIONS: &[&str] = &[
               FROM (SELECT seq FROM changes WHERE position IS NULL ORDER BY seq) AS unplaced) AS placed
         WHERE c.seq = placed.seq;
     END $$;",
+    // 11: operation counts as appended deltas, folded into `operation_counts`
+    // by one node at a time (`longrun_fold_counts`). Writes committed in
+    // rounds (batch.rs) touch many counts each: updating shared rows, two
+    // rounds at once would lock them in opposite orders and deadlock, and
+    // every round would wait for the last one's commit on a hot row.
+    "CREATE TABLE operation_count_deltas (state text NOT NULL, kind text NOT NULL, n bigint NOT NULL);
+    CREATE OR REPLACE FUNCTION operation_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO operation_count_deltas (state, kind, n) VALUES (OLD.state, OLD.kind, -1);
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO operation_count_deltas (state, kind, n) VALUES (NEW.state, NEW.kind, 1);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION longrun_fold_counts() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(7813585269092085250);
+        WITH moved AS (DELETE FROM operation_count_deltas RETURNING state, kind, n)
+        INSERT INTO operation_counts AS c (state, kind, shard, n)
+            SELECT state, kind, 0, sum(n) FROM moved GROUP BY state, kind
+            ON CONFLICT (state, kind, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END $$;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.
