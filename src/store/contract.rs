@@ -31,6 +31,7 @@ pub async fn run(store: Arc<dyn Store>) {
     creating_an_existing_id_is_refused(store.as_ref()).await;
     updates_are_compare_and_swap(store.as_ref()).await;
     racing_updates_of_one_version_have_exactly_one_winner(store.clone()).await;
+    writes_committed_together_keep_their_own_outcomes(store.as_ref()).await;
     list_filters_and_pages_newest_first(store.as_ref()).await;
     purge_removes_only_expired_operations(store.as_ref()).await;
     committed_changes_reach_the_feed(store.as_ref()).await;
@@ -98,6 +99,58 @@ fn advance(op: &Operation, state: State, at: Timestamp) -> Operation {
         Ok(Applied::Changed(next)) => *next,
         other => panic!("{} -> {state} must be allowed: {other:?}", op.state),
     }
+}
+
+/// Writes issued at once, which a backend may commit in one round, each
+/// get the outcome they would get alone: a new id is created, a taken one
+/// refused; an update of the current version lands, of a stale one is a
+/// mismatch, of a missing operation is not found; two updates of one
+/// version in the same round have one winner, and the second write of an
+/// operation created in the same round sees the first.
+async fn writes_committed_together_keep_their_own_outcomes(store: &dyn Store) {
+    let (existing, current, stale) =
+        (sample_operation("projects/round"), sample_operation("projects/round"), sample_operation("projects/round"));
+    for op in [&existing, &current, &stale] {
+        store.create_operation(op).await.unwrap();
+    }
+    let fresh = sample_operation("projects/round");
+    let raced = sample_operation("projects/round");
+    store.create_operation(&raced).await.unwrap();
+    let missing = sample_operation("projects/round");
+    let running = |op: &Operation| advance(op, State::Running, op.created_at);
+    let (fresh_running, raced_a) = (running(&fresh), running(&raced));
+    let raced_b = Operation { percent_complete: Some(50.0), ..running(&raced) };
+    let (current_running, stale_running, missing_running) = (running(&current), running(&stale), running(&missing));
+    let outcomes = futures_util::future::join_all([
+        Box::pin(store.create_operation(&fresh)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
+        Box::pin(store.create_operation(&existing)),
+        Box::pin(store.update_operation(&current_running, current.version)),
+        Box::pin(store.update_operation(&stale_running, stale.version + 1)),
+        Box::pin(store.update_operation(&missing_running, 1)),
+        Box::pin(store.update_operation(&raced_a, raced.version)),
+        Box::pin(store.update_operation(&raced_b, raced.version)),
+        Box::pin(store.update_operation(&fresh_running, fresh.version)),
+    ])
+    .await;
+    let said = |i: usize| outcomes[i].as_ref().map_err(|e| e.to_string()).err();
+    assert_eq!(said(0), None, "a new id is created");
+    assert!(matches!(outcomes[1], Err(StoreError::AlreadyExists)), "a taken id: {:?}", said(1));
+    assert_eq!(said(2), None, "the current version is replaced");
+    assert!(matches!(outcomes[3], Err(StoreError::VersionMismatch)), "a stale version: {:?}", said(3));
+    assert!(matches!(outcomes[4], Err(StoreError::NotFound)), "no such operation: {:?}", said(4));
+    let raced_winners = [5, 6].iter().filter(|&&i| outcomes[i].is_ok()).count();
+    assert_eq!(raced_winners, 1, "one winner of a race: {:?} {:?}", said(5), said(6));
+    assert!([5, 6].iter().any(|&i| matches!(outcomes[i], Err(StoreError::VersionMismatch))));
+    // Queued after the create of the same id: it either follows it (lands)
+    // or came first (not found); never anything else.
+    assert!(matches!(outcomes[7], Ok(()) | Err(StoreError::NotFound)), "{:?}", said(7));
+    let stored = async |op: &Operation| store.get_operation(op.id).await.unwrap().map(|o| (o.state, o.version));
+    assert_eq!(stored(&current).await, Some((State::Running, 2)));
+    assert_eq!(stored(&stale).await, Some((State::NotStarted, 1)));
+    assert_eq!(stored(&missing).await, None);
+    assert_eq!(stored(&raced).await, Some((State::Running, 2)));
+    let fresh_now = stored(&fresh).await;
+    assert!(fresh_now == Some((State::NotStarted, 1)) || fresh_now == Some((State::Running, 2)), "{fresh_now:?}");
 }
 
 async fn racing_updates_of_one_version_have_exactly_one_winner(store: Arc<dyn Store>) {

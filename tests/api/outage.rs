@@ -50,7 +50,8 @@ impl PrivatePostgres {
             .args(args)
             .output()
             .expect("runuser");
-        assert!(output.status.success(), "{tool} {args:?}: {output:?}");
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        assert!(output.status.success(), "{tool} {args:?}: {output:?}\nserver log:\n{log}");
     }
 
     fn start(&self) {

@@ -9,23 +9,31 @@
 //! a round of up to `MAX_BATCH` writes pays one; alone, a write pays what
 //! it paid before.
 //!
-//! How each write keeps its own outcome in a shared transaction: its
-//! statement cannot fail on the outcomes callers expect. A create is
-//! `INSERT … ON CONFLICT DO NOTHING` (no row back: the id exists); an
-//! update says whether it wrote and whether the row exists (neither: not
-//! found; exists but not written: version mismatch). The statements go out
-//! pipelined on one connection, sorted by operation id so that two rounds
-//! committing at once lock rows in the same order and cannot deadlock. Any
+//! A round is two statements, whatever its size: one `INSERT … SELECT FROM
+//! unnest(…)` for its creates and one `UPDATE … FROM unnest(…)` for its
+//! updates, each with one array per column, sent pipelined on one
+//! connection. PostgreSQL pays its per-statement costs (protocol, planning,
+//! executor start, triggers) once per round instead of once per write.
+//! Rows go in sorted by operation id, so that two rounds committing at once
+//! lock rows in the same order. An operation written twice in one round
+//! (two PATCHes racing) is written by a second pair of statements, after
+//! the first, in the order the writes came.
+//!
+//! How each write keeps its own outcome in a shared transaction: the
+//! statements cannot fail on the outcomes callers expect, and say which
+//! rows they wrote. A create that wrote nothing met an existing id
+//! (`ON CONFLICT DO NOTHING`); an update that wrote nothing lost its
+//! compare-and-swap, or found no row (one more query tells which). Any
 //! other failure aborts the transaction: each write is then retried in a
 //! transaction of its own, so one write the database refuses never fails
 //! its neighbours, and a database that is away fails every caller at once
 //! with `Unavailable` — including a COMMIT whose outcome is unknown, which
 //! is never answered as a success.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
 
 use deadpool_postgres::Pool;
-use futures_util::future::join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
@@ -33,7 +41,8 @@ use uuid::Uuid;
 
 use super::listener;
 use super::notifier::Notifier;
-use super::rows::{OPERATION_COLUMNS, as_params};
+use super::rows::{OPERATION_ARRAY_TYPES, OPERATION_COLUMNS, OperationColumns};
+use crate::model::Operation;
 use crate::store::StoreError;
 
 /// Most writes committed in one transaction: bounds what one round adds
@@ -42,20 +51,23 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for a round, beyond which callers wait to queue theirs.
 const QUEUE: usize = 4096;
 
-/// Parameters of one statement, owned so that they can wait in the queue.
-pub type Params = Vec<Box<dyn ToSql + Sync + Send>>;
-
 /// One operation write.
 pub enum Write {
-    /// Insert a new operation (`rows::operation_params`).
-    Create(Params),
-    /// Replace an operation if its version is still the expected one
-    /// (`rows::update_params`).
-    Update(Params),
+    /// Insert a new operation.
+    Create(Operation),
+    /// Replace an operation if its version is still the expected one.
+    Update(Operation, i64),
+}
+
+impl Write {
+    fn id(&self) -> Uuid {
+        match self {
+            Write::Create(op) | Write::Update(op, _) => op.id.uuid(),
+        }
+    }
 }
 
 struct Job {
-    id: Uuid,
     write: Write,
     /// Answered after the COMMIT that made the write durable, or with why not.
     reply: oneshot::Sender<Result<(), StoreError>>,
@@ -88,13 +100,13 @@ impl Batcher {
         Batcher { queue, tasks }
     }
 
-    /// Queues a write on operation `id` and waits until it committed (or
-    /// failed). A caller that gives up waiting (its request timed out) does
-    /// not withdraw the write: it may still commit.
-    pub async fn write(&self, id: Uuid, write: Write) -> Result<(), StoreError> {
+    /// Queues a write and waits until it committed (or failed). A caller
+    /// that gives up waiting (its request timed out) does not withdraw the
+    /// write: it may still commit.
+    pub async fn write(&self, write: Write) -> Result<(), StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Job { id, write, reply })
+            .send(Job { write, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the PostgreSQL writer has stopped".into()))?;
         outcome.await.map_err(|_| StoreError::Unavailable("the PostgreSQL writer has stopped".into()))?
@@ -112,7 +124,7 @@ async fn run(pool: Pool, pending: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Arc
                 return; // every sender is gone
             }
         }
-        round.sort_by_key(|job| job.id); // stable: two writes on one operation keep their order
+        round.sort_by_key(|job| job.write.id()); // stable: two writes on one operation keep their order
         commit_round(&pool, round, &notifier).await;
     }
 }
@@ -170,60 +182,129 @@ enum Outcome {
     Refused(StoreError),
 }
 
-/// Runs `writes` in one transaction, pipelined, and commits. `Err` means
-/// nothing was committed (or, for `Unavailable`, that nobody can tell).
+/// Runs `writes` in one transaction and commits. `Err` means nothing was
+/// committed (or, for `Unavailable`, that nobody can tell).
 async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Outcome>, StoreError> {
     let mut client = pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
     let (create, update) = statements(&client).await?;
     let transaction = client.transaction().await?;
-    let runs = writes.iter().map(|write| async {
-        match write {
-            Write::Create(params) => {
-                let row = transaction.query_opt(&create, &as_params(params)).await?;
-                Ok(match row {
-                    Some(row) => Outcome::Written(row.get(0)),
-                    None => Outcome::Refused(StoreError::AlreadyExists),
-                })
-            }
-            Write::Update(params) => {
-                let row = transaction.query_one(&update, &as_params(params)).await?;
-                Ok(match (row.get::<_, Option<String>>(0), row.get::<_, bool>(1)) {
-                    (Some(change), _) => Outcome::Written(change),
-                    (None, true) => Outcome::Refused(StoreError::VersionMismatch),
-                    (None, false) => Outcome::Refused(StoreError::NotFound),
-                })
+    let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+    for layer in layers(writes) {
+        let (mut creates, mut updates) = (OperationColumns::default(), OperationColumns::default());
+        for &index in &layer {
+            match writes[index] {
+                Write::Create(op) => creates.push(op, op.version),
+                Write::Update(op, expected) => updates.push(op, *expected),
             }
         }
-    });
-    let outcomes: Vec<Outcome> = join_all(runs).await.into_iter().collect::<Result<_, tokio_postgres::Error>>()?;
+        let (created, updated) = tokio::join!(
+            written(&transaction, &create, &creates, creates.all()),
+            written(&transaction, &update, &updates, updates.with_expected_versions()),
+        );
+        let mut changes = created?;
+        changes.extend(updated?);
+        let missed: Vec<Uuid> = layer
+            .iter()
+            .map(|&index| writes[index])
+            .filter(|w| !changes.contains_key(&w.id()))
+            .map(Write::id)
+            .collect();
+        let present = present(&transaction, &missed).await?;
+        for index in layer {
+            let write = writes[index];
+            outcomes[index] = Some(match (changes.remove(&write.id()), write) {
+                (Some(change), _) => Outcome::Written(change),
+                (None, Write::Create(_)) => Outcome::Refused(StoreError::AlreadyExists),
+                (None, Write::Update(..)) if present.contains(&write.id()) => {
+                    Outcome::Refused(StoreError::VersionMismatch)
+                }
+                (None, Write::Update(..)) => Outcome::Refused(StoreError::NotFound),
+            });
+        }
+    }
     transaction.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().map(|o| o.expect("every write is in a layer")).collect())
+}
+
+/// Splits a round (sorted by id) into layers in which each operation
+/// appears at most once: the first write of every operation, then the
+/// second, and so on. Indexes into `writes`.
+fn layers(writes: &[&Write]) -> Vec<Vec<usize>> {
+    let mut layers: Vec<Vec<usize>> = Vec::new();
+    let mut depth = 0;
+    for (index, write) in writes.iter().enumerate() {
+        depth = if index > 0 && writes[index - 1].id() == write.id() { depth + 1 } else { 0 };
+        if layers.len() <= depth {
+            layers.push(Vec::new());
+        }
+        layers[depth].push(index);
+    }
+    layers
+}
+
+/// Runs one round statement; the change line of every operation it wrote, by id.
+async fn written(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statement: &Statement,
+    rows: &OperationColumns,
+    params: Vec<&(dyn ToSql + Sync)>,
+) -> Result<HashMap<Uuid, String>, StoreError> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let written = transaction.query(statement, &params).await?;
+    Ok(written.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Which of `ids` exist (for the updates that wrote nothing).
+async fn present(transaction: &tokio_postgres::Transaction<'_>, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = transaction.query("SELECT id FROM operations WHERE id = ANY($1)", &[&ids]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// The two prepared statements (cached per connection).
 async fn statements(client: &deadpool_postgres::Object) -> Result<(Statement, Statement), StoreError> {
-    static CREATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH written AS (INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-             ON CONFLICT (id) DO NOTHING RETURNING *), \
-             {} SELECT {} FROM logged",
-            listener::LOG_CHANGE,
-            listener::payload_sql()
-        )
-    });
-    static UPDATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH written AS (UPDATE operations SET state = $2, percent_complete = $3, started_at = $4, \
-             last_action_at = $5, finished_at = $6, resource_location = $7, details_location = $8, \
-             properties = $9, error = $10, version = $11, expires_at = $12, script = $13, \
-             script_due_at = $14, attempts = $15, lease_owner = $16, lease_expires_at = $17 \
-             WHERE id = $1 AND version = $18 RETURNING *), \
-             {} SELECT (SELECT {} FROM logged), EXISTS (SELECT 1 FROM operations WHERE id = $1)",
-            listener::LOG_CHANGE,
-            listener::payload_sql()
-        )
-    });
     let (create, update) = tokio::join!(client.prepare_cached(&CREATE), client.prepare_cached(&UPDATE));
     Ok((create?, update?))
 }
+
+/// The rows of a round's statement: one array per column, unnested.
+fn input(extra: &str) -> String {
+    let arrays: Vec<String> =
+        OPERATION_ARRAY_TYPES.iter().enumerate().map(|(i, ty)| format!("${}::{ty}", i + 1)).collect();
+    format!("input AS (SELECT * FROM unnest({}{extra}) AS i({OPERATION_COLUMNS}", arrays.join(", "))
+}
+
+/// Inserts a round's new operations, skipping ids that exist.
+static CREATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {})), \
+         written AS (INSERT INTO operations ({OPERATION_COLUMNS}) SELECT {OPERATION_COLUMNS} FROM input \
+         ON CONFLICT (id) DO NOTHING RETURNING *), \
+         {} SELECT operation_id, {} FROM logged",
+        input(""),
+        listener::LOG_CHANGE,
+        listener::payload_sql()
+    )
+});
+
+/// Replaces a round's operations whose version is still the expected one.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {}, expected_version)), \
+         written AS (UPDATE operations AS o SET state = i.state, percent_complete = i.percent_complete, \
+         started_at = i.started_at, last_action_at = i.last_action_at, finished_at = i.finished_at, \
+         resource_location = i.resource_location, details_location = i.details_location, \
+         properties = i.properties, error = i.error, version = i.version, expires_at = i.expires_at, \
+         script = i.script, script_due_at = i.script_due_at, attempts = i.attempts, \
+         lease_owner = i.lease_owner, lease_expires_at = i.lease_expires_at \
+         FROM input AS i WHERE o.id = i.id AND o.version = i.expected_version RETURNING o.*), \
+         {} SELECT operation_id, {} FROM logged",
+        input(", $22::int8[]"),
+        listener::LOG_CHANGE,
+        listener::payload_sql()
+    )
+});

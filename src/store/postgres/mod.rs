@@ -26,7 +26,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row, operation_params, update_params};
+use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
 use super::{
@@ -149,7 +149,7 @@ fn decode<T>(result: anyhow::Result<T>) -> Result<T, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_operation(&self, op: &Operation) -> Result<(), StoreError> {
-        self.bounded(self.writes.write(op.id.uuid(), batch::Write::Create(operation_params(op)))).await
+        self.bounded(self.writes.write(batch::Write::Create(op.clone()))).await
     }
 
     async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError> {
@@ -165,7 +165,7 @@ impl Store for PostgresStore {
     }
 
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
-        self.bounded(self.writes.write(op.id.uuid(), batch::Write::Update(update_params(op, expected_version)))).await
+        self.bounded(self.writes.write(batch::Write::Update(op.clone(), expected_version))).await
     }
 
     async fn list_operations(&self, filter: &ListFilter) -> Result<Vec<Operation>, StoreError> {
@@ -504,6 +504,69 @@ mod tests {
         let url = scratch_schema(&base).await.unwrap();
         let store = PostgresStore::connect(&url, 8).await.unwrap();
         crate::store::contract::run(Arc::new(store)).await;
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
+    /// Runs `sql` on the database `url` names.
+    async fn execute(url: &str, sql: &str) {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    }
+
+    #[tokio::test]
+    async fn a_write_the_database_refuses_fails_alone_and_its_round_commits() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let store = PostgresStore::connect(&url, 4).await.unwrap();
+        let good: Vec<Operation> = (0..3).map(|_| crate::store::contract::sample_operation("projects/fine")).collect();
+        let mut poison = crate::store::contract::sample_operation("projects/fine");
+        // jsonb refuses the NUL character.
+        poison.properties = serde_json::json!({"bad": "\u{0}"}).as_object().cloned();
+        let (poisoned, goods) = tokio::join!(
+            store.create_operation(&poison),
+            futures_util::future::join_all(good.iter().map(|op| store.create_operation(op)))
+        );
+        assert!(matches!(poisoned, Err(StoreError::Other(_))), "{poisoned:?}");
+        for (op, outcome) in good.iter().zip(goods) {
+            assert!(outcome.is_ok(), "{outcome:?}");
+            assert!(store.get_operation(op.id).await.unwrap().is_some());
+        }
+        assert!(store.get_operation(poison.id).await.unwrap().is_none());
+        drop(store);
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_round_whose_commit_fails_acknowledges_none_of_its_writes() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let store = PostgresStore::connect(&url, 4).await.unwrap();
+        // Every statement succeeds; the COMMIT of a transaction that wrote
+        // into 'projects/doomed' fails, as a commit the disk refuses would.
+        execute(
+            &url,
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+             CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON operations DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW WHEN (NEW.scope = 'projects/doomed') EXECUTE FUNCTION refuse();",
+        )
+        .await;
+        let doomed: Vec<Operation> =
+            (0..3).map(|_| crate::store::contract::sample_operation("projects/doomed")).collect();
+        let fine = crate::store::contract::sample_operation("projects/fine");
+        let (outcomes, fine_outcome) = tokio::join!(
+            futures_util::future::join_all(doomed.iter().map(|op| store.create_operation(op))),
+            store.create_operation(&fine)
+        );
+        for (op, outcome) in doomed.iter().zip(outcomes) {
+            assert!(matches!(outcome, Err(StoreError::Other(_))), "{outcome:?}");
+            assert!(store.get_operation(op.id).await.unwrap().is_none(), "nothing of a failed commit is stored");
+        }
+        assert!(fine_outcome.is_ok(), "a write that commits alone is not failed by its round: {fine_outcome:?}");
+        assert!(store.changes_since(Some(&Scope::parse("projects/doomed").unwrap()), 0, 10).await.unwrap().is_empty());
+        drop(store);
         drop_scratch_schema(&url).await.unwrap();
     }
 

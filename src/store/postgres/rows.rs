@@ -58,52 +58,106 @@ pub fn operation_from_row(row: &Row) -> anyhow::Result<Operation> {
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `$1..$21`.
-pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql + Sync + Send>> {
-    vec![
-        Box::new(op.id.uuid()),
-        Box::new(op.scope.to_string()),
-        Box::new(op.kind.to_string()),
-        Box::new(op.state.as_str()),
-        Box::new(op.percent_complete),
-        Box::new(op.created_at.unix_nanos()),
-        Box::new(op.started_at.map(Timestamp::unix_nanos)),
-        Box::new(op.last_action_at.unix_nanos()),
-        Box::new(op.finished_at.map(Timestamp::unix_nanos)),
-        Box::new(op.resource_location.clone()),
-        Box::new(op.details_location.clone()),
-        Box::new(op.properties.clone().map(Value::Object)),
-        Box::new(op.error.as_ref().map(|e| serde_json::to_value(e).expect("error struct"))),
-        Box::new(op.version),
-        Box::new(op.expires_at.map(Timestamp::unix_nanos)),
-        Box::new(op.create_fingerprint.clone()),
-        Box::new(op.script.as_ref().map(|s| serde_json::to_value(s).expect("script struct"))),
-        Box::new(op.script_due_at().map(Timestamp::unix_nanos)),
-        Box::new(op.attempts as i32),
-        Box::new(op.lease.as_ref().map(|l| l.owner.clone())),
-        Box::new(op.lease.as_ref().map(|l| l.expires_at.unix_nanos())),
-    ]
+/// Operations as one array per column, in `OPERATION_COLUMNS` order: the
+/// parameters of a statement that writes many rows at once (`unnest`).
+#[derive(Default)]
+pub struct OperationColumns {
+    id: Vec<Uuid>,
+    scope: Vec<String>,
+    kind: Vec<String>,
+    state: Vec<&'static str>,
+    percent_complete: Vec<Option<f64>>,
+    created_at: Vec<i64>,
+    started_at: Vec<Option<i64>>,
+    last_action_at: Vec<i64>,
+    finished_at: Vec<Option<i64>>,
+    resource_location: Vec<Option<String>>,
+    details_location: Vec<Option<String>>,
+    properties: Vec<Option<Value>>,
+    error: Vec<Option<Value>>,
+    version: Vec<i64>,
+    expires_at: Vec<Option<i64>>,
+    create_fingerprint: Vec<String>,
+    script: Vec<Option<Value>>,
+    script_due_at: Vec<Option<i64>>,
+    attempts: Vec<i32>,
+    lease_owner: Vec<Option<String>>,
+    lease_expires_at: Vec<Option<i64>>,
+    /// For updates: the version each row must still have.
+    expected_version: Vec<i64>,
 }
 
-/// The values of an update: id, the mutable columns, then the expected version.
-pub fn update_params(op: &Operation, expected_version: i64) -> Vec<Box<dyn ToSql + Sync + Send>> {
-    let mut all = operation_params(op);
-    // Keep id (0) and the columns a change may touch (3, 4, 6..=14, 16..=20);
-    // drop scope, kind, created_at and the fingerprint, which never change.
-    let keep = [0, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20];
-    let mut kept: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(keep.len() + 1);
-    for (index, param) in all.drain(..).enumerate() {
-        if keep.contains(&index) {
-            kept.push(param);
-        }
+/// The SQL types of `OperationColumns::all`, in order, for `unnest`.
+pub const OPERATION_ARRAY_TYPES: [&str; 21] = [
+    "uuid[]", "text[]", "text[]", "text[]", "float8[]", "int8[]", "int8[]", "int8[]", "int8[]", "text[]", "text[]",
+    "jsonb[]", "jsonb[]", "int8[]", "int8[]", "text[]", "jsonb[]", "int8[]", "int4[]", "text[]", "int8[]",
+];
+
+impl OperationColumns {
+    /// Appends one operation (and, for an update, the version it replaces).
+    pub fn push(&mut self, op: &Operation, expected_version: i64) {
+        self.id.push(op.id.uuid());
+        self.scope.push(op.scope.to_string());
+        self.kind.push(op.kind.to_string());
+        self.state.push(op.state.as_str());
+        self.percent_complete.push(op.percent_complete);
+        self.created_at.push(op.created_at.unix_nanos());
+        self.started_at.push(op.started_at.map(Timestamp::unix_nanos));
+        self.last_action_at.push(op.last_action_at.unix_nanos());
+        self.finished_at.push(op.finished_at.map(Timestamp::unix_nanos));
+        self.resource_location.push(op.resource_location.clone());
+        self.details_location.push(op.details_location.clone());
+        self.properties.push(op.properties.clone().map(Value::Object));
+        self.error.push(op.error.as_ref().map(|e| serde_json::to_value(e).expect("error struct")));
+        self.version.push(op.version);
+        self.expires_at.push(op.expires_at.map(Timestamp::unix_nanos));
+        self.create_fingerprint.push(op.create_fingerprint.clone());
+        self.script.push(op.script.as_ref().map(|s| serde_json::to_value(s).expect("script struct")));
+        self.script_due_at.push(op.script_due_at().map(Timestamp::unix_nanos));
+        self.attempts.push(op.attempts as i32);
+        self.lease_owner.push(op.lease.as_ref().map(|l| l.owner.clone()));
+        self.lease_expires_at.push(op.lease.as_ref().map(|l| l.expires_at.unix_nanos()));
+        self.expected_version.push(expected_version);
     }
-    kept.push(Box::new(expected_version));
-    kept
-}
 
-/// Borrows boxed parameters the way `tokio_postgres` wants them.
-pub fn as_params(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
-    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// Every column, in `OPERATION_COLUMNS` order (`$1..$21`).
+    pub fn all(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.id,
+            &self.scope,
+            &self.kind,
+            &self.state,
+            &self.percent_complete,
+            &self.created_at,
+            &self.started_at,
+            &self.last_action_at,
+            &self.finished_at,
+            &self.resource_location,
+            &self.details_location,
+            &self.properties,
+            &self.error,
+            &self.version,
+            &self.expires_at,
+            &self.create_fingerprint,
+            &self.script,
+            &self.script_due_at,
+            &self.attempts,
+            &self.lease_owner,
+            &self.lease_expires_at,
+        ]
+    }
+
+    /// Every column, then the expected versions (`$22`).
+    pub fn with_expected_versions(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut all = self.all();
+        all.push(&self.expected_version);
+        all
+    }
 }
 
 /// Builds an `ApiKey` from a row selected with `KEY_COLUMNS`.
