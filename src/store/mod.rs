@@ -6,6 +6,7 @@
 //! has committed it durably.
 
 pub mod feed;
+mod hot;
 mod key_cache;
 pub mod postgres;
 pub mod sqlite;

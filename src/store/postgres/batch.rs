@@ -44,6 +44,7 @@ use super::notifier::Notifier;
 use super::rows::{OPERATION_ARRAY_TYPES, OPERATION_COLUMNS, OperationColumns};
 use crate::model::Operation;
 use crate::store::StoreError;
+use crate::store::hot::HotOperations;
 
 /// Most writes committed in one transaction: bounds what one round adds
 /// to the latency of the writes in it.
@@ -91,12 +92,12 @@ impl Batcher {
     /// Starts `committers` tasks, each committing one round at a time on a
     /// connection from `pool`: while one round waits for its WAL flush the
     /// next is gathered and sent.
-    pub fn start(pool: Pool, notifier: Arc<Notifier>, committers: usize) -> Batcher {
+    pub fn start(pool: Pool, notifier: Arc<Notifier>, hot: Arc<HotOperations>, committers: usize) -> Batcher {
         let (queue, pending) = mpsc::channel(QUEUE);
         let pending = Arc::new(Mutex::new(pending));
-        let tasks = (0..committers.max(1))
-            .map(|_| tokio::spawn(run(pool.clone(), pending.clone(), notifier.clone())))
-            .collect();
+        let done = Arc::new(Committed { notifier, hot });
+        let tasks =
+            (0..committers.max(1)).map(|_| tokio::spawn(run(pool.clone(), pending.clone(), done.clone()))).collect();
         Batcher { queue, tasks }
     }
 
@@ -115,7 +116,7 @@ impl Batcher {
 
 /// Takes a round from the queue (whatever is waiting, up to `MAX_BATCH`),
 /// commits it, answers it, and starts over.
-async fn run(pool: Pool, pending: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Arc<Notifier>) {
+async fn run(pool: Pool, pending: Arc<Mutex<mpsc::Receiver<Job>>>, done: Arc<Committed>) {
     loop {
         let mut round = Vec::new();
         {
@@ -125,17 +126,17 @@ async fn run(pool: Pool, pending: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Arc
             }
         }
         round.sort_by_key(|job| job.write.id()); // stable: two writes on one operation keep their order
-        commit_round(&pool, round, &notifier).await;
+        commit_round(&pool, round, &done).await;
     }
 }
 
 /// Commits `round` and answers every job in it.
-async fn commit_round(pool: &Pool, round: Vec<Job>, notifier: &Notifier) {
+async fn commit_round(pool: &Pool, round: Vec<Job>, done: &Committed) {
     let writes: Vec<&Write> = round.iter().map(|job| &job.write).collect();
     match commit(pool, &writes).await {
         Ok(outcomes) => {
             for (job, outcome) in round.into_iter().zip(outcomes) {
-                answer(job, outcome, notifier);
+                answer(job, outcome, done);
             }
         }
         Err(StoreError::Unavailable(why)) => {
@@ -148,7 +149,7 @@ async fn commit_round(pool: &Pool, round: Vec<Job>, notifier: &Notifier) {
             for job in round {
                 let outcome = commit(pool, &[&job.write]).await.map(|mut one| one.remove(0));
                 match outcome {
-                    Ok(outcome) => answer(job, outcome, notifier),
+                    Ok(outcome) => answer(job, outcome, done),
                     Err(e) => {
                         let _ = job.reply.send(Err(e));
                     }
@@ -162,14 +163,32 @@ async fn commit_round(pool: &Pool, round: Vec<Job>, notifier: &Notifier) {
     }
 }
 
-/// Sends a committed write's outcome; announces the change it made.
-fn answer(job: Job, outcome: Outcome, notifier: &Notifier) {
+/// Where a committed write goes before its caller hears of it.
+struct Committed {
+    /// Announces it to every node.
+    notifier: Arc<Notifier>,
+    /// Serves it from this node at once.
+    hot: Arc<HotOperations>,
+}
+
+/// Sends a committed write's outcome, once the change it made is in this
+/// node's cache and on its way to the others.
+fn answer(job: Job, outcome: Outcome, done: &Committed) {
     let result = match outcome {
         Outcome::Written(change) => {
-            notifier.announce(change);
+            let (Write::Create(op) | Write::Update(op, _)) = &job.write;
+            done.hot.committed(op);
+            done.notifier.announce(change);
             Ok(())
         }
-        Outcome::Refused(e) => Err(e),
+        Outcome::Refused(e) => {
+            // What this node has cached lost to a write elsewhere (or was
+            // purged): the caller's retry must read the database.
+            if let Write::Update(op, _) = &job.write {
+                done.hot.changed(op.id, i64::MAX);
+            }
+            Err(e)
+        }
     };
     let _ = job.reply.send(result);
 }

@@ -1,7 +1,10 @@
 //! Turns PostgreSQL `NOTIFY` messages into local change events, so a change
-//! committed through any node reaches the listeners of this one. Keeps one
-//! dedicated connection, and reconnects by itself when the database returns.
+//! committed through any node reaches the listeners of this one, and this
+//! node's hot-operation cache. Keeps one dedicated connection, and
+//! reconnects by itself when the database returns; the cache serves nothing
+//! while it is away, since notifications sent meanwhile are lost.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -9,21 +12,24 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::model::{OperationId, Scope};
 use crate::store::feed::{Change, LocalFeed};
+use crate::store::hot::HotOperations;
 
 /// The channel every node's notifier announces changes on.
 pub const CHANNEL: &str = "longrun_changes";
 
 /// Runs forever: listen, forward, and on any failure wait and listen again.
-pub async fn run(config: tokio_postgres::Config, feed: LocalFeed) {
+pub async fn run(config: tokio_postgres::Config, feed: LocalFeed, hot: Arc<HotOperations>) {
     loop {
-        if let Err(e) = listen_once(&config, &feed).await {
+        let outcome = listen_once(&config, &feed, &hot).await;
+        hot.set_live(false);
+        if let Err(e) = outcome {
             tracing::warn!(error = %e, "PostgreSQL change listener lost its connection; reconnecting");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyhow::Result<()> {
+async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed, hot: &HotOperations) -> anyhow::Result<()> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (messages, mut incoming) = tokio::sync::mpsc::unbounded_channel();
     // The connection must be polled for the LISTEN below to complete, so it
@@ -44,11 +50,16 @@ async fn listen_once(config: &tokio_postgres::Config, feed: &LocalFeed) -> anyho
         Ok(())
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Every change committed from now on will be heard.
+    hot.set_live(true);
     while let Some(payload) = incoming.recv().await {
         // One line per change: the notifier batches them.
         for line in payload.lines() {
             match parse(line) {
-                Some(change) => feed.publish(change),
+                Some(change) => {
+                    hot.changed(change.id, change.version);
+                    feed.publish(change);
+                }
                 None => tracing::warn!(line, "ignoring a malformed change notification"),
             }
         }

@@ -29,6 +29,7 @@ use tokio_postgres::error::SqlState;
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use super::feed::Change;
 use super::feed::{ChangeFeed, LocalFeed};
+use super::hot::HotOperations;
 use super::{
     CHANGE_LOG_KEEP, ListFilter, OperationCount, RepeatBegin, Store, StoreError, StoredResponse, decode_change,
     decode_scope_kind, repeat_state,
@@ -37,6 +38,10 @@ use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
 
 /// Longest any one store call may take before it is reported unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a cached operation is served without a notification saying it
+/// changed: bounds what a lost notification (its writer died between commit
+/// and notify) can leave stale on the other nodes.
+const HOT_MAX_AGE: Duration = Duration::from_secs(1);
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -51,6 +56,8 @@ pub struct PostgresStore {
     listener: tokio::task::JoinHandle<()>,
     /// Recent key lookups (a round trip each otherwise).
     keys: super::key_cache::KeyCache,
+    /// Operations read or written lately, kept current by the change feed.
+    hot: Arc<HotOperations>,
 }
 
 impl Drop for PostgresStore {
@@ -82,14 +89,15 @@ impl PostgresStore {
         schema::migrate(&mut client).await.context("PostgreSQL schema")?;
         drop(client);
         let feed = LocalFeed::default();
-        let listener = tokio::spawn(listener::run(config, feed.clone()));
+        let hot = Arc::new(HotOperations::shared(HOT_MAX_AGE));
+        let listener = tokio::spawn(listener::run(config, feed.clone(), hot.clone()));
         // A quarter of the pool, at most 4: enough connections to keep a few
         // backends busy, few enough that each carries many queries per write.
         let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
         let notifier = Arc::new(notifier::Notifier::start(pool.clone()));
         // Two rounds in flight: one gathers and sends while the other waits for its WAL flush.
-        let writes = batch::Batcher::start(pool.clone(), notifier, 2);
-        Ok(PostgresStore { pool, readers, writes, feed, listener, keys: Default::default() })
+        let writes = batch::Batcher::start(pool.clone(), notifier, hot.clone(), 2);
+        Ok(PostgresStore { pool, readers, writes, feed, listener, keys: Default::default(), hot })
     }
 
     /// Runs `f` on a pooled connection, bounded by `CALL_TIMEOUT`.
@@ -155,13 +163,21 @@ impl Store for PostgresStore {
     async fn get_operation(&self, id: OperationId) -> Result<Option<Arc<Operation>>, StoreError> {
         static SQL: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1"));
+        if let Some(hot) = self.hot.get(id) {
+            return Ok(Some(hot));
+        }
+        let generation = self.hot.generation();
         let read = async {
             let client = self.readers.client(&self.pool).await?;
             let statement = client.prepare_cached(&SQL).await?;
             let row = client.query_opt(&statement, &[&id.uuid()]).await?;
             row.map(|row| decode(operation_from_row(&row)).map(Arc::new)).transpose()
         };
-        self.bounded(read).await
+        let found = self.bounded(read).await?;
+        if let Some(op) = &found {
+            self.hot.fetched(Arc::clone(op), generation);
+        }
+        Ok(found)
     }
 
     async fn update_operation(&self, op: &Operation, expected_version: i64) -> Result<(), StoreError> {
@@ -205,10 +221,13 @@ impl Store for PostgresStore {
                        RETURNING id, scope, kind) \
                        INSERT INTO tombstones (id, scope, kind, forget_at) SELECT id, scope, kind, $3 FROM gone \
                        ON CONFLICT (id) DO UPDATE SET forget_at = EXCLUDED.forget_at";
-            client
-                .execute(sql, &[&now.unix_nanos(), &i64::from(limit), &forget_at.unix_nanos()])
-                .await
-                .map_err(StoreError::from)
+            let purged = client.execute(sql, &[&now.unix_nanos(), &i64::from(limit), &forget_at.unix_nanos()]).await?;
+            if purged > 0 {
+                // Other nodes' caches keep a purged operation until its
+                // entry's age runs out: it had expired already.
+                self.hot.forget_all();
+            }
+            Ok(purged)
         })
         .await
     }

@@ -11,7 +11,6 @@
 
 pub mod backup;
 mod check;
-mod hot;
 mod rows;
 mod schema;
 mod webhooks;
@@ -25,7 +24,6 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{Semaphore, oneshot};
 
-use self::hot::HotOperations;
 use self::rows::{KEY_COLUMNS, OPERATION_COLUMNS, key_from_row, operation_from_row};
 use self::writer::{Job, Write, map_error};
 use super::feed::Change;
@@ -36,6 +34,7 @@ use super::{
     repeat_state,
 };
 use crate::model::{ApiKey, Kind, Operation, OperationId, Scope, Timestamp};
+use crate::store::hot::HotOperations;
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = schema::CURRENT_VERSION;

@@ -12,12 +12,12 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::hot::HotOperations;
 use super::rows::{OPERATION_COLUMNS, operation_params};
 use crate::model::{ApiKey, Operation, Timestamp};
 use crate::store::CHANGE_LOG_KEEP;
 use crate::store::StoreError;
 use crate::store::feed::{Change, LocalFeed};
+use crate::store::hot::HotOperations;
 
 /// Most jobs committed together; bounds the latency one commit adds.
 const MAX_BATCH: usize = 256;
