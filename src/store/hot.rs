@@ -121,6 +121,12 @@ impl HotOperations {
         inner.live = live;
     }
 
+    /// Whether it serves anything (on PostgreSQL: the change feed is up).
+    #[cfg(test)]
+    pub fn is_live(&self) -> bool {
+        self.lock().live
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("hot operations lock")
     }

@@ -589,6 +589,86 @@ mod tests {
         drop_scratch_schema(&url).await.unwrap();
     }
 
+    /// Two nodes on one scratch schema, B named `node_b` (its connections
+    /// can be told apart), once B's change feed is up.
+    async fn two_nodes(url: &str) -> (PostgresStore, PostgresStore) {
+        let a = PostgresStore::connect(url, 4).await.unwrap();
+        let b = PostgresStore::connect(&format!("{url}&application_name=node_b"), 4).await.unwrap();
+        until(|| b.hot.is_live(), "node B's feed is up").await;
+        (a, b)
+    }
+
+    /// Waits (up to 10 s) until `done`.
+    async fn until(done: impl Fn() -> bool, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `op` one version on, written through `store`.
+    async fn bump(store: &PostgresStore, op: &Operation) -> Operation {
+        let next = Operation { version: op.version + 1, percent_complete: Some(op.version as f64), ..op.clone() };
+        store.update_operation(&next, op.version).await.unwrap();
+        next
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_through_another_node_never_go_back_and_catch_up() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let (a, b) = two_nodes(&url).await;
+        let mut op = crate::store::contract::sample_operation("projects/two-nodes");
+        a.create_operation(&op).await.unwrap();
+        let mut last_seen = 0;
+        for _ in 0..50 {
+            op = bump(&a, &op).await;
+            let seen = b.get_operation(op.id).await.unwrap().expect("created").version;
+            assert!(seen >= last_seen, "node B served version {seen} after {last_seen}");
+            last_seen = seen;
+        }
+        let latest = op.version;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while b.get_operation(op.id).await.unwrap().unwrap().version < latest {
+            assert!(tokio::time::Instant::now() < deadline, "node B never caught up with version {latest}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop((a, b));
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_feed_dropped_serves_nothing_from_its_cache() {
+        let Some(base) = test_url() else { return };
+        let url = scratch_schema(&base).await.unwrap();
+        let (a, b) = two_nodes(&url).await;
+        let op = crate::store::contract::sample_operation("projects/feed-drop");
+        a.create_operation(&op).await.unwrap();
+        assert_eq!(b.get_operation(op.id).await.unwrap().unwrap().version, 1); // now cached on B
+        execute(
+            &url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'node_b' AND query LIKE 'LISTEN%'",
+        )
+        .await;
+        until(|| !b.hot.is_live(), "node B notices its feed dropped").await;
+        // Changed while B hears nothing: B must read it, not serve version 1.
+        let op = bump(&a, &op).await;
+        assert_eq!(b.get_operation(op.id).await.unwrap().unwrap().version, 2);
+        // Back: B hears changes again.
+        until(|| b.hot.is_live(), "node B's feed is back").await;
+        assert_eq!(b.get_operation(op.id).await.unwrap().unwrap().version, 2);
+        let op = bump(&a, &op).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while b.get_operation(op.id).await.unwrap().unwrap().version < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "node B never heard version 3");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop((a, b));
+        drop_scratch_schema(&url).await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_change_through_one_node_reaches_the_feed_of_another() {
         let Some(base) = test_url() else { return };
