@@ -30,17 +30,18 @@
 //! with `Unavailable` — including a COMMIT whose outcome is unknown, which
 //! is never answered as a success.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use deadpool_postgres::Pool;
+use futures_util::future::join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio_postgres::Statement;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 use super::listener;
-use super::notifier::Notifier;
+use super::listener::CHANNEL;
+use super::notifier;
 use super::rows::{OPERATION_ARRAY_TYPES, OPERATION_COLUMNS, OperationColumns};
 use crate::model::Operation;
 use crate::store::StoreError;
@@ -92,10 +93,10 @@ impl Batcher {
     /// Starts `committers` tasks, each committing one round at a time on a
     /// connection from `pool`: while one round waits for its WAL flush the
     /// next is gathered and sent.
-    pub fn start(pool: Pool, notifier: Arc<Notifier>, hot: Arc<HotOperations>, committers: usize) -> Batcher {
+    pub fn start(pool: Pool, hot: Arc<HotOperations>, committers: usize) -> Batcher {
         let (queue, pending) = mpsc::channel(QUEUE);
         let pending = Arc::new(Mutex::new(pending));
-        let done = Arc::new(Committed { notifier, hot });
+        let done = Arc::new(Committed { hot });
         let tasks =
             (0..committers.max(1)).map(|_| tokio::spawn(run(pool.clone(), pending.clone(), done.clone()))).collect();
         Batcher { queue, tasks }
@@ -165,20 +166,17 @@ async fn commit_round(pool: &Pool, round: Vec<Job>, done: &Committed) {
 
 /// Where a committed write goes before its caller hears of it.
 struct Committed {
-    /// Announces it to every node.
-    notifier: Arc<Notifier>,
     /// Serves it from this node at once.
     hot: Arc<HotOperations>,
 }
 
 /// Sends a committed write's outcome, once the change it made is in this
-/// node's cache and on its way to the others.
+/// node's cache (and, announced by `commit`, on its way to the others).
 fn answer(job: Job, outcome: Outcome, done: &Committed) {
     let result = match outcome {
-        Outcome::Written(change) => {
+        Outcome::Written(_) => {
             let (Write::Create(op) | Write::Update(op, _)) = &job.write;
             done.hot.committed(op);
-            done.notifier.announce(change);
             Ok(())
         }
         Outcome::Refused(e) => {
@@ -195,54 +193,112 @@ fn answer(job: Job, outcome: Outcome, done: &Committed) {
 
 /// What one write in a committed round did.
 enum Outcome {
-    /// It wrote: the change line to announce (`listener::payload_sql`).
+    /// It wrote: the change line announced (`listener::payload_sql`).
     Written(String),
     /// It wrote nothing, for this reason (duplicate, mismatch, not found).
     Refused(StoreError),
 }
 
-/// Runs `writes` in one transaction and commits. `Err` means nothing was
-/// committed (or, for `Unavailable`, that nobody can tell).
+/// Runs `writes` in one transaction, commits, and announces what
+/// committed. Two round trips: BEGIN and every statement go out together;
+/// once their answers are in, COMMIT and the notifications. `Err` means
+/// nothing was committed (or, for `Unavailable`, that nobody can tell).
 async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Outcome>, StoreError> {
-    let mut client = pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
-    let (create, update) = statements(&client).await?;
-    let transaction = client.transaction().await?;
-    let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
-    for layer in layers(writes) {
-        let (mut creates, mut updates) = (OperationColumns::default(), OperationColumns::default());
-        for &index in &layer {
-            match writes[index] {
-                Write::Create(op) => creates.push(op, op.version),
-                Write::Update(op, expected) => updates.push(op, *expected),
+    let client = pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
+    let (create, update, notify) = statements(&client).await?;
+    let rounds: Vec<(OperationColumns, OperationColumns)> = layers(writes)
+        .iter()
+        .map(|layer| {
+            let (mut creates, mut updates) = (OperationColumns::default(), OperationColumns::default());
+            for &index in layer {
+                match writes[index] {
+                    Write::Create(op) => creates.push(op, op.version),
+                    Write::Update(op, expected) => updates.push(op, *expected),
+                }
             }
+            (creates, updates)
+        })
+        .collect();
+    let runs = rounds.iter().flat_map(|(creates, updates)| {
+        [(&create, creates, creates.all()), (&update, updates, updates.with_expected_versions())]
+    });
+    let runs = runs.filter(|(_, rows, _)| !rows.is_empty()).map(|(statement, _, params)| async {
+        let params = params; // owned by the future: the statement's parameters
+        client.query(statement, &params).await
+    });
+    let (began, ran) = tokio::join!(client.batch_execute("BEGIN"), join_all(runs));
+    let answered = began.and_then(|()| ran.into_iter().collect::<Result<Vec<Vec<Row>>, _>>());
+    let answered = match answered {
+        Ok(answered) => answered,
+        Err(e) => {
+            // The transaction is aborted (or the connection gone): end it, or
+            // keep the connection out of the pool.
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            return Err(e.into());
         }
-        let (created, updated) = tokio::join!(
-            written(&transaction, &create, &creates, creates.all()),
-            written(&transaction, &update, &updates, updates.with_expected_versions()),
-        );
-        let mut changes = created?;
-        changes.extend(updated?);
-        let missed: Vec<Uuid> = layer
-            .iter()
-            .map(|&index| writes[index])
-            .filter(|w| !changes.contains_key(&w.id()))
-            .map(Write::id)
-            .collect();
-        let present = present(&transaction, &missed).await?;
+    };
+    let mut changes: HashMap<Uuid, Result<String, bool>> = HashMap::new();
+    let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+    for (layer, rows) in layers(writes).into_iter().zip(statement_rows(&rounds, answered)) {
+        changes.clear();
+        for row in rows {
+            // (id, change line) when written; (id, NULL, exists) when not.
+            let change: Option<String> = row.get(1);
+            let exists = row.len() > 2 && row.get::<_, bool>(2);
+            changes.insert(row.get(0), change.ok_or(exists));
+        }
         for index in layer {
             let write = writes[index];
-            outcomes[index] = Some(match (changes.remove(&write.id()), write) {
-                (Some(change), _) => Outcome::Written(change),
-                (None, Write::Create(_)) => Outcome::Refused(StoreError::AlreadyExists),
-                (None, Write::Update(..)) if present.contains(&write.id()) => {
-                    Outcome::Refused(StoreError::VersionMismatch)
-                }
-                (None, Write::Update(..)) => Outcome::Refused(StoreError::NotFound),
+            outcomes[index] = Some(match (changes.get(&write.id()), write) {
+                (Some(Ok(change)), _) => Outcome::Written(change.clone()),
+                (_, Write::Create(_)) => Outcome::Refused(StoreError::AlreadyExists),
+                (Some(Err(true)), Write::Update(..)) => Outcome::Refused(StoreError::VersionMismatch),
+                (_, Write::Update(..)) => Outcome::Refused(StoreError::NotFound),
             });
         }
     }
-    transaction.commit().await?;
+    let lines: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Some(Outcome::Written(change)) => Some(change.as_str()),
+            _ => None,
+        })
+        .collect();
+    let payloads = notifier::payloads(&lines);
+    // Sent behind the COMMIT on the same connection: each runs after it, in
+    // a transaction of its own that writes no WAL.
+    let (connection, notify) = (&client, &notify);
+    let notifications =
+        join_all(payloads.iter().map(|payload| async move { connection.execute(notify, &[&CHANNEL, payload]).await }));
+    let (committed, notified) = tokio::join!(client.batch_execute("COMMIT"), notifications);
+    if let Err(e) = committed {
+        drop(deadpool_postgres::Object::take(client));
+        return Err(e.into());
+    }
+    if let Some(Err(e)) = notified.into_iter().find(Result::is_err) {
+        tracing::warn!(error = %e, "cannot announce committed changes; other nodes learn of them late");
+    }
     Ok(outcomes.into_iter().map(|o| o.expect("every write is in a layer")).collect())
+}
+
+/// The answer rows of each layer, from the answers of the statements sent
+/// (a layer's create and update statements, the empty ones not sent).
+fn statement_rows(rounds: &[(OperationColumns, OperationColumns)], answered: Vec<Vec<Row>>) -> Vec<Vec<Row>> {
+    let mut answered = answered.into_iter();
+    rounds
+        .iter()
+        .map(|(creates, updates)| {
+            let mut rows = Vec::new();
+            for sent in [creates, updates] {
+                if !sent.is_empty() {
+                    rows.extend(answered.next().expect("an answer per statement sent"));
+                }
+            }
+            rows
+        })
+        .collect()
 }
 
 /// Splits a round (sorted by id) into layers in which each operation
@@ -261,33 +317,14 @@ fn layers(writes: &[&Write]) -> Vec<Vec<usize>> {
     layers
 }
 
-/// Runs one round statement; the change line of every operation it wrote, by id.
-async fn written(
-    transaction: &tokio_postgres::Transaction<'_>,
-    statement: &Statement,
-    rows: &OperationColumns,
-    params: Vec<&(dyn ToSql + Sync)>,
-) -> Result<HashMap<Uuid, String>, StoreError> {
-    if rows.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let written = transaction.query(statement, &params).await?;
-    Ok(written.iter().map(|row| (row.get(0), row.get(1))).collect())
-}
-
-/// Which of `ids` exist (for the updates that wrote nothing).
-async fn present(transaction: &tokio_postgres::Transaction<'_>, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows = transaction.query("SELECT id FROM operations WHERE id = ANY($1)", &[&ids]).await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// The two prepared statements (cached per connection).
-async fn statements(client: &deadpool_postgres::Object) -> Result<(Statement, Statement), StoreError> {
-    let (create, update) = tokio::join!(client.prepare_cached(&CREATE), client.prepare_cached(&UPDATE));
-    Ok((create?, update?))
+/// The prepared statements (cached per connection).
+async fn statements(client: &deadpool_postgres::Object) -> Result<(Statement, Statement, Statement), StoreError> {
+    let (create, update, notify) = tokio::join!(
+        client.prepare_cached(&CREATE),
+        client.prepare_cached(&UPDATE),
+        client.prepare_cached("SELECT pg_notify($1, $2)")
+    );
+    Ok((create?, update?, notify?))
 }
 
 /// The rows of a round's statement: one array per column, unnested.
@@ -321,7 +358,9 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
          script = i.script, script_due_at = i.script_due_at, attempts = i.attempts, \
          lease_owner = i.lease_owner, lease_expires_at = i.lease_expires_at \
          FROM input AS i WHERE o.id = i.id AND o.version = i.expected_version RETURNING o.*), \
-         {} SELECT operation_id, {} FROM logged",
+         {} SELECT operation_id, {}, true FROM logged \
+         UNION ALL SELECT i.id, NULL, EXISTS (SELECT 1 FROM operations AS o WHERE o.id = i.id) \
+         FROM input AS i WHERE i.id NOT IN (SELECT id FROM written)",
         input(", $22::int8[]"),
         listener::LOG_CHANGE,
         listener::payload_sql()

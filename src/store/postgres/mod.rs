@@ -94,9 +94,8 @@ impl PostgresStore {
         // A quarter of the pool, at most 4: enough connections to keep a few
         // backends busy, few enough that each carries many queries per write.
         let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
-        let notifier = Arc::new(notifier::Notifier::start(pool.clone()));
         // Two rounds in flight: one gathers and sends while the other waits for its WAL flush.
-        let writes = batch::Batcher::start(pool.clone(), notifier, hot.clone(), 2);
+        let writes = batch::Batcher::start(pool.clone(), hot.clone(), 2);
         Ok(PostgresStore { pool, readers, writes, feed, listener, keys: Default::default(), hot })
     }
 
