@@ -50,6 +50,9 @@ use crate::store::hot::HotOperations;
 /// Most writes committed in one transaction: bounds what one round adds
 /// to the latency of the writes in it.
 const MAX_BATCH: usize = 256;
+/// Longest a round may take to commit; past it the outcome is unknown and
+/// every write in it is answered `Unavailable` (HTTP 503), never a success.
+const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Writes waiting for a round, beyond which callers wait to queue theirs.
 const QUEUE: usize = 4096;
 
@@ -205,7 +208,22 @@ enum Outcome {
 /// nothing was committed (or, for `Unavailable`, that nobody can tell).
 async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Outcome>, StoreError> {
     let client = pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
-    let (create, update, notify) = statements(&client).await?;
+    match tokio::time::timeout(ROUND_TIMEOUT, commit_on(&client, writes)).await {
+        Ok(Ok(outcomes)) => Ok(outcomes),
+        failed => {
+            // The connection may be inside the round's transaction (aborted,
+            // or still waiting): it never goes back to the pool.
+            drop(deadpool_postgres::Object::take(client));
+            failed.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable("PostgreSQL did not commit in time; the outcome is unknown".into()))
+            })
+        }
+    }
+}
+
+/// `commit` on one connection.
+async fn commit_on(client: &deadpool_postgres::Object, writes: &[&Write]) -> Result<Vec<Outcome>, StoreError> {
+    let (create, update, notify) = statements(client).await?;
     let rounds: Vec<(OperationColumns, OperationColumns)> = layers(writes)
         .iter()
         .map(|layer| {
@@ -228,17 +246,7 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Outcome>, StoreErr
     });
     let (began, ran) = tokio::join!(client.batch_execute("BEGIN"), join_all(runs));
     let answered = began.and_then(|()| ran.into_iter().collect::<Result<Vec<Vec<Row>>, _>>());
-    let answered = match answered {
-        Ok(answered) => answered,
-        Err(e) => {
-            // The transaction is aborted (or the connection gone): end it, or
-            // keep the connection out of the pool.
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                drop(deadpool_postgres::Object::take(client));
-            }
-            return Err(e.into());
-        }
-    };
+    let answered = answered?;
     let mut changes: HashMap<Uuid, Result<String, bool>> = HashMap::new();
     let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
     for (layer, rows) in layers(writes).into_iter().zip(statement_rows(&rounds, answered)) {
@@ -269,14 +277,11 @@ async fn commit(pool: &Pool, writes: &[&Write]) -> Result<Vec<Outcome>, StoreErr
     let payloads = notifier::payloads(&lines);
     // Sent behind the COMMIT on the same connection: each runs after it, in
     // a transaction of its own that writes no WAL.
-    let (connection, notify) = (&client, &notify);
+    let notify = &notify;
     let notifications =
-        join_all(payloads.iter().map(|payload| async move { connection.execute(notify, &[&CHANNEL, payload]).await }));
+        join_all(payloads.iter().map(|payload| async move { client.execute(notify, &[&CHANNEL, payload]).await }));
     let (committed, notified) = tokio::join!(client.batch_execute("COMMIT"), notifications);
-    if let Err(e) = committed {
-        drop(deadpool_postgres::Object::take(client));
-        return Err(e.into());
-    }
+    committed?;
     if let Some(Err(e)) = notified.into_iter().find(Result::is_err) {
         tracing::warn!(error = %e, "cannot announce committed changes; other nodes learn of them late");
     }
