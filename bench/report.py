@@ -181,6 +181,7 @@ def collect(out):
         pg.append({"script": script, "c": int(c), **pgbench(path)})
     pg.sort(key=lambda p: (p["script"] != "select", p["c"]))
     return {
+        "pinned": pinned(out, max(int(x) for x in cfg.get("connections", "0").split())),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": cfg.get("command") or "bench/run" + (" --smoke" if cfg.get("mode") == "smoke" else ""),
         "mode": cfg.get("mode"),
@@ -205,6 +206,21 @@ def collect(out):
         "runs": runs,
         "ceilings": {"nginx_static": nginx, "pgbench": pg},
     }
+
+
+def pinned(out, c):
+    """The pinned per-core runs (all at the top `c`): per server, the median round by req/s."""
+    rounds = {}
+    for d in sorted(out.glob("pinned/*-r*")):
+        name, _ = d.name.rsplit("-r", 1)
+        s = {"c": c, **scenario(d)}
+        s["problems"] = problems("devcenter" if name == "nginx" else name, s)
+        rounds.setdefault(name, []).append(s)
+    medians = {}
+    for name, runs in rounds.items():
+        runs.sort(key=lambda s: s["rps"])
+        medians[name] = {**runs[(len(runs) - 1) // 2], "rounds": len(runs), "all_rps": [round(s["rps"]) for s in runs]}
+    return medians
 
 
 def cpu_model():
@@ -293,6 +309,29 @@ def goals(results):
     if insert and rows:
         goal(f"durable creates at c={top} on SQLite ≥ pgbench fsync'd INSERT tps", all(s["rps"] >= insert for _, s in rows),
              "; ".join(f"N={n:,}: {s['rps']:,.0f} vs {insert:,.0f}/s ({s['rps'] / insert:.0%})" for n, s in rows))
+    pin = results.get("pinned") or {}
+    if pin.get("nginx") and all(pin.get(d) for d in ("face", "devcenter", "sphere")):
+        ceiling_rps = pin["nginx"]["rps"]
+        goal(f"per core (server on CPU 0, wrk on another): status GET at c={top} ≥ 75 % of nginx pinned alike, every dialect",
+             all(pin[d]["rps"] >= 0.75 * ceiling_rps for d in ("face", "devcenter", "sphere")),
+             "; ".join(f"{LABELS[d]} {pin[d]['rps'] / ceiling_rps:.0%} ({pin[d]['rps']:,.0f} vs {ceiling_rps:,.0f}/s)"
+                       for d in ("face", "devcenter", "sphere")))
+    lo = counts[0] if counts else None
+    sqlite_get, pg_get = find(results, "sqlite", lo, "devcenter", top), find(results, "postgres", lo, "devcenter", top)
+    if sqlite_get and pg_get:
+        goal(f"PostgreSQL status GET at c={top} ≥ 80 % of the SQLite node's (N={lo:,})", pg_get["rps"] >= 0.8 * sqlite_get["rps"],
+             f"{pg_get['rps'] / sqlite_get['rps']:.0%} ({pg_get['rps']:,.0f} vs {sqlite_get['rps']:,.0f}/s)")
+    rows = [(n, find(results, "postgres", n, "create", top)) for n in counts]
+    rows = [(n, s) for n, s in rows if s]
+    if insert and rows:
+        goal(f"durable creates at c={top} on PostgreSQL ≥ pgbench fsync'd INSERT tps", all(s["rps"] >= insert for _, s in rows),
+             "; ".join(f"N={n:,}: {s['rps']:,.0f} vs {insert:,.0f}/s ({s['rps'] / insert:.0%})" for n, s in rows))
+    rows = [(n, find(results, "postgres", n, "patch", top)) for n in counts]
+    rows = [(n, s) for n, s in rows if s]
+    if rows and top == 64:
+        # 3 × the 3.0k/s PostgreSQL PATCH of the 2026-11-23 runs, before group commit.
+        goal(f"PostgreSQL PATCH at c={top} ≥ 9,000/s (3 × the 3,000/s before group commit)",
+             all(s["rps"] >= 9000 for _, s in rows), "; ".join(f"N={n:,}: {s['rps']:,.0f}/s" for n, s in rows))
     million = [r for r in results["runs"] if r["n"] == 1_000_000] or [r for r in results["runs"] if r["n"] == counts[-1]]
     if million:
         goal(f"RSS ≤ 150 MiB at N={million[0]['n']:,} under load", all(r["rss_max_mib"] <= 150 for r in million),
@@ -378,6 +417,24 @@ def markdown(results):
             lines.append("")
             lines.append(f"PostgreSQL ran with fsync={fsync}, synchronous_commit={sync_commit}.")
         lines.append("")
+    pin = results.get("pinned") or {}
+    if pin:
+        lines.append("Per core: longrun (SQLite, N=1,000, every thread) and nginx (one worker) pinned to CPU 0, "
+                     "wrk to the last CPU, taking turns; the median of the rounds:")
+        lines.append("")
+        lines.append("| server | c | req/s | rounds' req/s | p50 ms | p99 ms | server CPU | wrk CPU | vs nginx |")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+        nginx_rps = pin.get("nginx", {}).get("rps")
+        for name in ("nginx", "face", "devcenter", "sphere"):
+            if name not in pin:
+                continue
+            p = pin[name]
+            label = "nginx, the Dev Center body as a static file" if name == "nginx" else f"longrun {LABELS[name]}"
+            versus = f"{p['rps'] / nginx_rps:.0%}" if nginx_rps and name != "nginx" else ""
+            lines.append(f"| {label} | {p['c']} | {p['rps']:,.0f} | {', '.join(f'{r:,}' for r in p['all_rps'])} | "
+                         f"{p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {cores(p['server_cpu_cores'])} | "
+                         f"{cores(p['client_cpu_cores'])} | {versus} |")
+        lines.append("")
     if results.get("goals"):
         lines.append("| goal | holds | measured |")
         lines.append("|---|---|---|")
@@ -438,6 +495,7 @@ def main(argv):
     failures = [f"{r['backend']} N={r['n']} {s['name']} c={s['c']}: {p}"
                 for r in results["runs"] for s in r["scenarios"] for p in s["problems"]]
     failures += [f"nginx c={s['c']}: {p}" for s in results["ceilings"]["nginx_static"] for p in s["problems"]]
+    failures += [f"pinned {name}: {p}" for name, s in (results.get("pinned") or {}).items() for p in s["problems"]]
     failures += [f"pgbench {p['script']} c={p['c']}: {p['failed']} failed transactions"
                  for p in results["ceilings"]["pgbench"] if p["failed"]]
 
