@@ -217,6 +217,13 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Forgets every key lookup and the last data-version reading, after
+    /// this process changed a key: it counts from the next request.
+    fn forget_keys(&self) {
+        self.version_probe.lock().expect("probe lock").last = None;
+        self.keys.clear();
+    }
+
     /// The file's data version as the probe connection sees it, read at
     /// most `DATA_VERSION_REUSE` ago: it moves whenever any other
     /// connection (this process's writer, a `longrun key` command) commits.
@@ -563,7 +570,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.write(Write::CreateKey(key.clone())).await.map(drop)
+        let created = self.write(Write::CreateKey(key.clone())).await.map(drop);
+        self.forget_keys(); // it may have been looked up, and remembered as unknown, already
+        created
     }
 
     async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError> {
@@ -633,7 +642,9 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        self.write(Write::RevokeKey(id.to_owned(), at)).await.map(drop)
+        let revoked = self.write(Write::RevokeKey(id.to_owned(), at)).await.map(drop);
+        self.forget_keys();
+        revoked
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
