@@ -352,10 +352,17 @@ static CREATE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Replaces a round's operations whose version is still the expected one.
+/// Replaces a round's operations whose version is still the expected one,
+/// and counts the ones whose state moved (`operation_count_deltas`): the
+/// states before are read in the statement's snapshot, which is what the
+/// rows written held, since a row written concurrently fails the version
+/// check. Cheaper than an update trigger, which would keep every old and
+/// new row of the round to compare them.
 static UPDATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {}, expected_version)), \
+         before AS (SELECT o.id, o.state, o.kind FROM operations AS o JOIN input AS i \
+         ON o.id = i.id AND o.version = i.expected_version), \
          written AS (UPDATE operations AS o SET state = i.state, percent_complete = i.percent_complete, \
          started_at = i.started_at, last_action_at = i.last_action_at, finished_at = i.finished_at, \
          resource_location = i.resource_location, details_location = i.details_location, \
@@ -363,6 +370,11 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
          script = i.script, script_due_at = i.script_due_at, attempts = i.attempts, \
          lease_owner = i.lease_owner, lease_expires_at = i.lease_expires_at \
          FROM input AS i WHERE o.id = i.id AND o.version = i.expected_version RETURNING o.*), \
+         moved AS (SELECT before.state AS was, after.state AS now, after.kind FROM before JOIN written AS after \
+         USING (id) WHERE before.state <> after.state), \
+         counted AS (INSERT INTO operation_count_deltas (state, kind, n) SELECT state, kind, sum(n) FROM \
+         (SELECT was AS state, kind, -1 AS n FROM moved UNION ALL SELECT now, kind, 1 FROM moved) AS delta \
+         GROUP BY state, kind), \
          {} SELECT operation_id, {}, true FROM logged \
          UNION ALL SELECT i.id, NULL, EXISTS (SELECT 1 FROM operations AS o WHERE o.id = i.id) \
          FROM input AS i WHERE i.id NOT IN (SELECT id FROM written)",
