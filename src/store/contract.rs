@@ -42,6 +42,7 @@ pub async fn run(store: Arc<dyn Store>) {
     keys_are_found_by_hash(store.as_ref()).await;
     counts_follow_every_write(store.as_ref()).await;
     key_use_only_moves_forward(store.as_ref()).await;
+    the_change_log_forgets_changes_older_than_its_horizon(store.as_ref()).await;
 }
 
 async fn key_use_only_moves_forward(store: &dyn Store) {
@@ -396,6 +397,24 @@ async fn the_change_log_matches_the_feed(store: &dyn Store) {
     assert_eq!(what(&heard), what(&logged), "the feed announces exactly what the log holds");
     let after_first = store.changes_since(Some(&scope), logged[0].seq, 100).await.unwrap();
     assert_eq!(after_first, logged[1..]);
+}
+
+/// Last: its purge runs two days past every other check's clock.
+async fn the_change_log_forgets_changes_older_than_its_horizon(store: &dyn Store) {
+    let scope = Scope::parse(&format!("projects/log-purge-{}", Uuid::now_v7().simple())).unwrap();
+    let op = sample_operation(&scope.to_string());
+    store.create_operation(&op).await.unwrap();
+    let later = op.created_at.plus(2 * super::CHANGE_LOG_KEEP);
+    let running = advance(&op, State::Running, later);
+    store.update_operation(&running, op.version).await.unwrap();
+    let before = store.changes_since(Some(&scope), 0, 100).await.unwrap();
+    assert_eq!(before.iter().map(|c| c.version).collect::<Vec<_>>(), vec![1, 2]);
+
+    let now = later.plus(std::time::Duration::from_secs(3600));
+    store.purge_expired(now, now, 10_000).await.unwrap();
+    let after = store.changes_since(Some(&scope), 0, 100).await.unwrap();
+    assert_eq!(after, before[1..], "the change older than the horizon goes, the newer one stays");
+    assert!(store.latest_change_seq().await.unwrap() >= before[1].seq);
 }
 
 async fn the_webhook_outbox_moves_once(store: &dyn Store) {

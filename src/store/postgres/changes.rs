@@ -37,3 +37,10 @@ pub(super) const SINCE: &str = "SELECT position, operation_id::text, scope, vers
 
 /// The newest position (0 for an empty log).
 pub(super) const LATEST: &str = "SELECT max(position) FROM changes";
+
+/// Deletes the changes written before `$1`: every row before the oldest
+/// one written since, walking the primary key from the start (rows are
+/// written in about `seq` order, so this reads little beyond what it
+/// deletes; a row whose clock ran behind goes with its neighbours).
+pub(super) const PURGE: &str = "DELETE FROM changes WHERE seq < coalesce(\
+     (SELECT seq FROM changes WHERE at >= $1 ORDER BY seq LIMIT 1), 9223372036854775807)";

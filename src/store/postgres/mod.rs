@@ -94,8 +94,7 @@ impl PostgresStore {
         // A quarter of the pool, at most 4: enough connections to keep a few
         // backends busy, few enough that each carries many queries per write.
         let readers = shared::Shared::new((pool_size / 4).clamp(1, 4));
-        // Two rounds in flight: one gathers and sends while the other waits for its WAL flush.
-        let writes = batch::Batcher::start(pool.clone(), hot.clone(), 2);
+        let writes = batch::Batcher::start(pool.clone(), hot.clone());
         Ok(PostgresStore { pool, readers, writes, feed, listener, keys: Default::default(), hot })
     }
 
@@ -213,7 +212,7 @@ impl Store for PostgresStore {
             client.execute("SELECT longrun_fold_counts()", &[]).await?;
             client.execute("DELETE FROM repeatable_requests WHERE expires_at < $1", &[&now.unix_nanos()]).await?;
             let log_horizon = now.unix_nanos() - CHANGE_LOG_KEEP.as_nanos() as i64;
-            client.execute("DELETE FROM changes WHERE at < $1", &[&log_horizon]).await?;
+            client.execute(changes::PURGE, &[&log_horizon]).await?;
             // One statement: the rows deleted are exactly the ones entombed.
             let sql = "WITH gone AS (DELETE FROM operations WHERE id IN \
                        (SELECT id FROM operations WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
