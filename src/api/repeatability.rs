@@ -6,7 +6,17 @@
 //! the caller's key and the request id. Malformed headers → 400; First-Sent
 //! outside the tracking window → 412; same id and same request → the first
 //! response replayed; same id, different request → 400; the first attempt
-//! still running → 409. A 5xx is not remembered, so a retry can succeed.
+//! still running → 409 with `Retry-After`. A 5xx is not remembered, so a
+//! retry can succeed.
+//!
+//! A first attempt that cannot record its outcome (the database went away
+//! mid-request, or fails over) keeps trying in the background and, while
+//! it runs, retries are told to wait. Once the database is back its
+//! record is finished or cleared within a second, and a retry replays the
+//! outcome or runs the create again. Running it again is safe: the
+//! operation id follows from the request id, so a create that committed
+//! unseen is found, not made twice. A record whose node died is taken over
+//! after `STALE_AFTER`.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +38,16 @@ const FIRST_SENT: &str = "repeatability-first-sent";
 const RESULT: &str = "repeatability-result";
 /// Namespace of the name-based ids of repeatable creates (any fixed UUID).
 const REPEATABLE_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6e67_7275_6e00_7265_7065_6174_0001);
-/// A pending first attempt older than this is presumed dead (its node
-/// crashed) and a repeat may take over.
-const STALE_AFTER: Duration = Duration::from_secs(60);
+/// Longest a first attempt runs before it answers 503 (a write it sent
+/// may still commit: a retry then finds the operation by its id).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+/// A pending first attempt older than this is dead (its node crashed) and
+/// a repeat takes over: the attempt limit, and 5 s for nodes whose clocks
+/// disagree.
+const STALE_AFTER: Duration = Duration::from_secs(15);
+/// A first attempt stops trying to record its outcome this long before a
+/// repeat may take its record over.
+const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 /// Responses larger than this are not kept (a create's is a few hundred bytes).
 const MAX_KEPT_BODY: usize = 64 * 1024;
 
@@ -109,15 +126,24 @@ impl Repeatable {
             Err(e) => rejected(CoreError::from(e)),
             Ok(RepeatBegin::InFlight { fingerprint: first }) if first != fingerprint => rejected(different()),
             Ok(RepeatBegin::Replay { fingerprint: first, .. }) if first != fingerprint => rejected(different()),
-            Ok(RepeatBegin::InFlight { .. }) => rejected(CoreError::Conflict {
-                code: "RepeatableRequestInProgress",
-                message: "The first request with this Repeatability-Request-ID is still being processed; retry later."
-                    .into(),
-            }),
+            Ok(RepeatBegin::InFlight { .. }) => {
+                let mut response = rejected(CoreError::Conflict {
+                    code: "RepeatableRequestInProgress",
+                    message: "The first request with this Repeatability-Request-ID is still being processed; \
+                              retry later."
+                        .into(),
+                });
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1));
+                response
+            }
             Ok(RepeatBegin::Replay { response, .. }) => with_result(replay(response), "accepted"),
             Ok(RepeatBegin::Started) => {
-                let response = create.await.unwrap_or_else(IntoResponse::into_response);
-                let response = keep(app, &key, response).await;
+                let started = tokio::time::Instant::now();
+                let response = match tokio::time::timeout(ATTEMPT_LIMIT, create).await {
+                    Ok(done) => done.unwrap_or_else(IntoResponse::into_response),
+                    Err(_) => Error(CoreError::Unavailable("the create did not finish in time".into())).into_response(),
+                };
+                let response = keep(app, &key, response, started + STALE_AFTER - SETTLE_MARGIN).await;
                 with_result(response, "accepted")
             }
         }
@@ -140,17 +166,18 @@ fn fingerprint(headers: &HeaderMap, body: &Bytes) -> String {
 }
 
 /// Stores the first response (unless it is a 5xx, worth retrying) and
-/// returns it unchanged.
-async fn keep(app: &AppState, key: &str, response: Response) -> Response {
+/// returns it unchanged. What cannot be stored now is stored in the
+/// background, until `give_up`.
+async fn keep(app: &AppState, key: &str, response: Response, give_up: tokio::time::Instant) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_BODY).await else {
-        let _ = app.store.abandon_repeatable(key).await;
+        settle(app, key, Outcome::Abandoned, give_up).await;
         return rejected(CoreError::Internal(anyhow::anyhow!("response too large to keep")));
     };
     let outcome = if parts.status.is_server_error() {
-        app.store.abandon_repeatable(key).await
+        Outcome::Abandoned
     } else {
-        let stored = StoredResponse {
+        Outcome::Finished(StoredResponse {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
@@ -159,13 +186,46 @@ async fn keep(app: &AppState, key: &str, response: Response) -> Response {
                 .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
                 .collect(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
-        };
-        app.store.finish_repeatable(key, &stored).await
+        })
     };
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, "could not record a repeatable request's outcome");
-    }
+    settle(app, key, outcome, give_up).await;
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// How a first attempt ended, for its record.
+enum Outcome {
+    /// A response to replay to every repeat.
+    Finished(StoredResponse),
+    /// Nothing to replay (a 5xx): the record goes, and a repeat runs anew.
+    Abandoned,
+}
+
+/// Records `outcome`; if the store cannot take it now, keeps trying in a
+/// task of its own (backing off to 1 s) until it can or until `give_up`.
+async fn settle(app: &AppState, key: &str, outcome: Outcome, give_up: tokio::time::Instant) {
+    if record(app, key, &outcome).await.is_ok() {
+        return;
+    }
+    tracing::warn!(key, "cannot record a repeatable request's outcome yet; retrying in the background");
+    let (app, key) = (app.clone(), key.to_owned());
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        while tokio::time::Instant::now() + pause < give_up {
+            tokio::time::sleep(pause).await;
+            match record(&app, &key, &outcome).await {
+                Ok(()) => return,
+                Err(_) => pause = (pause * 2).min(Duration::from_secs(1)),
+            }
+        }
+        tracing::warn!(key, "gave up recording a repeatable request's outcome; a repeat takes its record over");
+    });
+}
+
+async fn record(app: &AppState, key: &str, outcome: &Outcome) -> Result<(), crate::store::StoreError> {
+    match outcome {
+        Outcome::Finished(stored) => app.store.finish_repeatable(key, stored).await,
+        Outcome::Abandoned => app.store.abandon_repeatable(key).await,
+    }
 }
 
 fn replay(stored: StoredResponse) -> Response {

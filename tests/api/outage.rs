@@ -1,6 +1,7 @@
 //! A PostgreSQL outage under load: requests get 503 with Retry-After (never
 //! 500, never a hang) while the database is away, and the node serves again
-//! by itself once it is back. Runs on a private PostgreSQL instance (initdb
+//! by itself once it is back, and a repeatable create cut off by it lands
+//! exactly once when retried. Runs on a private PostgreSQL instance (initdb
 //! in a temporary dir, its own port) so stopping it disturbs no other test.
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,18 @@ impl PrivatePostgres {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 
+    /// A private cluster for `test`, started; `None` (said) when the test
+    /// cannot have one.
+    fn started_for(test: &str) -> Option<PrivatePostgres> {
+        postgres_url(test)?;
+        let Some(pg) = PrivatePostgres::create() else {
+            eprintln!("SKIPPED {test}: needs root and PostgreSQL's server binaries");
+            return None;
+        };
+        pg.start();
+        Some(pg)
+    }
+
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
@@ -88,16 +101,9 @@ const WORKERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_503_and_service_resumes_by_itself() {
-    if postgres_url("a_database_outage_is_503_and_service_resumes_by_itself").is_none() {
-        return;
-    }
-    let Some(pg) = PrivatePostgres::create() else {
-        eprintln!(
-            "SKIPPED a_database_outage_is_503_and_service_resumes_by_itself: needs root and PostgreSQL's server binaries"
-        );
+    let Some(pg) = PrivatePostgres::started_for("a_database_outage_is_503_and_service_resumes_by_itself") else {
         return;
     };
-    pg.start();
     let store = longrun::store::open(Some(&pg.url()), pg.path(), 8).await.unwrap();
     let app = Arc::new(TestApp::spawn_on(store, pg.path()).await);
     let id = id_of(&app.create_ok("projects/outage", "deleteDevBox").await);
@@ -182,4 +188,108 @@ async fn a_database_outage_is_503_and_service_resumes_by_itself() {
 fn served_for_a_second_since(samples: &[(Duration, u16, bool)], since: Duration) -> bool {
     let last_failure = samples.iter().filter(|s| s.1 != 200).map(|s| s.0).max().unwrap_or_default().max(since);
     samples.iter().any(|s| s.1 == 200 && s.0 > last_failure + Duration::from_secs(1))
+}
+
+/// One repeatable create, retried with its request id until it lands.
+struct Landed {
+    request_id: String,
+    /// Every answer, in order: status, and whether it carried Retry-After.
+    answers: Vec<(u16, bool)>,
+    /// The operation the 2xx named.
+    id: Option<String>,
+    /// When the 2xx came.
+    at: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeatable_create_cut_off_by_an_outage_lands_exactly_once() {
+    let Some(pg) = PrivatePostgres::started_for("a_repeatable_create_cut_off_by_an_outage_lands_exactly_once") else {
+        return;
+    };
+    let store = longrun::store::open(Some(&pg.url()), pg.path(), 8).await.unwrap();
+    let app = Arc::new(TestApp::spawn_on(store, pg.path()).await);
+    let started = Instant::now();
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let (app, stop_load) = (app.clone(), stop_load.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+            let mut landed = Vec::new();
+            for n in 0.. {
+                if stop_load.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let request_id = format!("outage-{worker}-{n}");
+                let first_sent = httpdate::fmt_http_date(std::time::SystemTime::now());
+                let mut this = Landed { request_id, answers: Vec::new(), id: None, at: Duration::ZERO };
+                // Retried as a client would, for up to 20 s.
+                let give_up = Instant::now() + Duration::from_secs(20);
+                while this.id.is_none() && Instant::now() < give_up {
+                    let response = client
+                        .post(format!("{}/v1/operations", app.address))
+                        .bearer_auth(&app.admin_key)
+                        .header("repeatability-request-id", &this.request_id)
+                        .header("repeatability-first-sent", &first_sent)
+                        .json(&json!({"scope": "projects/outage-repeat", "kind": "deleteDevBox"}))
+                        .send()
+                        .await
+                        .expect("no hang past the client timeout");
+                    let status = response.status().as_u16();
+                    this.answers.push((status, response.headers().contains_key("retry-after")));
+                    if response.status().is_success() {
+                        this.id =
+                            Some(response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().into());
+                        this.at = started.elapsed();
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                landed.push(this);
+            }
+            landed
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| pg.stop());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| pg.start());
+    let outage_ended = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_load.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut landed = Vec::new();
+    for worker in workers {
+        landed.extend(worker.await.unwrap());
+    }
+
+    let retried: Vec<&Landed> = landed.iter().filter(|l| l.answers.len() > 1).collect();
+    let latest = landed.iter().map(|l| l.at).max().unwrap_or_default();
+    eprintln!(
+        "{} repeatable creates, {} retried ({} answers: {} × 503, {} × 409); the last landed {:.2}s after the database returned",
+        landed.len(),
+        retried.len(),
+        landed.iter().map(|l| l.answers.len()).sum::<usize>(),
+        landed.iter().flat_map(|l| &l.answers).filter(|a| a.0 == 503).count(),
+        landed.iter().flat_map(|l| &l.answers).filter(|a| a.0 == 409).count(),
+        latest.as_secs_f64() - outage_ended.as_secs_f64(),
+    );
+    for l in &landed {
+        assert!(l.id.is_some(), "{} never landed: {:?}", l.request_id, l.answers);
+        for (status, retry_after) in &l.answers {
+            assert!(matches!(status, 200 | 201 | 409 | 503), "{}: answered {status}: {:?}", l.request_id, l.answers);
+            assert!(*status < 400 || *retry_after, "{}: {status} without Retry-After", l.request_id);
+        }
+        assert!(l.at <= outage_ended + Duration::from_secs(5), "{} landed only {:?} in", l.request_id, l.at);
+    }
+    assert!(!retried.is_empty(), "the outage cut some creates off");
+    // Exactly once: one operation per request id, however many attempts.
+    let scope = longrun::model::Scope::parse("projects/outage-repeat").unwrap();
+    let filter = longrun::store::ListFilter { scope: Some(scope), state: None, kind: None, after: None, limit: 10_000 };
+    let stored = app.store.list_operations(&filter).await.unwrap();
+    let mut ids: Vec<String> = stored.iter().map(|op| op.id.to_string()).collect();
+    ids.sort();
+    let mut answered: Vec<String> = landed.iter().filter_map(|l| l.id.clone()).collect();
+    answered.sort();
+    assert_eq!(ids, answered, "one operation per request id, and the one each retry was told");
 }

@@ -23,6 +23,24 @@ async fn send(app: &TestApp, request_id: Option<&str>, first_sent: Option<String
     request.send().await.unwrap()
 }
 
+/// Records, as a first attempt would, that the admin key's request
+/// `request_id` with `body()` began now and has not finished.
+async fn first_attempt_begun(app: &TestApp, request_id: &str) {
+    let now = app.policy.clock.now();
+    let hash = longrun::service::auth::keys::hash_secret(&app.admin_key);
+    let key_id = app.store.find_key_by_hash(&hash).await.unwrap().unwrap().id;
+    let key = format!("{key_id}:{request_id}");
+    let begun =
+        app.store.begin_repeatable(&key, &fingerprint_of_body(), now, now, now.plus(Duration::from_secs(600))).await;
+    assert_eq!(begun.unwrap(), longrun::store::RepeatBegin::Started);
+}
+
+/// The repeatability fingerprint of `body()` sent with no chosen id.
+fn fingerprint_of_body() -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("{}\0", body()).as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn body() -> Value {
     json!({"scope": "projects/repeat", "kind": "deleteDevBox"})
 }
@@ -82,29 +100,32 @@ async fn malformed_headers_are_400_and_a_stale_first_sent_is_412() {
 
 #[tokio::test]
 async fn a_repeat_while_the_first_attempt_is_in_flight_is_409() {
-    use sha2::{Digest, Sha256};
     let app = TestApp::spawn().await;
-    let now = app.policy.clock.now();
-    let key_id = {
-        let hash = longrun::service::auth::keys::hash_secret(&app.admin_key);
-        app.store.find_key_by_hash(&hash).await.unwrap().unwrap().id
-    };
     // A first attempt of this very request that began and has not finished.
-    let same =
-        Sha256::digest(format!("{}\0", body()).as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let begun = app
-        .store
-        .begin_repeatable(&format!("{key_id}:busy"), &same, now, now, now.plus(Duration::from_secs(600)))
-        .await
-        .unwrap();
-    assert_eq!(begun, longrun::store::RepeatBegin::Started);
+    first_attempt_begun(&app, "busy").await;
     let sent = http_date(SystemTime::now());
     let in_flight = send(&app, Some("busy"), Some(sent.clone()), body()).await;
     assert_eq!(in_flight.status(), StatusCode::CONFLICT);
     assert_eq!(in_flight.headers()["repeatability-result"], "rejected");
     assert_eq!(in_flight.headers()["x-ms-error-code"], "RepeatableRequestInProgress");
+    assert_eq!(in_flight.headers()["retry-after"], "1", "the client is told when to try again");
     let different = send(&app, Some("busy"), Some(sent), json!({"scope": "projects/repeat", "kind": "other"})).await;
     assert_eq!(different.status(), StatusCode::BAD_REQUEST, "a different request is a mismatch even in flight");
+}
+
+#[tokio::test]
+async fn a_first_attempt_silent_for_fifteen_seconds_is_taken_over() {
+    let app = TestApp::spawn().await;
+    // A first attempt whose node died after recording that it began.
+    first_attempt_begun(&app, "orphan").await;
+    let sent = http_date(SystemTime::now());
+    app.policy.clock.advance(Duration::from_secs(14));
+    let early = send(&app, Some("orphan"), Some(sent.clone()), body()).await;
+    assert_eq!(early.status(), StatusCode::CONFLICT, "14 s on, the first attempt may still be running");
+    app.policy.clock.advance(Duration::from_secs(2));
+    let taken_over = send(&app, Some("orphan"), Some(sent), body()).await;
+    assert_eq!(taken_over.status(), StatusCode::CREATED);
+    assert_eq!(taken_over.headers()["repeatability-result"], "accepted");
 }
 
 #[tokio::test]
