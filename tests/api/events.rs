@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, id_of, unknown_id};
 
 /// Reads SSE frames off a streaming response.
-struct Events {
+pub struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Events {
-    async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Events {
+    pub async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Events {
         let mut request = app.client.get(format!("{}{path}", app.address)).bearer_auth(&app.admin_key);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
@@ -27,7 +27,7 @@ impl Events {
     }
 
     /// The next event's (id, data), skipping keep-alive comments.
-    async fn next(&mut self) -> (String, Value) {
+    pub async fn next(&mut self) -> (String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();

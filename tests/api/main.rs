@@ -8,6 +8,7 @@ mod crash;
 mod devcenter;
 mod events;
 mod face;
+mod failover;
 mod fixtures;
 mod full_disk;
 mod helpers;
