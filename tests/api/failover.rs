@@ -221,6 +221,8 @@ struct Acknowledged {
     versions: HashMap<String, i64>,
     /// (operation, sent at) of every acknowledged write.
     writes: Vec<(String, Duration)>,
+    /// The operation each repeatable create's request id landed as.
+    landed: HashMap<String, String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +262,7 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
 
     // The position the event stream resumes from: a change seen before the kill.
     let mut before = Events::open(&nodes[1], &format!("/v1/events?scope={SCOPE}"), None).await;
-    let marker = id_of(&nodes[0].create_ok(SCOPE, "deleteDevBox").await);
+    let marker = id_of(&nodes[0].create_ok(SCOPE, "marker").await);
     let (resume_from, seen) = before.next().await;
     assert_eq!(id_of(&seen), marker);
     drop(before);
@@ -276,14 +278,19 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
             let mut mine: Vec<String> = Vec::new();
+            // A repeatable create's request id and first-sent date, retried
+            // (through either node) until it lands, as a client would.
+            let mut retrying: Option<(String, String)> = None;
+            let mut since_create = 0;
             for n in 0usize.. {
-                if stop_load.load(std::sync::atomic::Ordering::SeqCst) {
+                if stop_load.load(std::sync::atomic::Ordering::SeqCst) && retrying.is_none() {
                     break;
                 }
                 let node = &nodes[(worker + n) % 2];
                 let sent = started.elapsed();
                 // Per cycle: a create, three PATCHes of it, a long-poll (1 s).
-                let (what, request) = match (n % 5, mine.last()) {
+                let step = if retrying.is_some() || mine.is_empty() { 0 } else { since_create % 5 };
+                let (what, request) = match (step, mine.last()) {
                     (1..=3, Some(id)) => (
                         "patch",
                         client
@@ -293,12 +300,17 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
                     (4, Some(id)) => {
                         ("long-poll", client.get(format!("{}/v1/operations/{id}:wait?timeout=1s", node.address)))
                     }
-                    _ => (
-                        "create",
-                        client
+                    _ => {
+                        let (request_id, first_sent) = retrying.get_or_insert_with(|| {
+                            (format!("failover-{worker}-{n}"), httpdate::fmt_http_date(std::time::SystemTime::now()))
+                        });
+                        let create = client
                             .post(format!("{}/v1/operations", node.address))
-                            .json(&json!({"scope": SCOPE, "kind": "deleteDevBox"})),
-                    ),
+                            .header("repeatability-request-id", request_id.as_str())
+                            .header("repeatability-first-sent", first_sent.as_str())
+                            .json(&json!({"scope": SCOPE, "kind": "deleteDevBox"}));
+                        ("create", create)
+                    }
                 };
                 let response = request.bearer_auth(&node.admin_key).send().await.expect("no hang past 15 s");
                 let status = response.status();
@@ -321,14 +333,34 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
                     *highest = (*highest).max(version);
                     acked.writes.push((id.clone(), sent));
                     if what == "create" {
+                        let (request_id, _) = retrying.take().expect("a create has a request id");
+                        acked.landed.insert(request_id, id.clone());
                         mine.push(id);
+                        since_create = 0;
                     }
-                } else if !status.is_success() {
+                }
+                if what != "create" || retrying.is_none() {
+                    since_create += 1;
+                }
+                if !status.is_success() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }));
     }
+
+    // Readiness, as a load balancer would probe it.
+    let readiness: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let probe = {
+        let (nodes, readiness, stop_load) = (nodes.clone(), readiness.clone(), stop_load.clone());
+        tokio::spawn(async move {
+            while !stop_load.load(std::sync::atomic::Ordering::SeqCst) {
+                let ready = nodes[0].client.get(format!("{}/readyz", nodes[0].address)).send().await.unwrap();
+                readiness.lock().unwrap().push(ready.status().as_u16());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let primary = formation.primary().await;
@@ -346,7 +378,7 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
     'service: loop {
         let mut all = true;
         for node in nodes.iter() {
-            let created = node.create(json!({"scope": SCOPE, "kind": "deleteDevBox"})).await;
+            let created = node.create(json!({"scope": SCOPE, "kind": "serviceCheck"})).await;
             all &= created.status() == StatusCode::CREATED
                 && node.get_bearer(&format!("/v1/operations/{seeded}"), &node.admin_key).await.status()
                     == StatusCode::OK;
@@ -363,6 +395,10 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
     for worker in workers {
         worker.await.unwrap();
     }
+    probe.await.unwrap();
+    let readiness = std::mem::take(&mut *readiness.lock().unwrap());
+    assert!(readiness.contains(&503), "/readyz said not ready without a primary: {readiness:?}");
+    assert_eq!(readiness.last(), Some(&200), "and ready again after");
 
     let answers = std::mem::take(&mut *answers.lock().unwrap());
     let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
@@ -374,7 +410,8 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
     };
     eprintln!(
         "killed the primary at {:.1}s, standby promoted {:.1}s later, full service {:.1}s after that; \
-         {} answers: {} × 2xx ({} after the promotion; {} writes acknowledged), {} × 503 over {window:.1}s, {} other",
+         {} answers: {} × 2xx ({} after the promotion; {} writes acknowledged, {} repeatable creates), \
+         {} × 503 over {window:.1}s, {} other",
         killed_at.as_secs_f64(),
         (promoted_at - killed_at).as_secs_f64(),
         (served_at - promoted_at).as_secs_f64(),
@@ -382,6 +419,7 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
         count(&|a| (200..300).contains(&a.status)),
         count(&|a| (200..300).contains(&a.status) && a.at > promoted_at),
         acknowledged.writes.len(),
+        acknowledged.landed.len(),
         unavailable.len(),
         count(&|a| !(200..300).contains(&a.status) && a.status != 503),
     );
@@ -405,6 +443,22 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
         let stored: i64 = op.headers()["etag"].to_str().unwrap().trim_matches('"').parse().unwrap();
         assert!(stored >= *version, "{id}: acknowledged version {version}, now {stored}");
     }
+
+    // Each repeatable create landed exactly once, as the operation its
+    // request id was answered with.
+    let filter = longrun::store::ListFilter {
+        scope: Some(longrun::model::Scope::parse(SCOPE).unwrap()),
+        state: None,
+        kind: Some(longrun::model::Kind::parse("deleteDevBox").unwrap()),
+        after: None,
+        limit: 100_000,
+    };
+    let mut stored: Vec<String> =
+        nodes[0].store.list_operations(&filter).await.unwrap().iter().map(|op| op.id.to_string()).collect();
+    stored.sort();
+    let mut landed: Vec<String> = acknowledged.landed.values().cloned().collect();
+    landed.sort();
+    assert_eq!(stored, landed, "one operation per request id, the one it was answered with");
 
     // The lease outlived the failover: still valid, and it completes.
     let lease_id = lease["leaseId"].as_str().unwrap();
