@@ -460,6 +460,28 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
     landed.sort();
     assert_eq!(stored, landed, "one operation per request id, the one it was answered with");
 
+    // Each node's change feed follows the new primary: a change made
+    // through one node wakes a long-poll on the other (well before the
+    // long-poll's own 20 s timeout would answer it).
+    let watched = id_of(&nodes[0].create_ok(SCOPE, "watched").await);
+    let url = format!("{}/v1/operations/{watched}:wait?timeout=20s", nodes[1].address);
+    let waiting = nodes[1].client.get(url).bearer_auth(&nodes[1].admin_key).header("if-none-match", "\"1\"").send();
+    let waiting = tokio::spawn(waiting);
+    crate::helpers::until_a_long_poll_waits(&nodes[1].client, &nodes[1].address).await;
+    let asked = Instant::now();
+    let patched = nodes[0]
+        .client
+        .patch(format!("{}/v1/operations/{watched}", nodes[0].address))
+        .bearer_auth(&nodes[0].admin_key)
+        .json(&json!({"state": "Running"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let woken = waiting.await.unwrap().unwrap();
+    assert_eq!(woken.headers()["etag"], "\"2\"");
+    assert!(asked.elapsed() < Duration::from_secs(10), "woken by the change, not by the timeout");
+
     // The lease outlived the failover: still valid, and it completes.
     let lease_id = lease["leaseId"].as_str().unwrap();
     let lease_url = |action: &str| format!("{}/v1/leases/{lease_id}:{action}", nodes[1].address);
