@@ -97,6 +97,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Backup { to, store } => cli::backup::backup(&to, &store),
         Command::Restore { from, force, store } => cli::backup::restore(&from, force, &store),
         Command::Token { command } => cli::tokens::mint(command),
+        Command::DevCert { data_dir } => cli::dev_cert::run(&data_dir),
         Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
 }

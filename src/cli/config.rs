@@ -153,6 +153,21 @@ pub struct ServeConfig {
     /// longrun-dev, key pair in the data dir). Loopback addresses only.
     #[arg(long, env = "LONGRUN_DEV")]
     pub dev: bool,
+
+    /// Serve HTTPS: with --tls-cert and --tls-key, their files; without,
+    /// the development certificate in the data dir (made on first use;
+    /// loopback addresses only; `longrun dev-cert` says how to trust it).
+    #[arg(long, env = "LONGRUN_TLS")]
+    pub tls: bool,
+
+    /// The HTTPS certificate (PEM, intermediates after it); implies --tls.
+    /// Re-read, with the key, on SIGHUP.
+    #[arg(long, env = "LONGRUN_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "LONGRUN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn parse_refresh(text: &str) -> Result<Duration, String> {

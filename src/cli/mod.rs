@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod config_file;
 pub mod demo;
+pub mod dev_cert;
 pub mod failure;
 pub mod keys;
 pub mod serve;
@@ -94,6 +95,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Make (once) a local CA and a certificate for localhost, 127.0.0.1 and
+    /// ::1 in the data dir, for `serve --tls`, and print how to trust it.
+    DevCert {
+        /// Directory for longrun's data (the certificate lives in its tls/).
+        #[arg(long = "data-dir", env = "LONGRUN_DATA_DIR", default_value = "./longrun-data")]
+        data_dir: std::path::PathBuf,
     },
     /// Manage API keys (works on the data directory directly).
     Key {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::config::ServeConfig;
 use super::failure::{Failure, config_error, runtime_error};
 use crate::server::application::{Application, Parts};
+use crate::server::dev_cert;
+use crate::server::tls::{Tls, TlsFiles};
 use crate::service::auth::dev::{self, DevKey};
 use crate::store::sqlite;
 
@@ -23,6 +25,7 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
         true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
         false => None,
     };
+    let tls = tls(&config)?;
     let _serving = match config.store.sqlite_dir() {
         Some(dir) => Some(sqlite::claim_for_serving(&dir).map_err(config_error)?),
         None => None,
@@ -58,15 +61,19 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
         demo: config.demo,
         limits: config.limits(),
         grace: config.shutdown_grace,
+        tls: tls.clone(),
     };
     let node = Application::bind(config.listen, parts)
         .await
         .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.listen)))?;
     let address = node.address().map_err(config_error)?;
     let shutdown = shutdown_signal();
-    println!("longrun listening on http://{address} ({})", config.store.describe());
+    let base = format!("{}://{address}", node.scheme());
+    println!("longrun listening on {base} ({})", config.store.describe());
+    if let Some(tls) = tls {
+        tokio::spawn(tls.reload_on_hangup());
+    }
     if config.demo {
-        let base = format!("http://{address}");
         let seeded = super::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
         println!("demo mode: scripted operations to poll (they finish in 20 s) with the read key {}", seeded.key);
         for (dialect, url) in seeded.urls {
@@ -77,6 +84,34 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
     node.run_until(shutdown).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The certificate to serve HTTPS with, if any: the files given, or the
+/// data dir's development certificate (loopback addresses only: it is for
+/// this machine's clients, who trust its CA).
+fn tls(config: &ServeConfig) -> Result<Option<Arc<Tls>>, Failure> {
+    let files = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => TlsFiles { cert: cert.clone(), key: key.clone() },
+        _ if !config.tls => return Ok(None),
+        _ if !config.listen.ip().is_loopback() => {
+            return Err(config_error(format!(
+                "--tls without --tls-cert and --tls-key serves the development certificate, made for \
+                 localhost only: give a certificate for {}",
+                config.listen
+            )));
+        }
+        _ => {
+            let dev = dev_cert::load_or_create(&config.store.data_dir).map_err(config_error)?;
+            println!(
+                "serving the development certificate {} ({}); clients trust its CA {} (`longrun dev-cert` says how)",
+                dev.files.cert.display(),
+                dev_cert::NAMES.join(", "),
+                dev.ca.display()
+            );
+            dev.files
+        }
+    };
+    Tls::load(files).map(|tls| Some(Arc::new(tls))).map_err(|e| config_error(format!("{e:#}")))
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish. The

@@ -3,7 +3,9 @@
 //! (slowloris) is cut after `HEADER_READ_TIMEOUT`; a head larger than
 //! `MAX_HEAD_BYTES` is refused; each request knows its peer address (for
 //! per-address rate limits); shutdown stops accepting, then waits a bounded
-//! time (`--shutdown-grace`) for the requests in flight.
+//! time (`--shutdown-grace`) for the requests in flight. With TLS, the
+//! handshake must finish within the head timeout too, so a client that
+//! opens TLS and stalls is cut off like one that stalls its head.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,9 +21,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use tower::ServiceExt;
 
 use crate::http::bounds::HYPER_HEAD_BYTES;
+use crate::server::tls::{Tls, negotiated_http2};
 
 /// A request head (request line + headers) must arrive within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,10 +35,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection: BENCHMARKS.md, long-poll fan-out).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 2048;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then gives the
-/// requests in flight up to `grace` to finish.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` resolves, then gives the requests in flight up to `grace`.
 pub async fn serve<S>(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     service: S,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -83,16 +89,17 @@ where
             request
         });
         let service = TowerToHyperService::new(service);
-        let (builders, watcher) = (builders.clone(), graceful.watcher());
+        let (builders, watcher, tls) = (builders.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            let outcome = match tokio::time::timeout(HEADER_READ_TIMEOUT, speaks_http2(&stream)).await {
-                Ok(Ok(false)) => watcher.watch(builders.0.serve_connection(TokioIo::new(stream), service)).await,
+            let Some((stream, http2)) = open(stream, tls.as_deref()).await else {
+                return; // gone, silent, or a failed handshake: nothing to serve
+            };
+            let outcome = if http2 {
                 // Boxed: the HTTP/2 connection state is large, and unboxed
                 // every HTTP/1.1 connection's task would be as large.
-                Ok(Ok(true)) => {
-                    Box::pin(watcher.watch(builders.1.serve_connection(TokioIo::new(stream), service))).await
-                }
-                Ok(Err(_)) | Err(_) => return, // gone, or silent: nothing to serve
+                Box::pin(watcher.watch(builders.1.serve_connection(TokioIo::new(stream), service))).await
+            } else {
+                watcher.watch(builders.0.serve_connection(TokioIo::new(stream), service)).await
             };
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -104,6 +111,26 @@ where
         tracing::warn!(?grace, "requests still in flight at the end of the grace period; stopping");
     }
     Ok(())
+}
+
+/// A connection, plain or TLS (boxed: a TLS session is large, and plain
+/// connections would carry its size otherwise).
+type Connection = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// A new connection made ready for HTTP within the head timeout: its TLS
+/// handshake done (ALPN tells HTTP/2), or a peek at its first bytes.
+async fn open(stream: TcpStream, tls: Option<&Tls>) -> Option<(Connection, bool)> {
+    let opened = async {
+        match tls {
+            None => speaks_http2(&stream).await.map(|http2| (Either::Left(stream), http2)),
+            Some(tls) => {
+                let stream = tls.accept(stream).await?;
+                let http2 = negotiated_http2(&stream);
+                Ok((Either::Right(Box::new(stream)), http2))
+            }
+        }
+    };
+    tokio::time::timeout(HEADER_READ_TIMEOUT, opened).await.ok()?.ok()
 }
 
 /// Whether a new connection speaks HTTP/2 (it opens with the prior-knowledge

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::server::app::service;
 use crate::server::limits::{LimitSettings, Limits};
+use crate::server::tls::Tls;
 use crate::service::auth::jwt::Tokens;
 use crate::service::operations::Policy;
 use crate::service::state::AppState;
@@ -39,6 +40,8 @@ pub struct Parts {
     pub limits: LimitSettings,
     /// How long a graceful stop waits for requests in flight.
     pub grace: Duration,
+    /// HTTPS instead of plain HTTP.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// A node bound to its address, ready to serve.
@@ -47,6 +50,7 @@ pub struct Application {
     state: AppState,
     limits: Arc<Limits>,
     grace: Duration,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Application {
@@ -63,12 +67,18 @@ impl Application {
             tokens: Arc::new(parts.tokens),
             key_usage: Default::default(),
         };
-        Ok(Application { listener, state, limits: Arc::new(Limits::new(parts.limits)), grace: parts.grace })
+        let limits = Arc::new(Limits::new(parts.limits));
+        Ok(Application { listener, state, limits, grace: parts.grace, tls: parts.tls })
     }
 
     /// The address it listens on.
     pub fn address(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// `https` or `http`: how clients reach it.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The node's shared context.
@@ -80,7 +90,7 @@ impl Application {
     /// up to the grace period. Runs the node's background work (script
     /// steps, lease sweeps, purges, webhooks, long-poll fan-out) alongside.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Application { listener, state, limits, grace } = self;
+        let Application { listener, state, limits, grace, tls } = self;
         let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
         let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
         let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
@@ -108,7 +118,7 @@ impl Application {
         // `Router` rebuilt its route table per connection: ~14 KiB each,
         // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
         // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
-        let served = crate::server::accept::serve(listener, service(state, limits), shutdown, grace).await;
+        let served = crate::server::accept::serve(listener, tls, service(state, limits), shutdown, grace).await;
         background.abort();
         dispatcher.abort();
         housekeeping.abort();

@@ -31,5 +31,6 @@ mod restart;
 mod retention;
 mod shutdown;
 mod sphere;
+mod tls;
 mod tokens;
 mod webhooks;
