@@ -29,7 +29,7 @@ START_TIMEOUT = 30  # seconds for the server to print its listening line
 CLI_TIMEOUT = 30  # seconds for one `longrun key create`
 RETRY_AFTER = 1  # what the server tells pollers; tests count polls against it
 
-LISTENING_RE = re.compile(r"longrun listening on (http://\S+)")
+LISTENING_RE = re.compile(r"longrun listening on (https?://\S+)")
 
 
 @dataclass
@@ -111,6 +111,50 @@ def _pump(stream, lines: "queue.Queue[str | None]") -> None:
     lines.put(None)
 
 
+def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Popen, str]":
+    """`longrun serve ARGS` on 127.0.0.1:0; the process and its base URL."""
+    proc = subprocess.Popen(
+        [str(binary), "serve", *args, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: "queue.Queue[str | None]" = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stop(proc)
+            raise RuntimeError(f"longrun did not print its listening line within {START_TIMEOUT} s")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            proc.wait(timeout=5)
+            log.flush()
+            raise RuntimeError(
+                f"longrun exited with code {proc.returncode} before listening:\n"
+                + Path(log.name).read_text(errors="replace")[-4000:]
+            )
+        match = LISTENING_RE.search(line)
+        if match:
+            return proc, match.group(1).rstrip("/")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it does not stop within 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def longrun(tmp_path_factory) -> Longrun:
     binary = longrun_bin()
@@ -118,38 +162,8 @@ def longrun(tmp_path_factory) -> Longrun:
     data_dir = work / "data"
     log_path = work / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finalizer below
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--demo", "--dev", "--listen", "127.0.0.1:0",
-         "--data-dir", str(data_dir), "--retry-after", str(RETRY_AFTER)],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, base_url = start(binary, data_dir, log, ["--demo", "--dev", "--retry-after", str(RETRY_AFTER)])
     try:
-        lines: "queue.Queue[str | None]" = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-        base_url = None
-        deadline = time.monotonic() + START_TIMEOUT
-        while base_url is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"longrun did not print its listening line within {START_TIMEOUT} s")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                proc.wait(timeout=5)
-                log.flush()
-                raise RuntimeError(
-                    f"longrun exited with code {proc.returncode} before listening:\n"
-                    + log_path.read_text(errors="replace")[-4000:]
-                )
-            match = LISTENING_RE.search(line)
-            if match:
-                base_url = match.group(1).rstrip("/")
-
         account = "contoso"
         project = "contosoProject"
         tenant = str(uuid.UUID("143adbc9-1bf0-4be2-84a2-084a331d81cb"))
@@ -171,13 +185,7 @@ def longrun(tmp_path_factory) -> Longrun:
         )
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop(proc)
         log.close()
 
 
