@@ -82,6 +82,11 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_DEMO")]
     pub demo: bool,
 
+    /// Allow --demo on a non-loopback address (it prints a read key for
+    /// every scope and answers anyone who has it).
+    #[arg(long, env = "LONGRUN_DEMO_PUBLIC")]
+    pub demo_public: bool,
+
     /// How long finished operations are kept, e.g. 7d or 36h (at least 24h).
     #[arg(long, env = "LONGRUN_RETENTION", default_value = "7d", value_parser = parse_retention)]
     pub retention: Duration,

@@ -1,6 +1,10 @@
 //! The operations `serve --demo` seeds at start-up, one per dialect, so a
-//! client developer has something to poll at once.
+//! client developer has something to poll at once, and the read key to
+//! poll them with: one per data dir, reused by every later start.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::model::{KeyScope, Kind, NewOperation, Role, Scope, ScriptStep, State};
@@ -8,19 +12,21 @@ use crate::service::auth::{Principal, keys};
 use crate::service::operations::{self, Created, Policy};
 use crate::store::Store;
 
+/// Where a data dir keeps its demo read key's secret (mode 0600).
+const KEY_FILE: &str = "demo-key";
+
 /// What `serve --demo` seeds so a client developer can poll right away.
 pub struct Seeded {
-    /// A read key for every scope (printed once).
+    /// A read key for every scope: this data dir's, made on its first demo.
     pub key: String,
     /// One status URL per dialect, each operation scripted to finish.
     pub urls: Vec<(&'static str, String)>,
 }
 
 /// Seeds one scripted operation per dialect (NotStarted → Running 40 % at
-/// 2 s → 80 % at 10 s → Succeeded at 20 s) and a read key to poll them.
-pub async fn seed(store: &dyn Store, policy: &Policy, base_url: &str) -> anyhow::Result<Seeded> {
-    let (_, key) =
-        keys::create(store, KeyScope::All, Role::Read, Some("serve --demo".into()), policy.clock.now()).await?;
+/// 2 s → 80 % at 10 s → Succeeded at 20 s) and the read key to poll them.
+pub async fn seed(store: &dyn Store, policy: &Policy, base_url: &str, data_dir: &Path) -> anyhow::Result<Seeded> {
+    let key = read_key(store, policy, data_dir).await?;
     let seeder = Principal { key_id: "serve --demo".into(), scope: KeyScope::All, role: Role::Produce };
     let step = |secs: u64, state: State, percent: f64| ScriptStep {
         after: Duration::from_secs(secs),
@@ -52,4 +58,23 @@ pub async fn seed(store: &dyn Store, policy: &Policy, base_url: &str) -> anyhow:
         urls.push((dialect, format!("{base_url}{}", crate::dialect::operation_location(&op))));
     }
     Ok(Seeded { key, urls })
+}
+
+/// The data dir's demo read key while it still works, else a new one
+/// (whose secret the data dir then keeps): two starts, one key.
+async fn read_key(store: &dyn Store, policy: &Policy, data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(KEY_FILE);
+    if let Ok(kept) = std::fs::read_to_string(&path) {
+        let secret = kept.trim();
+        let found = store.find_key_by_hash(&keys::hash_secret(secret)).await?;
+        if found.is_some_and(|key| key.allows(Role::Read, policy.clock.now())) {
+            return Ok(secret.to_owned());
+        }
+    }
+    let (_, secret) =
+        keys::create(store, KeyScope::All, Role::Read, Some("serve --demo".into()), policy.clock.now()).await?;
+    std::fs::create_dir_all(data_dir)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    file.write_all(secret.as_bytes())?;
+    Ok(secret)
 }

@@ -25,6 +25,13 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
         true => Some(DevKey::load_or_create(&config.store.data_dir).map_err(config_error)?),
         false => None,
     };
+    if config.demo && !config.listen.ip().is_loopback() && !config.demo_public {
+        return Err(config_error(format!(
+            "--demo prints a read key for every scope: listen on a loopback address, or add --demo-public \
+             to serve the demo on {}",
+            config.listen
+        )));
+    }
     let tls = tls(&config)?;
     let _serving = match config.store.sqlite_dir() {
         Some(dir) => Some(sqlite::claim_for_serving(&dir).map_err(config_error)?),
@@ -68,13 +75,15 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
         .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.listen)))?;
     let address = node.address().map_err(config_error)?;
     let shutdown = shutdown_signal();
-    let base = format!("{}://{address}", node.scheme());
-    println!("longrun listening on {base} ({})", config.store.describe());
+    let base = format!("{}://{}", node.scheme(), connectable(address));
+    let every = if address.ip().is_unspecified() { format!(", every interface: {address}") } else { String::new() };
+    println!("longrun listening on {base} ({}{every})", config.store.describe());
     if let Some(tls) = tls {
         tokio::spawn(tls.reload_on_hangup());
     }
     if config.demo {
-        let seeded = super::demo::seed(store.as_ref(), &policy, &base).await.map_err(runtime_error)?;
+        let seeded =
+            super::demo::seed(store.as_ref(), &policy, &base, &config.store.data_dir).await.map_err(runtime_error)?;
         println!("demo mode: scripted operations to poll (they finish in 20 s) with the read key {}", seeded.key);
         for (dialect, url) in seeded.urls {
             println!("  {dialect:<13} {url}");
@@ -84,6 +93,16 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
     node.run_until(shutdown).await.map_err(|e| runtime_error(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An address this machine's clients can connect to: `0.0.0.0` and `::`
+/// listen everywhere but are no place to connect to, so loopback stands in.
+fn connectable(address: std::net::SocketAddr) -> std::net::SocketAddr {
+    match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => (std::net::Ipv4Addr::LOCALHOST, address.port()).into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, address.port()).into(),
+        _ => address,
+    }
 }
 
 /// The certificate to serve HTTPS with, if any: the files given, or the
@@ -138,5 +157,18 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async move {
         waited.await;
         tracing::info!("shutting down: finishing in-flight requests");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connectable;
+
+    #[test]
+    fn addresses_that_listen_everywhere_are_reached_through_loopback() {
+        let reach = |listen: &str| connectable(listen.parse().unwrap()).to_string();
+        assert_eq!(reach("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(reach("[::]:8080"), "[::1]:8080");
+        assert_eq!(reach("10.1.2.3:8080"), "10.1.2.3:8080");
     }
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{ServeProcess, cli_key, until_a_long_poll_waits};
+use crate::helpers::{ServeProcess, cli_key, run_longrun, until_a_long_poll_waits};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_longrun");
 
@@ -178,4 +178,13 @@ async fn op_watch_follows_a_scripted_operation_to_its_end_and_exits_by_outcome()
         .output()
         .unwrap();
     assert_eq!(get.status.code(), Some(5), "an unknown operation is a client error");
+}
+
+#[test]
+fn demo_mode_is_refused_on_a_public_address_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = run_longrun(dir.path(), &["serve", "--demo", "--listen", "0.0.0.0:0", "--data-dir", "data"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--demo-public") && said.contains("0.0.0.0:0"), "{said}");
 }

@@ -35,7 +35,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// The server's policy; `policy.clock.advance(…)` moves its time.
     pub policy: Arc<Policy>,
-    data_dir: PathBuf,
+    /// Its data directory.
+    pub data_dir: PathBuf,
     _owned_dir: Option<TempDir>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,

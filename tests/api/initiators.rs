@@ -194,7 +194,7 @@ async fn demo_operations_advance_by_themselves_in_a_running_server() {
 #[tokio::test]
 async fn demo_mode_seeds_one_scripted_operation_per_dialect_readable_with_its_key() {
     let app = TestApp::spawn().await;
-    let seeded = longrun::cli::demo::seed(app.store.as_ref(), &app.policy, &app.address).await.unwrap();
+    let seeded = longrun::cli::demo::seed(app.store.as_ref(), &app.policy, &app.address, &app.data_dir).await.unwrap();
     assert_eq!(seeded.urls.len(), 3);
     for (dialect, url) in &seeded.urls {
         let mut request = app.client.get(url);
@@ -212,4 +212,29 @@ async fn demo_mode_seeds_one_scripted_operation_per_dialect_readable_with_its_ke
     let (_, devcenter) = &seeded.urls[1];
     let body: Value = app.client.get(devcenter).bearer_auth(&seeded.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "Succeeded");
+}
+
+#[tokio::test]
+async fn demo_mode_keeps_one_read_key_per_data_dir_while_it_works() {
+    let app = TestApp::spawn().await;
+    let seed = || longrun::cli::demo::seed(app.store.as_ref(), &app.policy, &app.address, &app.data_dir);
+    let first = seed().await.unwrap().key;
+    assert_eq!(seed().await.unwrap().key, first, "a second start reuses the key");
+    let demo_keys = || async {
+        let keys = app.store.list_keys().await.unwrap();
+        keys.into_iter().filter(|k| k.name.as_deref() == Some("serve --demo")).count()
+    };
+    assert_eq!(demo_keys().await, 1);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(app.data_dir.join("demo-key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the secret is the owner's alone");
+
+    // Revoked, it is replaced, once.
+    let hash = longrun::service::auth::keys::hash_secret(&first);
+    let id = app.store.find_key_by_hash(&hash).await.unwrap().unwrap().id;
+    app.store.revoke_key(&id, app.policy.clock.now()).await.unwrap();
+    let replaced = seed().await.unwrap().key;
+    assert_ne!(replaced, first);
+    assert_eq!(seed().await.unwrap().key, replaced);
 }
