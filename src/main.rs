@@ -58,6 +58,9 @@ fn main() -> ExitCode {
         Command::Op { command } => runtime
             .block_on(longrun::cli::client::run(command))
             .map_err(|message| Failure { code: longrun::cli::client::CLIENT_ERROR, message: message.to_string() }),
+        Command::Webhook { command } => runtime
+            .block_on(longrun::cli::client::run_webhook(command))
+            .map_err(|message| Failure { code: longrun::cli::client::CLIENT_ERROR, message: message.to_string() }),
         command => runtime.block_on(run(command)).map(|()| ExitCode::SUCCESS),
     };
     // The log lines still queued (the runtime's last ones included) go out
@@ -98,6 +101,6 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Restore { from, force, store } => cli::backup::restore(&from, force, &store),
         Command::Token { command } => cli::tokens::mint(command),
         Command::DevCert { data_dir } => cli::dev_cert::run(&data_dir),
-        Command::Op { .. } | Command::Config { .. } => unreachable!("handled in main"),
+        Command::Op { .. } | Command::Webhook { .. } | Command::Config { .. } => unreachable!("handled in main"),
     }
 }

@@ -197,7 +197,7 @@ async fn forward(app: &AppState, caller: &Principal, events: &mpsc::Sender<Event
     }
 }
 
-fn requested_scope(caller: &Principal, query: Option<&str>) -> Result<Option<Scope>, CoreError> {
+pub(super) fn requested_scope(caller: &Principal, query: Option<&str>) -> Result<Option<Scope>, CoreError> {
     let mut scope = None;
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match name.as_ref() {

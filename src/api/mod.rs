@@ -16,7 +16,7 @@ pub(crate) mod wire;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use crate::dialect::devcenter::{CommonErrors, Error, WriteErrors};
 use crate::http::error::CoreError;
@@ -41,7 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/operations/{id}/events", get(events::operation_events))
         .route("/v1/events", get(events::scope_events))
         .route("/v1/me", get(me::get_me))
-        .route("/v1/webhooks", post(webhooks::create_webhook))
+        .route("/v1/webhooks", post(webhooks::create_webhook).get(webhooks::list_webhooks))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete_webhook))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
         .route("/v1/leases", post(leases::claim_lease))
         .route("/v1/leases/{id}", post(leases::lease_action))

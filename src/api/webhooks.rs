@@ -1,9 +1,10 @@
-//! `/v1/webhooks`: register receivers (admin role) and inspect their
-//! deliveries. Translation only; delivery lives in `crate::worker::webhooks`.
+//! `/v1/webhooks`: register, list and delete receivers (admin role) and
+//! inspect their deliveries. Translation only; delivery lives in
+//! `crate::worker::webhooks`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -15,7 +16,8 @@ use super::operations::INVALID_BODY;
 use super::{Error, caller};
 use crate::dialect;
 use crate::http::error::CoreError;
-use crate::model::{Delivery, Role, Scope, Webhook};
+use crate::model::{Delivery, KeyScope, Role, Scope, Webhook};
+use crate::service::auth::Principal;
 use crate::service::state::AppState;
 
 /// `POST /v1/webhooks` body.
@@ -78,6 +80,14 @@ pub struct DeliveryBody {
     pub last_error: Option<String>,
     /// When the change was queued.
     pub created_at: String,
+}
+
+/// The webhooks a caller reaches.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Longrun::WebhookPage)]
+pub struct WebhookPage {
+    /// Oldest first; secrets are never shown again.
+    pub value: Vec<WebhookBody>,
 }
 
 /// A page of deliveries.
@@ -168,6 +178,68 @@ pub async fn create_webhook(
     Ok(dialect::json(StatusCode::CREATED, HeaderMap::new(), &webhook_body(&hook, Some(secret))))
 }
 
+/// The webhooks the caller reaches, optionally of one scope.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "Native",
+    operation_id = "Webhooks_List",
+    params(("scope" = Option<String>, Query, description = "Only this scope's webhooks")),
+    responses(
+        (status = 200, description = "Webhooks", body = WebhookPage),
+        (status = 400, description = "Malformed request", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 403, description = "Needs the admin role in the scope", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_webhooks(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    caller.require(Role::Admin)?;
+    let scope = super::events::requested_scope(&caller, query.as_deref())?;
+    let hooks = app.store.list_webhooks().await.map_err(CoreError::from)?;
+    let value = hooks
+        .iter()
+        .filter(|h| reaches(&caller, h) && (scope.is_none() || h.scope == scope))
+        .map(|h| webhook_body(h, None))
+        .collect();
+    Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &WebhookPage { value }))
+}
+
+/// Removes a webhook: nothing more is delivered to it, and its pending
+/// deliveries are dropped.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "Native",
+    operation_id = "Webhooks_Delete",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Needs the admin role", body = crate::dialect::devcenter::wire::ErrorResponse),
+        (status = 404, description = "No such webhook in the caller's reach", body = crate::dialect::devcenter::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_webhook(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let caller = caller(&app, &headers).await?;
+    caller.require(Role::Admin)?;
+    find(&app, &caller, &id).await?;
+    if !app.store.delete_webhook(&id).await.map_err(CoreError::from)? {
+        return Err(no_such_webhook(&id).into()); // deleted meanwhile
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// A webhook's deliveries, newest first (the last 100).
 #[utoipa::path(
     get,
@@ -190,19 +262,28 @@ pub async fn list_deliveries(
 ) -> Result<Response, Error> {
     let caller = caller(&app, &headers).await?;
     caller.require(Role::Admin)?;
-    let hooks = app.store.list_webhooks().await.map_err(CoreError::from)?;
-    let visible = hooks.iter().any(|h| {
-        h.id == id
-            && match (&h.scope, &caller.scope) {
-                (_, crate::model::KeyScope::All) => true,
-                (Some(scope), reach) => reach.covers(scope),
-                (None, _) => false,
-            }
-    });
-    if !visible {
-        return Err(CoreError::NoSuchRoute { path: format!("/v1/webhooks/{id}") }.into());
-    }
+    find(&app, &caller, &id).await?;
     let deliveries = app.store.list_deliveries(&id, 100).await.map_err(CoreError::from)?;
     let page = DeliveryPage { value: deliveries.iter().map(delivery_body).collect() };
     Ok(dialect::json(StatusCode::OK, HeaderMap::new(), &page))
+}
+
+/// Whether `caller` may see `hook`: `*` keys see all; others, their scope's.
+fn reaches(caller: &Principal, hook: &Webhook) -> bool {
+    match (&hook.scope, &caller.scope) {
+        (_, KeyScope::All) => true,
+        (Some(scope), reach) => reach.covers(scope),
+        (None, _) => false,
+    }
+}
+
+/// The webhook `id` if `caller` reaches it; else "not found", so ids of
+/// other scopes cannot be probed.
+async fn find(app: &AppState, caller: &Principal, id: &str) -> Result<Webhook, CoreError> {
+    let hooks = app.store.list_webhooks().await.map_err(CoreError::from)?;
+    hooks.into_iter().find(|h| h.id == id && reaches(caller, h)).ok_or_else(|| no_such_webhook(id))
+}
+
+fn no_such_webhook(id: &str) -> CoreError {
+    CoreError::NoSuchRoute { path: format!("/v1/webhooks/{id}") }
 }

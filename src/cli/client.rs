@@ -1,6 +1,6 @@
-//! `longrun op …`: the binary as a thin client of the native API, and
-//! `op watch`, which follows an operation over server-sent events with a
-//! progress bar.
+//! `longrun op …` and `longrun webhook …`: the binary as a thin client of
+//! the native API, and `op watch`, which follows an operation over
+//! server-sent events with a progress bar.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -78,12 +78,65 @@ pub enum OpCommand {
     },
 }
 
+/// `longrun webhook …` (admin keys).
+#[derive(Debug, clap::Subcommand)]
+pub enum WebhookCommand {
+    /// List the webhooks the key reaches (never their secrets).
+    List {
+        /// Only this scope's.
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a webhook and drop its pending deliveries.
+    Delete {
+        /// Webhook id, e.g. wh_01a2….
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// Runs one `webhook` command.
+pub async fn run_webhook(command: WebhookCommand) -> Result<ExitCode, String> {
+    let client = reqwest::Client::new();
+    let request = match &command {
+        WebhookCommand::List { scope, connection } => {
+            let query: Vec<(&str, &String)> = scope.iter().map(|s| ("scope", s)).collect();
+            connection.request(&client, reqwest::Method::GET, "/v1/webhooks").query(&query)
+        }
+        WebhookCommand::Delete { id, connection } => {
+            connection.request(&client, reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"))
+        }
+    };
+    print_answer(request).await
+}
+
+impl Connection {
+    fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        client.request(method, format!("{}{path}", self.server.trim_end_matches('/'))).bearer_auth(&self.key)
+    }
+}
+
+/// Sends `request` and prints the JSON it answers (nothing for a 204).
+async fn print_answer(request: reqwest::RequestBuilder) -> Result<ExitCode, String> {
+    let response = request.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!("{status}: {}", body["error"]["message"].as_str().unwrap_or("no details")));
+    }
+    if !body.is_null() {
+        println!("{}", serde_json::to_string_pretty(&body).expect("JSON prints"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs one `op` command; the exit code says how it went.
 pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
     let client = reqwest::Client::new();
-    let call = |c: &Connection, method: reqwest::Method, path: String| {
-        client.request(method, format!("{}{path}", c.server.trim_end_matches('/'))).bearer_auth(&c.key)
-    };
+    let call = |c: &Connection, method: reqwest::Method, path: String| c.request(&client, method, &path);
     let request = match &command {
         OpCommand::Get { id, connection } => call(connection, reqwest::Method::GET, format!("/v1/operations/{id}")),
         OpCommand::List { scope, state, kind, connection } => {
@@ -104,14 +157,7 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
         }
         OpCommand::Watch { id, connection } => return watch(&client, connection, id).await,
     };
-    let response = request.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(format!("{status}: {}", body["error"]["message"].as_str().unwrap_or("no details")));
-    }
-    println!("{}", serde_json::to_string_pretty(&body).expect("JSON prints"));
-    Ok(ExitCode::SUCCESS)
+    print_answer(request).await
 }
 
 /// Follows `/v1/operations/{id}/events`, drawing `percentComplete`.

@@ -84,6 +84,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// List and delete webhooks through a running server's API.
+    Webhook {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::client::WebhookCommand,
+    },
     /// Check a configuration without starting anything.
     Config {
         /// What to do.

@@ -37,6 +37,8 @@ use crate::{api, dialect};
         api::events::scope_events,
         api::me::get_me,
         api::webhooks::create_webhook,
+        api::webhooks::list_webhooks,
+        api::webhooks::delete_webhook,
         api::webhooks::list_deliveries,
         api::leases::claim_lease,
         api::leases::lease_action,

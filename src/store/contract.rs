@@ -460,4 +460,10 @@ async fn the_webhook_outbox_moves_once(store: &dyn Store) {
     store.update_delivery(&done).await.unwrap();
     assert_eq!(store.list_deliveries(&hook.id, 10).await.unwrap(), vec![done]);
     assert!(!store.due_deliveries(until, 1000).await.unwrap().iter().any(|d| d.id == delivery.id));
+
+    // Deleted, it goes with its deliveries, once.
+    assert!(store.delete_webhook(&hook.id).await.unwrap());
+    assert!(!store.list_webhooks().await.unwrap().iter().any(|h| h.id == hook.id));
+    assert!(store.list_deliveries(&hook.id, 10).await.unwrap().is_empty());
+    assert!(!store.delete_webhook(&hook.id).await.unwrap(), "nothing left to delete");
 }

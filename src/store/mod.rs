@@ -102,6 +102,9 @@ pub trait WebhookStore: Send + Sync {
     async fn create_webhook(&self, hook: &Webhook) -> Result<(), StoreError>;
     /// Every webhook.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Removes a webhook and its deliveries, in one transaction; whether
+    /// there was one.
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
     /// How far the webhook dispatcher has read the change log.
     async fn webhook_cursor(&self) -> Result<i64, StoreError>;
     /// Queues `deliveries` and moves the cursor from `from` to `to`, in one

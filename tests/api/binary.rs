@@ -188,3 +188,37 @@ fn demo_mode_is_refused_on_a_public_address_unless_asked_for() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("--demo-public") && said.contains("0.0.0.0:0"), "{said}");
 }
+
+#[tokio::test]
+async fn webhook_list_and_delete_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    let registered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks", server.address))
+        .bearer_auth(&key)
+        .json(&json!({"scope": "projects/clihooks", "url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered["id"].as_str().unwrap();
+    let webhook = |args: &[&str]| {
+        Command::new(BINARY)
+            .arg("webhook")
+            .args(args)
+            .args(["--server", &server.address, "--key", &key])
+            .output()
+            .unwrap()
+    };
+    let listed = webhook(&["list", "--scope", "projects/clihooks"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let page: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(page["value"][0]["id"], id);
+    assert!(webhook(&["delete", id]).status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&webhook(&["list"]).stdout).unwrap();
+    assert_eq!(listed["value"], json!([]));
+    assert_eq!(webhook(&["delete", id]).status.code(), Some(5), "an unknown webhook is a client error");
+}

@@ -253,3 +253,40 @@ async fn a_receiver_that_never_answers_holds_up_no_other() {
     }
     assert!(!given_up.load(Ordering::SeqCst), "the second delivery waited for the stalled one to be abandoned");
 }
+
+#[tokio::test]
+async fn webhooks_are_listed_by_scope_and_deleted_by_an_admin_who_reaches_them() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/v1/webhooks", app.address);
+    let mut ids = Vec::new();
+    for scope in ["projects/hooka", "projects/hookb"] {
+        let body = json!({"scope": scope, "url": "http://127.0.0.1:9/hook"});
+        let made = app.client.post(&url).bearer_auth(&app.admin_key).json(&body).send().await.unwrap();
+        ids.push(made.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let list = |key: String, query: &'static str| {
+        let request = app.client.get(format!("{url}{query}")).bearer_auth(key).send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            let hooks = page["value"].as_array().unwrap().clone();
+            assert!(hooks.iter().all(|h| h.get("secret").is_none()), "secrets are shown only at creation");
+            hooks.iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(app.admin_key.clone(), "").await, ids);
+    assert_eq!(list(app.admin_key.clone(), "?scope=projects/hooka").await, ids[..1]);
+
+    let admin_a = app.key("projects/hooka", longrun::model::Role::Admin).await;
+    assert_eq!(list(admin_a.clone(), "").await, ids[..1], "a scoped admin sees its scope's");
+    let delete = |key: &str, id: &str| app.client.delete(format!("{url}/{id}")).bearer_auth(key.to_owned()).send();
+    assert_eq!(delete(&admin_a, &ids[1]).await.unwrap().status(), StatusCode::NOT_FOUND, "another scope's is unknown");
+    let reader = app.key("projects/hooka", longrun::model::Role::Read).await;
+    assert_eq!(delete(&reader, &ids[0]).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(delete(&admin_a, &ids[0]).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(list(app.admin_key.clone(), "").await, ids[1..]);
+    assert_eq!(delete(&admin_a, &ids[0]).await.unwrap().status(), StatusCode::NOT_FOUND, "gone");
+    let bad = app.client.get(format!("{url}?scope=nowhere")).bearer_auth(&app.admin_key).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

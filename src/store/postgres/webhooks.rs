@@ -121,6 +121,16 @@ impl WebhookStore for PostgresStore {
         .await
     }
 
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(async |client| {
+            let sql = "WITH gone AS (DELETE FROM webhooks WHERE id = $1 RETURNING id), \
+                       dropped AS (DELETE FROM deliveries WHERE webhook_id = $1) SELECT count(*) FROM gone";
+            let row = client.query_one(sql, &[&id]).await?;
+            Ok(row.get::<_, i64>(0) == 1)
+        })
+        .await
+    }
+
     async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
         let work = async {
             let mut client = self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;

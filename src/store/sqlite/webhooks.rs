@@ -115,6 +115,17 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let removed = self
+            .exec(move |conn| {
+                conn.prepare_cached("DELETE FROM deliveries WHERE webhook_id = ?1")?.execute([&id])?;
+                Ok(conn.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?.execute([&id])? as u64)
+            })
+            .await?;
+        Ok(removed == 1)
+    }
+
     async fn enqueue_deliveries(&self, from: i64, to: i64, deliveries: &[Delivery]) -> Result<bool, StoreError> {
         let deliveries = deliveries.to_vec();
         let moved = self
