@@ -43,16 +43,21 @@ fn main() -> ExitCode {
         Err(e) => e.exit(), // --help, --version
     };
     if let Command::Config { command: ConfigCommand::Check(_) } = &cli.command {
+        // The global flags (log-format), then serve's.
+        let global = config_file::describe_effective(&Cli::command(), &matches, &from_file);
         let check = ["config", "check"].iter().try_fold((Cli::command(), matches), |(command, matches), name| {
             let sub = command.find_subcommand(name)?.clone();
             let sub_matches = matches.subcommand_matches(name)?.clone();
             Some((sub, sub_matches))
         });
         let (command, matches) = check.expect("config check was parsed");
-        println!("{}", config_file::describe_effective(&command, &matches, &from_file));
+        println!("{global}\n{}", config_file::describe_effective(&command, &matches, &from_file));
         return ExitCode::SUCCESS;
     }
-    let log_writer = longrun::telemetry::init(cli.log_format);
+    // The server logs what it does; a one-shot command (`key create`) says
+    // only what went wrong, so its output is its answer.
+    let level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let log_writer = longrun::telemetry::init(cli.log_format, level);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let outcome = match cli.command {
         Command::Op { command } => runtime

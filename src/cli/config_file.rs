@@ -120,10 +120,19 @@ pub fn describe_effective(command: &clap::Command, matches: &clap::ArgMatches, f
             },
             _ => "default".to_owned(),
         };
-        let quoted = serde_json::to_string(&value).expect("a string serializes");
-        lines.push(format!("{long} = {quoted}  # {source}"));
+        lines.push(format!("{long} = {}  # {source}", toml_value(&value)));
     }
     lines.join("\n")
+}
+
+/// A flag's value as TOML writes it: numbers and booleans bare, the rest
+/// quoted (a file written from the output reads back the same).
+fn toml_value(value: &str) -> String {
+    let bare = value == "true"
+        || value == "false"
+        || value.parse::<i64>().is_ok()
+        || (value.parse::<f64>().is_ok_and(f64::is_finite) && value.contains('.'));
+    if bare { value.to_owned() } else { serde_json::to_string(value).expect("a string serializes") }
 }
 
 /// Where a value clap refused came from, when it came from the file:

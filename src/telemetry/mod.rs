@@ -19,9 +19,10 @@ pub enum LogFormat {
 /// Installs the global subscriber; call once, first thing in `main`, and
 /// keep the returned guard until the process ends: dropping it writes out
 /// the lines still queued (`batched` says why lines are queued at all).
-pub fn init(format: LogFormat) -> batched::FlushGuard {
+/// `default_level` filters when `RUST_LOG` is unset.
+pub fn init(format: LogFormat, default_level: &str) -> batched::FlushGuard {
     let (writer, guard) = batched::to(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     // Colours only for a person at a terminal, never into a log file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);

@@ -26,16 +26,18 @@ fn flags_beat_environment_which_beats_the_file_which_beats_defaults() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("longrun.toml"),
-        "retry-after = 11\nretention = \"10d\"\nmax-attempts = 4\nstore = \"postgres://longrun:hunter2@db.example/lr\"\n",
+        "retry-after = 11\nretention = \"10d\"\nmax-attempts = 4\nstore = \"postgres://longrun:hunter2@db.example/lr\"\nlog-format = \"json\"\n",
     )
     .unwrap();
     let env = [("LONGRUN_RETENTION", "20d"), ("LONGRUN_MAX_ATTEMPTS", "5")];
     let output = longrun(dir.path(), &["config", "check", "--config", "longrun.toml", "--max-attempts", "6"], &env);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(line_of(&text, "retry-after"), r#"retry-after = "11"  # file longrun.toml:1"#);
+    assert_eq!(line_of(&text, "retry-after"), r#"retry-after = 11  # file longrun.toml:1"#);
     assert_eq!(line_of(&text, "retention"), r#"retention = "20d"  # env LONGRUN_RETENTION"#);
-    assert_eq!(line_of(&text, "max-attempts"), r#"max-attempts = "6"  # flag"#);
+    assert_eq!(line_of(&text, "max-attempts"), r#"max-attempts = 6  # flag"#);
+    assert_eq!(line_of(&text, "log-format"), r#"log-format = "json"  # file longrun.toml:5"#);
+    assert_eq!(line_of(&text, "dev"), r#"dev = false  # default"#);
     assert_eq!(line_of(&text, "retention-failed"), r#"retention-failed = "30d"  # default"#);
     assert_eq!(line_of(&text, "store"), r#"store = "postgres://longrun:***@db.example/lr"  # file longrun.toml:4"#);
     assert!(!text.contains("hunter2"), "secrets are redacted:\n{text}");
