@@ -31,7 +31,20 @@ pub struct CreateOperation {
     pub properties: Option<Map<String, Value>>,
     /// Emulator steps the service applies by itself: `[{after: "1s", state, percentComplete?, resourceLocation?, error?}]`.
     #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(default, deserialize_with = "script_steps")]
     pub script: Option<Vec<ScriptStep>>,
+}
+
+/// Reads a script step by step, so an error names the step at fault
+/// ("script step 2: missing field `state`").
+fn script_steps<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<Option<Vec<ScriptStep>>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(steps) = Option::<Vec<Value>>::deserialize(reader)? else { return Ok(None) };
+    let read = |(n, step): (usize, Value)| {
+        serde_json::from_value(step).map_err(|e| D::Error::custom(format!("script step {}: {e}", n + 1)))
+    };
+    steps.into_iter().enumerate().map(read).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
 /// An operation as the native API shows it.

@@ -57,6 +57,16 @@ pub enum OpCommand {
         /// A client-chosen id.
         #[arg(long)]
         id: Option<String>,
+        /// Properties, a JSON object.
+        #[arg(long, value_name = "JSON", value_parser = parse_object)]
+        properties: Option<Value>,
+        /// An emulator script: a JSON array of steps, or @FILE holding one.
+        #[arg(long, value_name = "JSON|@FILE", value_parser = parse_script)]
+        script: Option<Value>,
+        /// A Repeatability-Request-ID: the same id again creates nothing new
+        /// and prints the first answer.
+        #[arg(long)]
+        request_id: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -148,9 +158,22 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
             }
             call(connection, reqwest::Method::GET, "/v1/operations".into()).query(&query)
         }
-        OpCommand::Create { scope, kind, id, connection } => {
-            call(connection, reqwest::Method::POST, "/v1/operations".into())
-                .json(&json!({"scope": scope, "kind": kind, "id": id}))
+        OpCommand::Create { scope, kind, id, properties, script, request_id, connection } => {
+            let mut body = json!({"scope": scope, "kind": kind});
+            for (name, value) in
+                [("id", id.clone().map(Value::from)), ("properties", properties.clone()), ("script", script.clone())]
+            {
+                if let Some(value) = value {
+                    body[name] = value;
+                }
+            }
+            let request = call(connection, reqwest::Method::POST, "/v1/operations".into()).json(&body);
+            match request_id {
+                Some(id) => request
+                    .header("repeatability-request-id", id)
+                    .header("repeatability-first-sent", httpdate::fmt_http_date(std::time::SystemTime::now())),
+                None => request,
+            }
         }
         OpCommand::Cancel { id, connection } => {
             call(connection, reqwest::Method::POST, format!("/v1/operations/{id}:cancel"))
@@ -158,6 +181,28 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
         OpCommand::Watch { id, connection } => return watch(&client, connection, id).await,
     };
     print_answer(request).await
+}
+
+fn parse_object(text: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err("expected a JSON object, e.g. '{\"size\": 3}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// A script given inline or as @FILE: a JSON array, checked for shape
+/// here (the server checks each step's rules and names the step at fault).
+fn parse_script(text: &str) -> Result<Value, String> {
+    let json = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        None => text.to_owned(),
+    };
+    match serde_json::from_str::<Value>(&json) {
+        Ok(value @ Value::Array(_)) => Ok(value),
+        Ok(_) => Err("expected a JSON array of steps, e.g. '[{\"after\": \"2s\", \"state\": \"Running\"}]'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }
 
 /// Follows `/v1/operations/{id}/events`, drawing `percentComplete`.

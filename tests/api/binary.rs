@@ -222,3 +222,32 @@ async fn webhook_list_and_delete_from_the_command_line() {
     assert_eq!(listed["value"], json!([]));
     assert_eq!(webhook(&["delete", id]).status.code(), Some(5), "an unknown webhook is a client error");
 }
+
+#[tokio::test]
+async fn op_create_takes_properties_a_script_file_and_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    std::fs::write(dir.path().join("script.json"), r#"[{"after": "1h", "state": "Running", "percentComplete": 5}]"#)
+        .unwrap();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["op", "create", "--scope", "projects/clicreate", "--kind", "resize"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--server", &server.address, "--key", &key]);
+        Command::new(BINARY).args(args).current_dir(dir.path()).output().unwrap()
+    };
+    let args = ["--properties", r#"{"width": 64}"#, "--script", "@script.json", "--request-id", "cli-1"];
+    let first = create(&args);
+    assert!(first.status.success(), "{first:?}");
+    let op: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(op["properties"], json!({"width": 64}));
+    let again: serde_json::Value = serde_json::from_slice(&create(&args).stdout).unwrap();
+    assert_eq!(again["id"], op["id"], "the same request id creates nothing new");
+
+    let not_a_list = create(&["--script", r#"{"after": "1s"}"#]);
+    assert_eq!(not_a_list.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_a_list.stderr).contains("JSON array"), "{not_a_list:?}");
+    let bad_step = create(&["--script", r#"[{"after": "1s", "percentComplete": 5}]"#]);
+    assert_eq!(bad_step.status.code(), Some(5), "the server refuses a step without a state");
+    assert!(String::from_utf8_lossy(&bad_step.stderr).contains("script step 1: missing field `state`"), "{bad_step:?}");
+}
