@@ -131,12 +131,11 @@ impl Connection {
 
 /// Sends `request` and prints the JSON it answers (nothing for a 204).
 async fn print_answer(request: reqwest::RequestBuilder) -> Result<ExitCode, String> {
-    let response = request.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(format!("{status}: {}", body["error"]["message"].as_str().unwrap_or("no details")));
+    let response = request.send().await.map_err(unreachable)?;
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
     }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
     if !body.is_null() {
         println!("{}", serde_json::to_string_pretty(&body).expect("JSON prints"));
     }
@@ -183,6 +182,30 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
     print_answer(request).await
 }
 
+/// A refused request, as every command says it: the status, and the
+/// message and code of the error body.
+async fn refusal(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let message = body["error"]["message"].as_str().unwrap_or("no details");
+    match body["error"]["code"].as_str() {
+        Some(code) => format!("{status}: {message} ({code})"),
+        None => format!("{status}: {message}"),
+    }
+}
+
+/// A request that reached no server, with what stopped it (refused,
+/// TLS, DNS, a timeout): reqwest's own message names only the URL.
+fn unreachable(error: reqwest::Error) -> String {
+    let mut said = format!("cannot reach the server: {error}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        said.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    said
+}
+
 fn parse_object(text: &str) -> Result<Value, String> {
     match serde_json::from_str::<Value>(text) {
         Ok(value @ Value::Object(_)) => Ok(value),
@@ -208,14 +231,9 @@ fn parse_script(text: &str) -> Result<Value, String> {
 /// Follows `/v1/operations/{id}/events`, drawing `percentComplete`.
 async fn watch(client: &reqwest::Client, connection: &Connection, id: &str) -> Result<ExitCode, String> {
     let url = format!("{}/v1/operations/{id}/events", connection.server.trim_end_matches('/'));
-    let mut response = client
-        .get(url)
-        .bearer_auth(&connection.key)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    let mut response = client.get(url).bearer_auth(&connection.key).send().await.map_err(unreachable)?;
     if !response.status().is_success() {
-        return Err(format!("{}: cannot watch operation {id}", response.status()));
+        return Err(refusal(response).await);
     }
     let bar = ProgressBar::new(100);
     bar.set_style(
@@ -223,7 +241,13 @@ async fn watch(client: &reqwest::Client, connection: &Connection, id: &str) -> R
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    // A person at a terminal gets the bar; a pipe or a log, a line per change.
+    let lines = !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if lines {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
     let mut buffer = String::new();
     loop {
         let chunk = response.chunk().await.map_err(|e| format!("the stream broke: {e}"))?;
@@ -243,12 +267,20 @@ async fn watch(client: &reqwest::Client, connection: &Connection, id: &str) -> R
                 "Failed" => 1,
                 "Canceled" => 3,
                 "CompleteWithErrors" => 4,
+                _ if lines => {
+                    match op["percentComplete"].as_f64() {
+                        Some(percent) => println!("{state} {percent}%"),
+                        None => println!("{state}"),
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             bar.finish_and_clear();
-            match op["error"]["message"].as_str() {
-                Some(message) => println!("{state}: {message}"),
-                None => println!("{state}"),
+            match (op["error"]["message"].as_str(), op["error"]["code"].as_str()) {
+                (Some(message), Some(code)) => println!("{state}: {message} ({code})"),
+                (Some(message), None) => println!("{state}: {message}"),
+                _ => println!("{state}"),
             }
             return Ok(ExitCode::from(code));
         }

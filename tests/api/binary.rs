@@ -148,7 +148,7 @@ async fn op_watch_follows_a_scripted_operation_to_its_end_and_exits_by_outcome()
         (
             json!({"after": "1s", "state": "Failed", "error": {"code": "E", "message": "disk full"}}),
             1,
-            "Failed: disk full",
+            "Failed: disk full (E)",
         ),
     ] {
         let created: serde_json::Value = client
@@ -172,12 +172,28 @@ async fn op_watch_follows_a_scripted_operation_to_its_end_and_exits_by_outcome()
         let stdout = String::from_utf8(output.stdout).unwrap();
         assert_eq!(output.status.code(), Some(code), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
         assert_eq!(stdout.trim_end().lines().last(), Some(expected));
+        assert!(stdout.lines().any(|l| l == "Running 50%"), "a line per change when piped: {stdout}");
     }
     let get = Command::new(BINARY)
         .args(["op", "get", &uuid::Uuid::new_v4().to_string(), "--server", &server.address, "--key", &key])
         .output()
         .unwrap();
     assert_eq!(get.status.code(), Some(5), "an unknown operation is a client error");
+
+    // A malformed id: the same error from get and watch, with its code.
+    let said = |command: &str, server: &str| {
+        let output = Command::new(BINARY).args(["op", command, "nothex", "--server", server, "--key", &key]).output();
+        let output = output.unwrap();
+        assert_eq!(output.status.code(), Some(5));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let from_get = said("get", &server.address);
+    assert!(from_get.contains("'nothex' is not a UUID (InvalidParameter)"), "{from_get}");
+    assert_eq!(said("watch", &server.address), from_get);
+    // No server: the cause is named.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let refused = said("get", &format!("http://{free}"));
+    assert!(refused.contains("Connection refused"), "{refused}");
 }
 
 #[test]
