@@ -230,8 +230,9 @@ fn parse_script(text: &str) -> Result<Value, String> {
 
 /// Follows `/v1/operations/{id}/events`, drawing `percentComplete`.
 async fn watch(client: &reqwest::Client, connection: &Connection, id: &str) -> Result<ExitCode, String> {
-    let url = format!("{}/v1/operations/{id}/events", connection.server.trim_end_matches('/'));
-    let mut response = client.get(url).bearer_auth(&connection.key).send().await.map_err(unreachable)?;
+    let path = format!("/v1/operations/{id}/events");
+    let events = connection.request(client, reqwest::Method::GET, &path);
+    let mut response = events.send().await.map_err(unreachable)?;
     if !response.status().is_success() {
         return Err(refusal(response).await);
     }

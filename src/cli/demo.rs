@@ -2,8 +2,6 @@
 //! client developer has something to poll at once, and the read key to
 //! poll them with: one per data dir, reused by every later start.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -74,7 +72,6 @@ async fn read_key(store: &dyn Store, policy: &Policy, data_dir: &Path) -> anyhow
     let (_, secret) =
         keys::create(store, KeyScope::All, Role::Read, Some("serve --demo".into()), policy.clock.now()).await?;
     std::fs::create_dir_all(data_dir)?;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-    file.write_all(secret.as_bytes())?;
+    crate::server::dev_cert::write_file(&path, &secret, 0o600)?;
     Ok(secret)
 }

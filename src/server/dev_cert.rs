@@ -38,10 +38,10 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<DevCert> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let made = make().context("cannot make the development certificate")?;
-    write(&dir.join("dev-ca-key.pem"), &made.ca_key, 0o600)?;
-    write(&ca, &made.ca, 0o644)?;
-    write(&files.key, &made.key, 0o600)?;
-    write(&files.cert, &made.cert, 0o644)?;
+    write_file(&dir.join("dev-ca-key.pem"), &made.ca_key, 0o600)?;
+    write_file(&ca, &made.ca, 0o644)?;
+    write_file(&files.key, &made.key, 0o600)?;
+    write_file(&files.cert, &made.cert, 0o644)?;
     Ok(DevCert { ca, files, created: true })
 }
 
@@ -72,7 +72,9 @@ fn make() -> Result<Made, rcgen::Error> {
     Ok(Made { ca: ca.pem(), ca_key: ca_key.serialize_pem(), cert: cert.pem(), key: key.serialize_pem() })
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+/// Writes `text` to `path`, replacing it; a file it creates gets `mode`
+/// (0600 for secrets: the owner's alone).
+pub fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
