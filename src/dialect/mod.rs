@@ -80,6 +80,12 @@ pub fn error_for_path(path: &str, core: CoreError) -> Response {
     }
 }
 
+/// Refuses, as an unknown route, a resource the emulator serves only in
+/// demo mode: without `--demo` the resources belong to the real service.
+pub fn demo_only(app: &AppState, uri: &axum::http::Uri) -> Result<(), CoreError> {
+    if app.demo { Ok(()) } else { Err(CoreError::NoSuchRoute { path: uri.path().to_owned() }) }
+}
+
 /// A JSON body with the `charset` Azure services send.
 pub fn json(status: StatusCode, headers: HeaderMap, body: &impl Serialize) -> Response {
     json_as(status, headers, body, "application/json; charset=utf-8")

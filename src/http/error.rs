@@ -63,6 +63,15 @@ pub enum CoreError {
         /// Which role is missing.
         message: String,
     },
+    /// A resource the demo emulator serves does not exist (yet): the
+    /// operation that makes it has not succeeded, or never ran.
+    #[error("{message}")]
+    NoSuchResource {
+        /// The dialect's code, e.g. `PersonGroupNotFound`.
+        code: &'static str,
+        /// What was looked for.
+        message: String,
+    },
     /// No route matches the path (under a dialect's prefix).
     #[error("no resource exists at '{path}'")]
     NoSuchRoute {
@@ -120,7 +129,7 @@ impl CoreError {
     pub fn status(&self) -> StatusCode {
         match self {
             CoreError::NoSuchOperation { .. } | CoreError::OperationExpired { .. } => StatusCode::NOT_FOUND,
-            CoreError::NoSuchRoute { .. } => StatusCode::NOT_FOUND,
+            CoreError::NoSuchRoute { .. } | CoreError::NoSuchResource { .. } => StatusCode::NOT_FOUND,
             CoreError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             CoreError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             CoreError::Conflict { .. } => StatusCode::CONFLICT,
@@ -143,7 +152,9 @@ impl CoreError {
         match self {
             CoreError::NoSuchOperation { .. } => "OperationNotFound",
             CoreError::OperationExpired { .. } => "OperationExpired",
-            CoreError::BadRequest { code, .. } | CoreError::Conflict { code, .. } => code,
+            CoreError::BadRequest { code, .. }
+            | CoreError::Conflict { code, .. }
+            | CoreError::NoSuchResource { code, .. } => code,
             CoreError::NoSuchRoute { .. } => "NotFound",
             CoreError::MethodNotAllowed { .. } => "MethodNotAllowed",
             CoreError::PreconditionFailed { .. } => "PreconditionFailed",

@@ -1,8 +1,9 @@
 //! The OpenAPI 3.1 document of every route longrun serves, generated from
 //! the handlers' `#[utoipa::path]` attributes and the wire types' schemas,
 //! and served at `/openapi.json`. Routes served under two spellings (Face's
-//! two base paths, Dev Center's three dev-box actions) are documented once
-//! and repeated here, the same way the routers register them.
+//! two base paths, Dev Center's three dev-box actions, Sphere's image with
+//! and without `/metadata`) are documented once and repeated here, the same
+//! way the routers register them.
 
 use std::sync::OnceLock;
 
@@ -45,12 +46,19 @@ use crate::{api, dialect};
         dialect::sphere::get_typed,
         dialect::sphere::get_generic,
         dialect::sphere::initiate::upload_image,
+        dialect::sphere::resources::get_image_metadata,
         dialect::devcenter::get_operation_status,
         dialect::devcenter::initiate::delete_dev_box,
         dialect::devcenter::initiate::dev_box_action,
+        dialect::devcenter::resources::get_dev_box,
         dialect::face::get_operation_status,
         dialect::face::initiate::take_snapshot,
         dialect::face::initiate::apply_snapshot,
+        dialect::face::resources::get_snapshot,
+        dialect::face::resources::get_person_group,
+        dialect::face::resources::get_large_person_group,
+        dialect::face::resources::get_face_list,
+        dialect::face::resources::get_large_face_list,
     ),
     // The error bodies are referenced by the shared response sets, which
     // (unlike response tuples) do not register the schemas they name.
@@ -120,6 +128,13 @@ impl Modify for Aliases {
             }
             paths.insert(heartbeat.replace(":heartbeat", ":complete"), item);
         }
+        let metadata = "/v2/tenants/{tenantId}/images/{imageId}/metadata";
+        if let Some(mut item) = paths.get(metadata).cloned() {
+            for operation in operations(&mut item) {
+                operation.operation_id = Some("Image_GetAtResourceLocation".into());
+            }
+            paths.insert(metadata.trim_end_matches("/metadata").into(), item);
+        }
         let start = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start";
         if let Some(item) = paths.get(start).cloned() {
             for action in ["stop", "restart"] {
@@ -172,6 +187,10 @@ mod tests {
             "/face/v1.0/operations/{operationId}",
             "/face/v1.0-preview/operations/{operationId}",
             "/face/v1.0-preview/snapshots/{snapshotId}/apply",
+            "/face/v1.0-preview/snapshots/{snapshotId}",
+            "/face/v1.0/largefacelists/{largeFaceListId}",
+            "/v2/tenants/{tenantId}/images/{imageId}",
+            "/v2/tenants/{tenantId}/images/{imageId}/metadata",
             "/v1/leases",
             "/v1/leases/{leaseId}:heartbeat",
             "/v1/leases/{leaseId}:complete",

@@ -65,17 +65,20 @@ impl AppState {
 
     /// Starts an operation as an emulated initiator (Sphere's upload,
     /// Dev Center's dev-box actions, Face's snapshots) does: in demo mode it
-    /// carries the demo flow, ending at `resource`; otherwise a worker
-    /// advances it. A repeat of the same request finds the same operation.
+    /// carries the demo flow, ending at the resource `resource` names from
+    /// the new operation's id (a snapshot or an image is named after the
+    /// operation that makes it, so the emulator finds one from the other);
+    /// otherwise a worker advances it.
     pub async fn start_emulated(
         &self,
         caller: &crate::service::auth::Principal,
         mut request: crate::model::NewOperation,
-        resource: String,
+        resource: impl FnOnce(crate::model::OperationId) -> String,
     ) -> Result<crate::model::Operation, CoreError> {
-        request.script = self.demo.then(|| crate::service::demo::default_script(Some(resource)));
+        let id = crate::model::OperationId::from_uuid(uuid::Uuid::now_v7());
+        request.script = self.demo.then(|| crate::service::demo::default_script(Some(resource(id))));
         let (Created::New(op) | Created::Existing(op)) =
-            crate::service::operations::create(self.store.as_ref(), &self.policy, caller, None, request).await?;
+            crate::service::operations::create(self.store.as_ref(), &self.policy, caller, Some(id), request).await?;
         Ok(op)
     }
 }

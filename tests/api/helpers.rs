@@ -81,7 +81,21 @@ impl TestApp {
         TestApp::spawn_on_with(store, data_dir, Policy::new(RETENTION), Tokens::none()).await
     }
 
+    /// A server on a fresh temporary data dir, not in demo mode (every
+    /// other spawn is, as `serve --demo`).
+    pub async fn spawn_without_demo() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store::open_data_dir(dir.path()).expect("open store");
+        let mut app = TestApp::start(store, dir.path(), Policy::new(RETENTION), Tokens::none(), false).await;
+        app._owned_dir = Some(dir);
+        app
+    }
+
     async fn spawn_on_with(store: Arc<dyn Store>, data_dir: &Path, policy: Policy, tokens: Tokens) -> TestApp {
+        TestApp::start(store, data_dir, policy, tokens, true).await
+    }
+
+    async fn start(store: Arc<dyn Store>, data_dir: &Path, policy: Policy, tokens: Tokens, demo: bool) -> TestApp {
         let policy = Arc::new(policy);
         let (_, admin_key) =
             keys::create(store.as_ref(), KeyScope::All, Role::Admin, None, operations::now()).await.expect("admin key");
@@ -90,7 +104,7 @@ impl TestApp {
             policy: policy.clone(),
             tokens,
             retry_after: RETRY_AFTER,
-            demo: true,
+            demo,
             limits: Default::default(),
             grace: SHUTDOWN_GRACE,
             tls: None,
@@ -125,6 +139,12 @@ impl TestApp {
     pub async fn key(&self, scope: &str, role: Role) -> String {
         let scope = KeyScope::parse(scope).unwrap();
         keys::create(self.store.as_ref(), scope, role, None, operations::now()).await.unwrap().1
+    }
+
+    /// Runs the script runner as if `seconds` had passed.
+    pub async fn run_scripts_after(&self, seconds: u64) {
+        let later = self.policy.clock.now().plus(std::time::Duration::from_secs(seconds));
+        longrun::worker::runner::run_scripts_once(self.store.as_ref(), &self.policy, later).await.unwrap();
     }
 
     /// `GET {address}{path}` with a bearer key.

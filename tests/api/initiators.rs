@@ -10,12 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, tenant};
 
-/// Runs the script runner as if `seconds` had passed.
-async fn run_scripts_after(app: &TestApp, seconds: u64) {
-    let later = app.policy.clock.now().plus(Duration::from_secs(seconds));
-    longrun::worker::runner::run_scripts_once(app.store.as_ref(), &app.policy, later).await.unwrap();
-}
-
 #[tokio::test]
 async fn face_take_and_apply_answer_202_with_a_relative_operation_location() {
     let app = TestApp::spawn().await;
@@ -41,9 +35,9 @@ async fn face_take_and_apply_answer_202_with_a_relative_operation_location() {
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
     assert_eq!(status(id.clone()).await["status"], "notStarted");
-    run_scripts_after(&app, 2).await;
+    app.run_scripts_after(2).await;
     assert_eq!(status(id.clone()).await["status"], "running");
-    run_scripts_after(&app, 4).await;
+    app.run_scripts_after(4).await;
     let done = status(id.clone()).await;
     assert_eq!(done["status"], "succeeded");
     assert!(done["resourceLocation"].as_str().unwrap().starts_with("/snapshots/"));
@@ -102,8 +96,8 @@ async fn devcenter_delete_answers_202_with_an_operation_status_body() {
     assert_eq!(body["status"], "NotStarted");
     assert_eq!(body["resourceId"], "/projects/myProject/users/me/devboxes/box-1");
 
-    run_scripts_after(&app, 10).await;
-    run_scripts_after(&app, 10).await;
+    app.run_scripts_after(10).await;
+    app.run_scripts_after(10).await;
     let polled: Value = app.get_bearer(&operation_location, &key).await.json().await.unwrap();
     assert_eq!(polled["status"], "Succeeded");
     assert_eq!(polled["percentComplete"], 100.0);
@@ -153,8 +147,8 @@ async fn sphere_image_upload_answers_200_with_the_operation() {
     let body: Value = response.json().await.unwrap();
     assert_eq!((body["OperationType"].clone(), body["State"].clone()), (json!(7), json!(0)));
     let id = body["OperationId"].as_str().unwrap().to_owned();
-    run_scripts_after(&app, 10).await;
-    run_scripts_after(&app, 10).await;
+    app.run_scripts_after(10).await;
+    app.run_scripts_after(10).await;
     let done: Value =
         app.get_bearer(&format!("/v2/tenants/{tenant}/operations/{id}"), &key).await.json().await.unwrap();
     assert_eq!(done["State"], 2);
@@ -206,9 +200,9 @@ async fn demo_mode_seeds_one_scripted_operation_per_dialect_readable_with_its_ke
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{dialect}: {url}");
     }
-    run_scripts_after(&app, 25).await;
-    run_scripts_after(&app, 25).await;
-    run_scripts_after(&app, 25).await;
+    app.run_scripts_after(25).await;
+    app.run_scripts_after(25).await;
+    app.run_scripts_after(25).await;
     let (_, devcenter) = &seeded.urls[1];
     let body: Value = app.client.get(devcenter).bearer_auth(&seeded.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "Succeeded");

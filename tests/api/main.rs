@@ -6,6 +6,7 @@ mod binary;
 mod config;
 mod crash;
 mod devcenter;
+mod emulator;
 mod events;
 mod face;
 mod failover;

@@ -1,14 +1,14 @@
 // A Dev Center dev box delete, the way the generated @azure-rest clients run
 // it: @azure-rest/core-client (whose pipeline's bearerTokenAuthenticationPolicy
-// refuses to send a token to anything but https) and @azure/core-lro's
-// createHttpPoller, following Operation-Location to a terminal state.
+// refuses to send a token to anything but https) and @azure/core-lro
+// (poll.mjs), following Operation-Location to a terminal state.
 //
 //   node devcenter-flow.mjs ENDPOINT KEY PROJECT
 //
 // Prints {"status", "polls", "result"} as JSON on stdout.
 
 import { getClient } from "@azure-rest/core-client";
-import { createHttpPoller } from "@azure/core-lro";
+import { pollToEnd } from "./poll.mjs";
 
 const [endpoint, key, project] = process.argv.slice(2);
 // A longrun key is a bearer token: a TokenCredential that returns it.
@@ -25,21 +25,4 @@ if (initial.status !== "202") {
   throw new Error(`the delete answered ${initial.status}: ${JSON.stringify(initial.body)}`);
 }
 
-// What the generated clients' getLongRunningPoller hands core-lro.
-const asLro = (response) => ({
-  flatResponse: response,
-  rawResponse: { ...response, statusCode: Number.parseInt(response.status), body: response.body },
-});
-let polls = 0;
-const poller = createHttpPoller(
-  {
-    sendInitialRequest: async () => asLro(initial),
-    sendPollRequest: async (path) => {
-      polls += 1;
-      return asLro(await client.pathUnchecked(path).get());
-    },
-  },
-  { intervalInMs: 1000 },
-);
-const result = await poller.pollUntilDone();
-console.log(JSON.stringify({ status: poller.operationState.status, polls, result }));
+console.log(JSON.stringify(await pollToEnd(client, initial)));

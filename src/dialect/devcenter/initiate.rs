@@ -8,10 +8,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::{Error, check_api_version, operation_path, render};
+use super::{Error, check_api_version, check_dev_box_path, operation_path, render};
 use crate::dialect;
 use crate::http::error::CoreError;
-use crate::model::id::is_project_name;
 use crate::model::{Kind, NewOperation, Scope};
 use crate::service::auth::jwt::Front;
 use crate::service::state::AppState;
@@ -23,7 +22,9 @@ use crate::service::state::AppState;
     tag = "Dev Center",
     operation_id = "DevBoxes_DeleteDevBox",
     params(
-        ("projectName" = String, Path), ("userId" = String, Path), ("devBoxName" = String, Path),
+        ("projectName" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
+        ("userId" = String, Path, pattern = "^(me|[0-9a-zA-Z]{8}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{12})$"),
+        ("devBoxName" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
         ("api-version" = String, Query),
     ),
     responses(
@@ -51,7 +52,9 @@ pub async fn delete_dev_box(
     tag = "Dev Center",
     operation_id = "DevBoxes_StartDevBox",
     params(
-        ("projectName" = String, Path), ("userId" = String, Path), ("devBoxName" = String, Path),
+        ("projectName" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
+        ("userId" = String, Path, pattern = "^(me|[0-9a-zA-Z]{8}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{4}-[0-9a-zA-Z]{12})$"),
+        ("devBoxName" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
         ("api-version" = String, Query),
     ),
     responses(
@@ -88,18 +91,7 @@ async fn start(
 ) -> Result<Response, Error> {
     let caller = app.bearer_caller(headers, Front::DevCenter).await?;
     check_api_version(query)?;
-    let invalid = |target: &str, value: &str| {
-        CoreError::bad_request("InvalidParameter", target, format!("{target} '{value}' is not valid."))
-    };
-    if !is_project_name(project) {
-        return Err(invalid("projectName", project).into());
-    }
-    if user != "me" && !super::is_operation_id(user) {
-        return Err(invalid("userId", user).into());
-    }
-    if !is_project_name(dev_box) {
-        return Err(invalid("devBoxName", dev_box).into());
-    }
+    check_dev_box_path(project, user, dev_box)?;
     let resource = format!("/projects/{project}/users/{user}/devboxes/{dev_box}");
     let request = NewOperation {
         scope: Scope::Project(project.to_owned()),
@@ -109,7 +101,7 @@ async fn start(
         properties: None,
         script: None,
     };
-    let op = app.start_emulated(&caller, request, resource).await?;
+    let op = app.start_emulated(&caller, request, |_| resource).await?;
     let Scope::Project(project) = &op.scope else { unreachable!("created in a project") };
     let status_url = HeaderValue::from_str(&operation_path(project, op.id)).expect("a path");
     let mut response_headers = dialect::status_headers(&op, app.retry_after);

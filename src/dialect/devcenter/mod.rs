@@ -3,6 +3,7 @@
 
 mod error;
 pub(crate) mod initiate;
+pub(crate) mod resources;
 pub(crate) mod wire;
 
 pub use error::{CommonErrors, Error, WriteErrors};
@@ -46,7 +47,7 @@ pub fn operation_path(project: &str, id: OperationId) -> String {
 pub fn router() -> Router<AppState> {
     Router::new().route("/projects/{project_name}/operationstatuses/{operation_id}", get(get_operation_status)).route(
         "/projects/{project_name}/users/{user_id}/devboxes/{dev_box_name}",
-        delete(initiate::delete_dev_box).post(initiate::dev_box_action),
+        delete(initiate::delete_dev_box).post(initiate::dev_box_action).get(resources::get_dev_box),
     )
 }
 
@@ -140,6 +141,23 @@ fn is_operation_id(s: &str) -> bool {
                 if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_alphanumeric() }
             },
         )
+}
+
+/// Checks the three names of a dev box's path (400 naming the bad one).
+fn check_dev_box_path(project: &str, user: &str, dev_box: &str) -> Result<(), CoreError> {
+    let invalid = |target: &str, value: &str| {
+        CoreError::bad_request("InvalidParameter", target, format!("{target} '{value}' is not valid."))
+    };
+    if !is_project_name(project) {
+        return Err(invalid("projectName", project));
+    }
+    if user != "me" && !is_operation_id(user) {
+        return Err(invalid("userId", user));
+    }
+    if !is_project_name(dev_box) {
+        return Err(invalid("devBoxName", dev_box));
+    }
+    Ok(())
 }
 
 /// Model → Dev Center `OperationStatus`.

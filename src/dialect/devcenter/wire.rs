@@ -62,3 +62,42 @@ pub struct Error {
     #[schema(no_recursion)]
     pub details: Option<Vec<Error>>,
 }
+
+/// `DevBox` (Dev Boxes - Get Dev Box), as the emulator serves it: what the
+/// actions recorded on the box tell, nothing it cannot know (no hardware,
+/// image or pool details beyond a name).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DevCenter::DevBox)]
+#[serde(rename_all = "camelCase")]
+pub struct DevBox {
+    /// The dev box name.
+    pub name: String,
+    /// The project it belongs to.
+    pub project_name: String,
+    /// Its pool (`default`: the emulator knows no pools).
+    pub pool_name: &'static str,
+    /// `Succeeded`, or `Starting`, `Stopping`, `Updating` or `Deleting`
+    /// while an action runs.
+    #[schema(value_type = String)]
+    pub provisioning_state: &'static str,
+    /// The state the last action left: `Started`, `Stopped`, `Failed` or
+    /// `Unknown`.
+    #[schema(value_type = String)]
+    pub action_state: &'static str,
+    /// `Running`, `Deallocated` or `Unknown`.
+    #[schema(value_type = String)]
+    pub power_state: &'static str,
+    /// A GUID derived from the box's path.
+    pub unique_id: uuid::Uuid,
+    /// The user as the actions named it (`me` or an object id).
+    pub user: String,
+    /// `Windows`.
+    #[schema(value_type = String)]
+    pub os_type: &'static str,
+    /// When the newest action on it was requested (the emulator never sees
+    /// a box created).
+    pub created_time: String,
+    /// Why the last action failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+}

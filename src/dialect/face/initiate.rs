@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::wire::{ApplySnapshotRequest, TakeSnapshotRequest};
+use super::wire::{ApplySnapshotRequest, SnapshotObjectType, TakeSnapshotRequest};
 use super::{Error, caller};
 use crate::http::body::UnreadBody;
 use crate::http::error::CoreError;
-use crate::model::{KeyScope, Kind, NewOperation, Role, Scope};
+use crate::model::{KeyScope, Kind, NewOperation, OperationId, Role, Scope};
 use crate::service::auth::Principal;
+use crate::service::operations;
 use crate::service::state::AppState;
 
 /// Snapshot - Take (emulated).
@@ -47,13 +48,17 @@ pub async fn take_snapshot(
     if request.user_data.as_ref().is_some_and(|d| d.len() > 16 * 1024) {
         return Err(bad("userData is longer than 16 KB.").into());
     }
-    let properties = json!({
+    let mut properties = json!({
         "type": request.object_type,
         "objectId": request.object_id,
         "applyScope": request.apply_scope,
     });
-    let snapshot = format!("/snapshots/{}", Uuid::new_v4());
-    start(&app, &caller, "takeSnapshot", properties, snapshot).await
+    if let Some(user_data) = request.user_data {
+        properties["userData"] = user_data.into();
+    }
+    // The snapshot is named after the operation taking it (Snapshot - Get
+    // finds one from the other).
+    start(&app, &caller, "takeSnapshot", properties, |id| format!("/snapshots/{id}")).await
 }
 
 /// Snapshot - Apply (emulated).
@@ -83,11 +88,29 @@ pub async fn apply_snapshot(
     let snapshot = Uuid::try_parse(&snapshot_id).map_err(|_| bad("Invalid snapshotId: it must be a UUID."))?;
     let request: ApplySnapshotRequest = body.read_json("BadArgument").await?;
     check_object_id(&request.object_id)?;
-    let properties = json!({"snapshotId": snapshot, "objectId": request.object_id, "mode": "CreateNew"});
-    // Face returns the target's path; the snapshot's object type is not
-    // known here, so person groups (the common case) stand for all types.
-    let target = format!("/persongroups/{}", request.object_id);
-    start(&app, &caller, "applySnapshot", properties, target).await
+    let object_type = snapshot_type(&app, &caller, snapshot).await?;
+    let properties = json!({
+        "snapshotId": snapshot,
+        "objectId": request.object_id,
+        "type": object_type,
+        "mode": "CreateNew",
+    });
+    let target = format!("/{}/{}", object_type.collection(), request.object_id);
+    start(&app, &caller, "applySnapshot", properties, |_| target).await
+}
+
+/// The object type of a snapshot this caller took, from its Snapshot - Take;
+/// person groups (the common case) stand for a snapshot longrun did not
+/// see taken, whose type only its producer knows.
+async fn snapshot_type(app: &AppState, caller: &Principal, snapshot: Uuid) -> Result<SnapshotObjectType, Error> {
+    let id = OperationId::from_uuid(snapshot);
+    let take = operations::get(app.store.as_ref(), &app.policy, caller, id, |_, kind| kind.as_ref() == "takeSnapshot");
+    let recorded = match take.await {
+        Ok(op) => op.properties.as_ref().and_then(|p| p.get("type").cloned()),
+        Err(CoreError::NoSuchOperation { .. } | CoreError::OperationExpired { .. }) => None,
+        Err(other) => return Err(other.into()),
+    };
+    Ok(recorded.and_then(|t| serde_json::from_value(t).ok()).unwrap_or(SnapshotObjectType::PersonGroup))
 }
 
 async fn start(
@@ -95,7 +118,7 @@ async fn start(
     caller: &Principal,
     kind: &str,
     properties: serde_json::Value,
-    resource_location: String,
+    resource_location: impl FnOnce(OperationId) -> String,
 ) -> Result<Response, Error> {
     let KeyScope::One(scope @ Scope::Account(_)) = &caller.scope else {
         return Err(CoreError::Forbidden {
@@ -120,7 +143,7 @@ async fn start(
 }
 
 /// Face ids: lowercase letters, digits, '-' and '_', at most 64.
-fn check_object_id(id: &str) -> Result<(), CoreError> {
+pub(super) fn check_object_id(id: &str) -> Result<(), CoreError> {
     let ok = (1..=64).contains(&id.len())
         && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if ok { Ok(()) } else { Err(bad("Invalid objectId: use 1-64 lowercase letters, digits, '-' or '_'.")) }

@@ -4,6 +4,7 @@
 
 mod error;
 pub(crate) mod initiate;
+pub(crate) mod resources;
 pub(crate) mod wire;
 
 pub use error::{BodyErrors, CommonErrors, Error, WriteErrors};
@@ -35,7 +36,12 @@ pub fn router() -> Router<AppState> {
         router = router
             .route(&format!("{base}/operations/{{operation_id}}"), get(get_operation_status))
             .route(&format!("{base}/snapshots"), post(initiate::take_snapshot))
-            .route(&format!("{base}/snapshots/{{snapshot_id}}/apply"), post(initiate::apply_snapshot));
+            .route(&format!("{base}/snapshots/{{snapshot_id}}"), get(resources::get_snapshot))
+            .route(&format!("{base}/snapshots/{{snapshot_id}}/apply"), post(initiate::apply_snapshot))
+            .route(&format!("{base}/persongroups/{{object_id}}"), get(resources::get_person_group))
+            .route(&format!("{base}/largepersongroups/{{object_id}}"), get(resources::get_large_person_group))
+            .route(&format!("{base}/facelists/{{object_id}}"), get(resources::get_face_list))
+            .route(&format!("{base}/largefacelists/{{object_id}}"), get(resources::get_large_face_list));
     }
     router
 }

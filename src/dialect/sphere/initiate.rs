@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{Error, render};
 use crate::dialect;
@@ -66,7 +65,6 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Unre
     if size == 0 {
         return Err(CoreError::bad_request("InvalidParameter", "image", "The image is empty."));
     }
-    let image = format!("/v2/tenants/{}/images/{}", tenant.hyphenated(), Uuid::new_v4());
     let request = NewOperation {
         scope: Scope::Tenant(tenant),
         kind: Kind::parse("imageUpload").expect("a valid literal kind"),
@@ -75,6 +73,9 @@ async fn upload(app: &AppState, tenant_id: &str, headers: &HeaderMap, body: Unre
         properties: json!({"imageSize": size}).as_object().cloned(),
         script: None,
     };
+    // The image is named after the operation uploading it (the emulator's
+    // image GET finds one from the other).
+    let image = |id| format!("/v2/tenants/{}/images/{id}", tenant.hyphenated());
     let op = app.start_emulated(&caller, request, image).await?;
     Ok(dialect::json(StatusCode::OK, dialect::status_headers(&op, app.retry_after), &render(&tenant, &op)))
 }

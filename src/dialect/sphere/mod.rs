@@ -3,6 +3,7 @@
 
 mod error;
 pub(crate) mod initiate;
+pub(crate) mod resources;
 pub(crate) mod wire;
 
 pub use error::{CommonErrors, Error, WriteErrors};
@@ -65,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/v2/tenants/{tenant_id}/operationTypes/{operation_type}/operations/{operation_id}", get(get_typed))
         .route("/v2/tenants/{tenant_id}/operations/{operation_id}", get(get_generic))
         .route("/v2/tenants/{tenant_id}/images", post(initiate::upload_image))
+        .route("/v2/tenants/{tenant_id}/images/{image_id}", get(resources::get_image_metadata))
+        .route("/v2/tenants/{tenant_id}/images/{image_id}/metadata", get(resources::get_image_metadata))
 }
 
 /// Async Operations - Get (typed, e.g. GetImageUploadDetails).

@@ -98,3 +98,25 @@ fn error_code_schema() -> Object {
          4 InternalServerError, 5 BadRequest, 6 Forbidden, 7 Conflict, 8 NotFound",
     )
 }
+
+/// `ImageMetadata` (Image - Get Metadata), as the emulator serves it: it
+/// counts an upload's bytes and reads no image package, so name, component
+/// and description are unknown and every image is an application (10).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Sphere::ImageMetadata)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageMetadata {
+    /// The image id (the id of the operation that uploaded it).
+    pub id: String,
+    /// The image name (`null`: not read from the package).
+    pub name: Option<String>,
+    /// The component id (`null`: not read from the package).
+    pub component_id: Option<String>,
+    /// The description (`null`).
+    pub description: Option<String>,
+    /// Deprecated copy of `Type`.
+    pub image_type: u8,
+    /// Integer image type: 10 Applications.
+    #[serde(rename = "Type")]
+    pub image_kind: u8,
+}

@@ -1,7 +1,8 @@
 // Unchanged Azure SDK packages for JavaScript against longrun's own HTTPS:
-// `longrun dev-cert`, `serve --tls --demo`, and a Dev Center delete flow
-// (devcenter-flow.mjs) run by a Node process that trusts the development CA
-// through NODE_EXTRA_CA_CERTS, as `dev-cert` tells users to. No proxy.
+// `longrun dev-cert`, `serve --tls --demo`, a Dev Center delete flow
+// (devcenter-flow.mjs) and a Face snapshot take and apply (face-flow.mjs),
+// each run by a Node process that trusts the development CA through
+// NODE_EXTRA_CA_CERTS, as `dev-cert` tells users to. No proxy.
 //
 //   LONGRUN_BIN=target/debug/longrun node --test tests/clients-js/
 
@@ -18,6 +19,7 @@ import { promisify } from "node:util";
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(here, "../..", process.env.LONGRUN_BIN ?? "target/debug/longrun");
 const flow = join(here, "devcenter-flow.mjs");
+const faceFlow = join(here, "face-flow.mjs");
 const PROJECT = "jsProject";
 
 /** `longrun serve ARGS` on 127.0.0.1:0; resolves with the process and its URL. */
@@ -62,6 +64,37 @@ test("a Dev Center delete runs through @azure/core-lro over longrun's own HTTPS,
     await assert.rejects(run(process.execPath, [flow, url, key, PROJECT], { env: untrusting, timeout: 60_000 }), (error) =>
       /certificate|UNABLE_TO_GET_ISSUER_CERT/i.test(error.stderr),
     );
+  } finally {
+    server.kill("SIGTERM");
+  }
+});
+
+test("a Face snapshot take and apply run through @azure/core-lro over HTTPS and end with the objects they made", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "longrun-js-"));
+  execFileSync(bin, ["dev-cert", "--data-dir", dir], { stdio: "pipe" });
+  const { server, url } = await serve(["--tls", "--demo", "--retry-after", "1", "--data-dir", dir]);
+  try {
+    const key = execFileSync(bin, ["key", "create", "--scope", "accounts/jsaccount", "--role", "produce", "--data-dir", dir], {
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+      .toString()
+      .trim();
+    const { stdout } = await promisify(execFile)(process.execPath, [faceFlow, url, key], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, "tls", "dev-ca.pem") },
+      timeout: 60_000,
+    });
+    const { take, apply } = JSON.parse(stdout);
+    assert.equal(take.status, "succeeded");
+    // core-lro's result is the GET of the status' resourceLocation: the snapshot itself.
+    assert.equal(take.result.status, "200");
+    assert.equal(take.result.body.type, "PersonGroup");
+    assert.equal(take.result.body.account, "accounts/jsaccount");
+    assert.equal(take.result.body.userData, "taken by face-flow.mjs");
+    assert.match(take.result.body.id, /^[0-9a-f-]{36}$/);
+    assert.equal(apply.status, "succeeded");
+    assert.equal(apply.result.status, "200");
+    assert.match(apply.result.body.personGroupId, /^group-\d+-copy$/);
+    assert.equal(apply.result.body.name, apply.result.body.personGroupId);
   } finally {
     server.kill("SIGTERM");
   }
