@@ -32,7 +32,8 @@ pub enum OpCommand {
         #[command(flatten)]
         connection: Connection,
     },
-    /// List operations, newest first.
+    /// List operations, newest first: a table on a terminal, the native
+    /// list's JSON (with its nextLink) with --json or when piped.
     List {
         /// Only this scope.
         #[arg(long)]
@@ -43,6 +44,12 @@ pub enum OpCommand {
         /// Only this kind.
         #[arg(long)]
         kind: Option<String>,
+        /// At most this many (one page of the native list).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print JSON even on a terminal.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -148,14 +155,18 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
     let call = |c: &Connection, method: reqwest::Method, path: String| c.request(&client, method, &path);
     let request = match &command {
         OpCommand::Get { id, connection } => call(connection, reqwest::Method::GET, format!("/v1/operations/{id}")),
-        OpCommand::List { scope, state, kind, connection } => {
-            let mut query = Vec::new();
+        OpCommand::List { scope, state, kind, limit, json, connection } => {
+            let mut query = vec![("maxPageSize", limit.to_string())];
             for (name, value) in [("scope", scope), ("state", state), ("kind", kind)] {
                 if let Some(value) = value {
                     query.push((name, value.clone()));
                 }
             }
-            call(connection, reqwest::Method::GET, "/v1/operations".into()).query(&query)
+            let request = call(connection, reqwest::Method::GET, "/v1/operations".into()).query(&query);
+            if !json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return print_table(request).await;
+            }
+            request
         }
         OpCommand::Create { scope, kind, id, properties, script, request_id, connection } => {
             let mut body = json!({"scope": scope, "kind": kind});
@@ -180,6 +191,21 @@ pub async fn run(command: OpCommand) -> Result<ExitCode, String> {
         OpCommand::Watch { id, connection } => return watch(&client, connection, id).await,
     };
     print_answer(request).await
+}
+
+/// Sends a list request and prints its page as a table.
+async fn print_table(request: reqwest::RequestBuilder) -> Result<ExitCode, String> {
+    let response = request.send().await.map_err(unreachable)?;
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
+    }
+    let page: Value = response.json().await.map_err(|e| format!("the server answered no JSON: {e}"))?;
+    let operations = page["value"].as_array().map(Vec::as_slice).unwrap_or_default();
+    print!("{}", super::table::operations(operations, crate::service::operations::now()));
+    if page["nextLink"].is_string() {
+        println!("(the newest {}; --limit shows more, --json gives the nextLink)", operations.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A refused request, as every command says it: the status, and the

@@ -9,6 +9,7 @@ pub mod dev_cert;
 pub mod failure;
 pub mod keys;
 pub mod serve;
+pub mod table;
 pub mod tokens;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{ServeProcess, cli_key, run_longrun, until_a_long_poll_waits};
+use crate::helpers::{ServeProcess, cli_key, create_on, run_longrun, until_a_long_poll_waits};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_longrun");
 
@@ -266,4 +266,45 @@ async fn op_create_takes_properties_a_script_file_and_a_request_id() {
     let bad_step = create(&["--script", r#"[{"after": "1s", "percentComplete": 5}]"#]);
     assert_eq!(bad_step.status.code(), Some(5), "the server refuses a step without a state");
     assert!(String::from_utf8_lossy(&bad_step.stderr).contains("script step 1: missing field `state`"), "{bad_step:?}");
+}
+
+#[tokio::test]
+async fn op_list_prints_json_when_piped_and_a_table_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    let client = reqwest::Client::new();
+    for kind in ["resize", "encode", "upload"] {
+        create_on(&client, &server.address, &key, "projects/clilist", kind).await;
+    }
+    let list = |extra: &[&str]| {
+        let mut args = vec!["op", "list", "--scope", "projects/clilist", "--server", &server.address];
+        args.extend_from_slice(extra);
+        Command::new(BINARY).args(&args).env("LONGRUN_KEY", &key).output().unwrap()
+    };
+    let piped = list(&["--limit", "2"]);
+    assert!(piped.status.success(), "{piped:?}");
+    let page: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(page["value"].as_array().unwrap().len(), 2);
+    assert_eq!(page["value"][0]["kind"], "upload", "newest first");
+    assert!(page["nextLink"].is_string());
+
+    // A terminal, through script(1)'s pseudo-terminal; --json still prints JSON there.
+    let on_terminal = |extra: &str| {
+        let line = format!(
+            "{BINARY} op list --scope projects/clilist --server {} --key {key} --limit 2 {extra}",
+            server.address
+        );
+        let output = Command::new("script").args(["-qec", &line, "/dev/null"]).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().replace('\r', "")
+    };
+    let table = on_terminal("");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].ends_with("PROGRESS  AGE"), "{table}");
+    assert!(lines[1].contains("projects/clilist  upload  NotStarted  -"), "{table}");
+    assert!(lines[2].contains("encode"), "{table}");
+    assert!(lines[3].starts_with("(the newest 2; --limit shows more"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&on_terminal("--json")).unwrap();
+    assert_eq!(json["value"].as_array().unwrap().len(), 2);
 }
