@@ -4,14 +4,13 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::wire::{OperationBody, OperationPage};
 use super::{Error, caller};
 use crate::dialect;
 use crate::http::error::CoreError;
 use crate::model::{Kind, OperationId, Scope, State as OpState, Timestamp};
+use crate::service::paging::{decode_token, encode_token};
 use crate::service::state::AppState;
 use crate::store::ListFilter;
 
@@ -91,15 +90,4 @@ fn next_link(filter: &ListFilter, at: Timestamp, id: OperationId) -> String {
     query.append_pair("maxPageSize", &filter.limit.to_string());
     query.append_pair("continuationToken", &encode_token(at, id));
     format!("/v1/operations?{}", query.finish())
-}
-
-fn encode_token(at: Timestamp, id: OperationId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{id}", at.unix_nanos()))
-}
-
-fn decode_token(token: &str) -> Option<(Timestamp, OperationId)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-    let (nanos, id) = text.split_once('.')?;
-    let nanos: i64 = nanos.parse().ok().filter(|n| *n >= 0)?;
-    Some((Timestamp::from_unix_nanos(nanos), OperationId::parse(id)?))
 }

@@ -7,6 +7,7 @@
 
 pub mod devcenter;
 pub mod face;
+pub mod google;
 pub mod sphere;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub enum FrontEnd {
     DevCenter,
     /// `/face/…`
     Face,
+    /// `/v1/{projects|tenants|accounts}/…`
+    Google,
     /// `/v1/…`
     Native,
     /// Everything else: health, metrics, the document, the dashboard.
@@ -50,6 +53,8 @@ impl FrontEnd {
             FrontEnd::DevCenter
         } else if path.starts_with("/face/") {
             FrontEnd::Face
+        } else if google::owns_path(path) {
+            FrontEnd::Google
         } else if path.starts_with("/v1/") {
             FrontEnd::Native
         } else {
@@ -63,6 +68,7 @@ impl FrontEnd {
             FrontEnd::Sphere => "sphere",
             FrontEnd::DevCenter => "devcenter",
             FrontEnd::Face => "face",
+            FrontEnd::Google => "google",
             FrontEnd::Native => "native",
             FrontEnd::Service => "service",
         }
@@ -76,6 +82,7 @@ pub fn error_for_path(path: &str, core: CoreError) -> Response {
     match FrontEnd::of_path(path) {
         FrontEnd::Sphere => sphere::error_response(path, core),
         FrontEnd::Face => face::error_response(core),
+        FrontEnd::Google => google::error_response(core),
         FrontEnd::DevCenter | FrontEnd::Native | FrontEnd::Service => devcenter::error_response(core),
     }
 }

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sphere::router())
         .merge(devcenter::router())
         .merge(face::router())
+        .merge(crate::dialect::google::router())
         .merge(crate::ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -2,8 +2,9 @@
 //! the handlers' `#[utoipa::path]` attributes and the wire types' schemas,
 //! and served at `/openapi.json`. Routes served under two spellings (Face's
 //! two base paths, Dev Center's three dev-box actions, Sphere's image with
-//! and without `/metadata`) are documented once and repeated here, the same
-//! way the routers register them.
+//! and without `/metadata`, Google's routes under each scope collection)
+//! are documented once and repeated here, the same way the routers
+//! register them.
 
 use std::sync::OnceLock;
 
@@ -22,7 +23,8 @@ use crate::{api, dialect};
     info(
         title = "longrun",
         description = "A durable status service for long-running operations: a native producer API and \
-                       wire-compatible Azure Sphere, Dev Center and Face dialects."
+                       wire-compatible Azure Sphere, Dev Center and Face dialects, and Google's \
+                       google.longrunning.Operations over HTTP/JSON."
     ),
     paths(
         api::health::healthz,
@@ -59,6 +61,11 @@ use crate::{api, dialect};
         dialect::face::resources::get_large_person_group,
         dialect::face::resources::get_face_list,
         dialect::face::resources::get_large_face_list,
+        dialect::google::rest::get_operation,
+        dialect::google::rest::list_operations,
+        dialect::google::rest::cancel_operation,
+        dialect::google::rest::wait_operation,
+        dialect::google::rest::delete_operation,
     ),
     // The error bodies are referenced by the shared response sets, which
     // (unlike response tuples) do not register the schemas they name.
@@ -67,6 +74,7 @@ use crate::{api, dialect};
         dialect::devcenter::wire::ErrorResponse,
         dialect::face::wire::ApiError,
         dialect::sphere::wire::PublicApiErrorDetails,
+        dialect::google::wire::ErrorResponse,
     )),
     modifiers(&Security, &Aliases)
 )]
@@ -135,6 +143,24 @@ impl Modify for Aliases {
             }
             paths.insert(metadata.trim_end_matches("/metadata").into(), item);
         }
+        let google: Vec<_> = paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/v1/projects/{project}/operations"))
+            .map(|(p, i)| (p.clone(), i.clone()))
+            .collect();
+        for (path, item) in google {
+            for (collection, parameter, suffix) in [("tenants", "tenant", "Tenant"), ("accounts", "account", "Account")]
+            {
+                let mut copy = item.clone();
+                for operation in operations(&mut copy) {
+                    operation.operation_id = operation.operation_id.take().map(|id| format!("{id}{suffix}"));
+                    for parameter_of in operation.parameters.iter_mut().flatten().filter(|p| p.name == "project") {
+                        parameter_of.name = parameter.into();
+                    }
+                }
+                paths.insert(path.replacen("projects/{project}", &format!("{collection}/{{{parameter}}}"), 1), copy);
+            }
+        }
         let start = "/projects/{projectName}/users/{userId}/devboxes/{devBoxName}:start";
         if let Some(item) = paths.get(start).cloned() {
             for action in ["stop", "restart"] {
@@ -194,6 +220,9 @@ mod tests {
             "/v1/leases",
             "/v1/leases/{leaseId}:heartbeat",
             "/v1/leases/{leaseId}:complete",
+            "/v1/projects/{project}/operations",
+            "/v1/tenants/{tenant}/operations/{operationId}",
+            "/v1/accounts/{account}/operations/{operationId}:wait",
         ] {
             assert!(paths.contains_key(path), "{path} is not documented");
         }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod demo;
 pub mod leases;
 pub mod operations;
+pub mod paging;
 pub mod state;
 pub mod waiters;
 pub mod watch;

@@ -80,6 +80,28 @@ pub async fn get_or_wait(
     Box::pin(operations::get(store, policy, caller, id, &visible)).await
 }
 
+/// Reads an operation once it is done (terminal), or at the end of
+/// `wait.up_to` as it is then (Google's WaitOperation): a wait for the
+/// next change, repeated until one ends it.
+pub async fn get_when_done(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    id: OperationId,
+    visible: impl Fn(&Scope, &Kind) -> bool,
+    wait: Wait<'_>,
+) -> Result<Arc<Operation>, CoreError> {
+    let deadline = tokio::time::Instant::now() + wait.up_to.min(MAX_WAIT);
+    loop {
+        let up_to = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let next = Wait { up_to, known: None, stopping: wait.stopping, waiters: wait.waiters };
+        let op = Box::pin(get_or_wait(store, policy, caller, id, &visible, Some(next))).await?;
+        if op.state.is_terminal() || up_to.is_zero() || wait.stopping.is_cancelled() {
+            return Ok(op);
+        }
+    }
+}
+
 /// The wait a client asked for with `Prefer: wait=N` (RFC 7240), capped.
 pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
     let seconds = crate::http::headers::preference(headers, "wait")?.parse::<u64>().ok()?;

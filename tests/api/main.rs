@@ -12,6 +12,7 @@ mod face;
 mod failover;
 mod fixtures;
 mod full_disk;
+mod google;
 mod helpers;
 mod hostile;
 mod http_edges;
