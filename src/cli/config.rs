@@ -69,6 +69,11 @@ pub struct ServeConfig {
     #[arg(long, env = "LONGRUN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Also serve google.longrunning.Operations over gRPC (plaintext HTTP/2)
+    /// on this address; off when unset (port 0 picks a free one).
+    #[arg(long, env = "LONGRUN_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub store: StoreConfig,
 

@@ -69,6 +69,7 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
         limits: config.limits(),
         grace: config.shutdown_grace,
         tls: tls.clone(),
+        grpc_listen: config.grpc_listen,
     };
     let node = Application::bind(config.listen, parts)
         .await
@@ -78,6 +79,9 @@ pub async fn run(config: ServeConfig) -> Result<(), Failure> {
     let base = format!("{}://{}", node.scheme(), connectable(address));
     let every = if address.ip().is_unspecified() { format!(", every interface: {address}") } else { String::new() };
     println!("longrun listening on {base} ({}{every})", config.store.describe());
+    if let Some(grpc) = node.grpc_address() {
+        println!("longrun gRPC listening on {}", connectable(grpc));
+    }
     if let Some(tls) = tls {
         tokio::spawn(tls.reload_on_hangup());
     }

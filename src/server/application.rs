@@ -42,6 +42,8 @@ pub struct Parts {
     pub grace: Duration,
     /// HTTPS instead of plain HTTP.
     pub tls: Option<Arc<Tls>>,
+    /// Where google.longrunning.Operations is served over gRPC, if anywhere.
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// A node bound to its address, ready to serve.
@@ -51,12 +53,17 @@ pub struct Application {
     limits: Arc<Limits>,
     grace: Duration,
     tls: Option<Arc<Tls>>,
+    grpc: Option<TcpListener>,
 }
 
 impl Application {
     /// Binds `listen` (port 0 picks a free one) and wires a node of `parts`.
     pub async fn bind(listen: SocketAddr, parts: Parts) -> std::io::Result<Application> {
         let listener = TcpListener::bind(listen).await?;
+        let grpc = match parts.grpc_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         let state = AppState {
             store: parts.store,
             policy: parts.policy,
@@ -68,12 +75,17 @@ impl Application {
             key_usage: Default::default(),
         };
         let limits = Arc::new(Limits::new(parts.limits));
-        Ok(Application { listener, state, limits, grace: parts.grace, tls: parts.tls })
+        Ok(Application { listener, state, limits, grace: parts.grace, tls: parts.tls, grpc })
     }
 
     /// The address it listens on.
     pub fn address(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of its gRPC listener, if it has one.
+    pub fn grpc_address(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// `https` or `http`: how clients reach it.
@@ -90,7 +102,8 @@ impl Application {
     /// up to the grace period. Runs the node's background work (script
     /// steps, lease sweeps, purges, webhooks, long-poll fan-out) alongside.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Application { listener, state, limits, grace, tls } = self;
+        let Application { listener, state, limits, grace, tls, grpc } = self;
+        let grpc = grpc.map(|listener| tokio::spawn(serve_grpc(listener, state.clone())));
         let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
         let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
         let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
@@ -119,6 +132,10 @@ impl Application {
         // measured with heaptrack, BENCHMARKS.md long-poll). Graceful, but
         // bounded by `grace`: a stuck client or an endless stream does not hold the stop.
         let served = crate::server::accept::serve(listener, tls, service(state, limits), shutdown, grace).await;
+        if let Some(grpc) = grpc {
+            // It stops with the HTTP side (the same token); calls in flight get the same grace.
+            let _ = tokio::time::timeout(grace, grpc).await;
+        }
         background.abort();
         dispatcher.abort();
         housekeeping.abort();
@@ -126,5 +143,18 @@ impl Application {
             tracing::warn!(error = %e, "cannot record when keys were last used");
         }
         served
+    }
+}
+
+/// Serves google.longrunning.Operations on `listener` until the node stops.
+async fn serve_grpc(listener: TcpListener, state: AppState) {
+    let stopping = state.stopping.clone();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(crate::dialect::google::grpc::service(state))
+        .serve_with_incoming_shutdown(incoming, async move { stopping.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the gRPC listener failed");
     }
 }

@@ -108,6 +108,7 @@ impl TestApp {
             limits: Default::default(),
             grace: SHUTDOWN_GRACE,
             tls: None,
+            grpc_listen: None,
         };
         let node = Application::bind("127.0.0.1:0".parse().unwrap(), parts).await.expect("bind");
         let address = format!("http://{}", node.address().unwrap());

@@ -106,13 +106,18 @@ async fn a_database_outage_is_503_and_service_resumes_by_itself() {
     };
     let store = longrun::store::open(Some(&pg.url()), pg.path(), 8).await.unwrap();
     let app = Arc::new(TestApp::spawn_on(store, pg.path()).await);
-    let id = id_of(&app.create_ok("projects/outage", "deleteDevBox").await);
+    // One operation per worker: PATCHes racing on one operation can lose
+    // their compare-and-swap often enough to get a 503 of their own.
+    let mut ids = Vec::new();
+    for _ in 0..WORKERS {
+        ids.push(id_of(&app.create_ok("projects/outage", "deleteDevBox").await));
+    }
 
     let started = Instant::now();
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
-    for worker in 0..WORKERS {
+    for (worker, id) in ids.iter().enumerate() {
         let (app, id, samples, stop_load) = (app.clone(), id.clone(), samples.clone(), stop_load.clone());
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();

@@ -30,6 +30,7 @@ CLI_TIMEOUT = 30  # seconds for one `longrun key create`
 RETRY_AFTER = 1  # what the server tells pollers; tests count polls against it
 
 LISTENING_RE = re.compile(r"longrun listening on (https?://\S+)")
+GRPC_LISTENING_RE = re.compile(r"longrun gRPC listening on (\S+)")
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Longrun:
     """The running server and what the tests need to reach it."""
 
     base_url: str
+    grpc_target: str  # host:port of the gRPC listener
     data_dir: Path
     log_path: Path
     retry_after: int
@@ -112,7 +114,8 @@ def _pump(stream, lines: "queue.Queue[str | None]") -> None:
 
 
 def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Popen, str]":
-    """`longrun serve ARGS` on 127.0.0.1:0; the process and its base URL."""
+    """`longrun serve ARGS` on 127.0.0.1:0; the process and its base URL.
+    With `--grpc-listen`, the URL is followed by the gRPC address: `URL grpc=HOST:PORT`."""
     proc = subprocess.Popen(
         [str(binary), "serve", *args, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
@@ -140,8 +143,13 @@ def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Po
                 + Path(log.name).read_text(errors="replace")[-4000:]
             )
         match = LISTENING_RE.search(line)
-        if match:
+        if match and "--grpc-listen" not in args:
             return proc, match.group(1).rstrip("/")
+        if match:
+            base_url = match.group(1).rstrip("/")
+        grpc = GRPC_LISTENING_RE.search(line)
+        if grpc:
+            return proc, f"{base_url} grpc={grpc.group(1)}"
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -162,13 +170,18 @@ def longrun(tmp_path_factory) -> Longrun:
     data_dir = work / "data"
     log_path = work / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finalizer below
-    proc, base_url = start(binary, data_dir, log, ["--demo", "--dev", "--retry-after", str(RETRY_AFTER)])
+    proc, started = start(
+        binary, data_dir, log,
+        ["--demo", "--dev", "--retry-after", str(RETRY_AFTER), "--grpc-listen", "127.0.0.1:0"],
+    )
+    base_url, grpc_target = started.split(" grpc=")
     try:
         account = "contoso"
         project = "contosoProject"
         tenant = str(uuid.UUID("143adbc9-1bf0-4be2-84a2-084a331d81cb"))
         server = Longrun(
             base_url=base_url,
+            grpc_target=grpc_target,
             data_dir=data_dir,
             log_path=log_path,
             retry_after=RETRY_AFTER,

@@ -8,21 +8,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
-use super::filter::Filter;
 use super::{Error, render, wire};
 use crate::dialect::json;
 use crate::http::error::CoreError;
 use crate::model::{OperationId, Scope};
 use crate::service::auth::jwt::Front;
-use crate::service::paging::{decode_token, encode_token};
 use crate::service::state::AppState;
 use crate::service::{operations, watch};
-use crate::store::ListFilter;
-
-/// A page when `pageSize` is 0 or absent.
-const DEFAULT_PAGE: u32 = 50;
-/// The largest page; a larger `pageSize` is read as this (AIP-158).
-const MAX_PAGE: u32 = 1000;
 
 /// GetOperation.
 #[utoipa::path(
@@ -77,36 +69,22 @@ pub async fn list_operations(
     if rest.is_some() {
         return Err(CoreError::NoSuchRoute { path: uri.path().to_owned() }.into());
     }
-    let mut list =
-        ListFilter { scope: caller.narrow(Some(scope), "list")?, limit: DEFAULT_PAGE, ..ListFilter::default() };
-    let mut filter = Filter::default();
+    let mut request = super::ListRequest::default();
     for (name, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         let bad = |message: String| CoreError::bad_request("InvalidArgument", &name, message);
         match name.as_ref() {
-            "filter" => filter = Filter::parse(&value).map_err(bad)?,
+            "filter" => request.filter = value.into_owned(),
             "pageSize" => {
-                let size: i64 = value.parse().map_err(|_| bad(format!("pageSize '{value}' is not an integer")))?;
-                list.limit = match size {
-                    ..0 => return Err(bad("pageSize must not be negative".into()).into()),
-                    0 => DEFAULT_PAGE,
-                    n => n.min(MAX_PAGE as i64) as u32,
-                };
+                request.page_size = value.parse().map_err(|_| bad(format!("pageSize '{value}' is not an integer")))?
             }
-            "pageToken" if value.is_empty() => {}
-            "pageToken" => list.after = Some(decode_token(&value).ok_or_else(|| bad("invalid pageToken".into()))?),
+            "pageToken" => request.page_token = value.into_owned(),
             // Sent by some transports; longrun has no unreachable parts.
             "returnPartialSuccess" | "$alt" => {}
             _ => return Err(bad(format!("unknown query parameter '{name}'")).into()),
         }
     }
-    list.state = filter.state;
-    list.kind = filter.kind.clone();
-    let page = app.store.list_operations(&list).await.map_err(CoreError::from)?;
-    let next_page_token = match page.last() {
-        Some(last) if page.len() == list.limit as usize => encode_token(last.created_at, last.id),
-        _ => String::new(),
-    };
-    let operations = page.iter().filter(|op| filter.admits(op)).map(render).collect();
+    let (page, next_page_token) = super::list(&app, &caller, scope, &request).await?;
+    let operations = page.iter().map(render).collect();
     Ok(json(StatusCode::OK, HeaderMap::new(), &wire::ListOperationsResponse { operations, next_page_token }))
 }
 
@@ -210,27 +188,19 @@ fn target(path: &str) -> Result<(Scope, Option<&str>), CoreError> {
     let mut parts = path.strip_prefix("/v1/").ok_or_else(bad)?.splitn(4, '/');
     let (collection, name, operations) = (parts.next(), parts.next(), parts.next());
     let (Some(collection), Some(name), Some("operations")) = (collection, name, operations) else { return Err(bad()) };
-    let scope = Scope::parse(&format!("{collection}/{name}"))
-        .map_err(|e| CoreError::bad_request("InvalidArgument", "name", e.to_string()))?;
-    Ok((scope, parts.next()))
+    Ok((super::parse_scope(&format!("{collection}/{name}"))?, parts.next()))
 }
 
 /// The scope and id of `/v1/{scope}/operations/{id}` (no action).
 fn operation_target(path: &str) -> Result<(Scope, OperationId), CoreError> {
     let (scope, rest) = target(path)?;
     let id = rest.ok_or_else(|| CoreError::NoSuchRoute { path: path.to_owned() })?;
-    Ok((scope, parse_id(id)?))
+    Ok((scope, super::parse_id(id)?))
 }
 
 /// The scope and id of `/v1/{scope}/operations/{id}{suffix}`.
 fn action_target(path: &str, suffix: &str) -> Result<(Scope, OperationId), CoreError> {
     operation_target(path.strip_suffix(suffix).unwrap_or(path))
-}
-
-fn parse_id(id: &str) -> Result<OperationId, CoreError> {
-    OperationId::parse(id).ok_or_else(|| {
-        CoreError::bad_request("InvalidArgument", "name", format!("'{id}' is not an operation id (a UUID)"))
-    })
 }
 
 /// WaitOperation's `timeout` (a JSON Duration: `30s`, `1.5s`), capped.

@@ -1,0 +1,146 @@
+//! google.longrunning.Operations over gRPC (`--grpc-listen`): the service
+//! the unchanged google-api-core `OperationsClient` and its futures call,
+//! answering as the REST mapping does. Auth is the `authorization:
+//! Bearer …` metadata, exactly as over HTTP.
+
+mod convert;
+#[allow(missing_docs, dead_code, clippy::all)]
+mod generated;
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use self::generated::operations_server::{Operations, OperationsServer};
+use self::generated::{
+    CancelOperationRequest, DeleteOperationRequest, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
+    Operation as ProtoOperation, WaitOperationRequest,
+};
+use super::{ListRequest, list, parse_name, parse_scope};
+use crate::http::error::CoreError;
+use crate::service::auth::Principal;
+use crate::service::auth::jwt::Front;
+use crate::service::state::AppState;
+use crate::service::{operations, watch};
+
+/// The Operations service of one node.
+pub struct Service {
+    app: AppState,
+}
+
+/// The service, ready for a tonic server.
+pub fn service(app: AppState) -> OperationsServer<Service> {
+    OperationsServer::new(Service { app })
+}
+
+impl Service {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let headers = request.metadata().clone().into_headers();
+        self.app.bearer_caller(&headers, Front::Native).await.map_err(convert::status)
+    }
+}
+
+#[tonic::async_trait]
+impl Operations for Service {
+    async fn list_operations(
+        &self,
+        request: Request<ListOperationsRequest>,
+    ) -> Result<Response<ListOperationsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let body = request.into_inner();
+        let scope = parse_scope(&body.name).map_err(convert::status)?;
+        let asked = ListRequest { filter: body.filter, page_size: body.page_size.into(), page_token: body.page_token };
+        let (page, next_page_token) = list(&self.app, &caller, scope, &asked).await.map_err(convert::status)?;
+        let operations = page.iter().map(convert::operation).collect();
+        Ok(Response::new(ListOperationsResponse { operations, next_page_token, unreachable: Vec::new() }))
+    }
+
+    async fn get_operation(&self, request: Request<GetOperationRequest>) -> Result<Response<ProtoOperation>, Status> {
+        let caller = self.caller(&request).await?;
+        let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
+        let app = &self.app;
+        let op = operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await;
+        let op = op.map_err(convert::status)?;
+        Ok(Response::new(convert::operation(&op)))
+    }
+
+    async fn delete_operation(&self, request: Request<DeleteOperationRequest>) -> Result<Response<()>, Status> {
+        self.caller(&request).await?;
+        parse_name(&request.get_ref().name).map_err(convert::status)?;
+        Err(Status::unimplemented("DeleteOperation is not supported: longrun keeps operations for their retention"))
+    }
+
+    async fn cancel_operation(&self, request: Request<CancelOperationRequest>) -> Result<Response<()>, Status> {
+        let caller = self.caller(&request).await?;
+        let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
+        let app = &self.app;
+        let cancel = async {
+            operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
+            operations::cancel(app.store.as_ref(), &app.policy, &caller, id).await
+        };
+        cancel.await.map_err(convert::status)?;
+        Ok(Response::new(()))
+    }
+
+    async fn wait_operation(&self, request: Request<WaitOperationRequest>) -> Result<Response<ProtoOperation>, Status> {
+        let caller = self.caller(&request).await?;
+        let deadline = grpc_timeout(request.metadata());
+        let body = request.into_inner();
+        let (scope, id) = parse_name(&body.name).map_err(convert::status)?;
+        let asked = match body.timeout {
+            Some(t) if t.seconds < 0 || t.nanos < 0 => {
+                let bad = CoreError::bad_request("InvalidArgument", "timeout", "the timeout must not be negative");
+                return Err(convert::status(bad));
+            }
+            Some(t) => Duration::new(t.seconds as u64, t.nanos as u32),
+            None => watch::DEFAULT_WAIT,
+        };
+        // Answer a little before the caller's deadline, so it gets the latest state instead of DEADLINE_EXCEEDED.
+        let up_to = deadline.map_or(asked, |d| asked.min(d.saturating_sub(Duration::from_millis(100))));
+        let app = &self.app;
+        let wait = watch::Wait { up_to, known: None, stopping: &app.stopping, waiters: &app.waiters };
+        let op = watch::get_when_done(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope, wait).await;
+        let op = op.map_err(convert::status)?;
+        Ok(Response::new(convert::operation(&op)))
+    }
+}
+
+/// The call's deadline from its `grpc-timeout` header (`30S`, `500m`, …).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_grpc_timeout_header_in_each_unit() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert_eq!(grpc_timeout(&metadata), None);
+        for (value, expected) in [
+            ("30S", Duration::from_secs(30)),
+            ("2M", Duration::from_secs(120)),
+            ("1H", Duration::from_secs(3600)),
+            ("250m", Duration::from_millis(250)),
+            ("7u", Duration::from_micros(7)),
+            ("9n", Duration::from_nanos(9)),
+        ] {
+            metadata.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&metadata), Some(expected), "{value}");
+        }
+        metadata.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(grpc_timeout(&metadata), None);
+    }
+}
