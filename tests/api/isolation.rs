@@ -73,6 +73,7 @@ enum Front {
     Sphere,
     DevCenter,
     Face,
+    Google,
 }
 
 impl Route {
@@ -84,7 +85,7 @@ impl Route {
     fn fits(&self, owner: &Owner) -> bool {
         let front_fits = matches!(
             (self.front, owner),
-            (Front::Native, _)
+            (Front::Native | Front::Google, _)
                 | (Front::Sphere, Owner::Tenant(_))
                 | (Front::DevCenter, Owner::Project(_))
                 | (Front::Face, Owner::Account(_))
@@ -107,6 +108,8 @@ fn routes(caller: &Owner, target: &Owner) -> Vec<Route> {
         named.push(caller.clone());
     }
     for owner in named {
+        let template = format!("/v1/{}/operations/{{id}}", owner.scope());
+        routes.push(Route { template, front: Front::Google, named: Some(owner.clone()) });
         match &owner {
             Owner::Tenant(t) => {
                 let generic = format!("/v2/tenants/{t}/operations/{{id}}");
@@ -131,7 +134,7 @@ fn request(app: &TestApp, credential: Credential<'_>, route: &Route, id: &str) -
         (Credential::Key(key), Front::Face) => request.header("Ocp-Apim-Subscription-Key", key),
         (Credential::Key(key), _) => request.bearer_auth(key),
         (Credential::Jwt { .. }, Front::Face) => return None,
-        (Credential::Jwt { native, .. }, Front::Native) => request.bearer_auth(native),
+        (Credential::Jwt { native, .. }, Front::Native | Front::Google) => request.bearer_auth(native),
         (Credential::Jwt { devcenter, .. }, Front::DevCenter) => request.bearer_auth(devcenter),
         (Credential::Jwt { sphere, .. }, Front::Sphere) => request.bearer_auth(sphere),
     })
@@ -244,10 +247,11 @@ async fn no_credential_reaches_another_scopes_operation_and_every_refusal_looks_
     }
     println!("isolation seed {seed}: {totals:?}");
     assert_eq!(totals.cross_scope_successes, 0, "seed {seed}: {totals:?}");
-    // Per own operation, both native routes by key and by token, plus its
-    // dialect's: Sphere's two by both, Dev Center's by both, Face's two by key.
+    // Per own operation, both native routes and Google's by key and by
+    // token, plus its Azure dialect's: Sphere's two by both, Dev Center's by
+    // both, Face's two by key.
     let per_kind = OPERATIONS_PER_SCOPE * SCOPES_PER_KIND;
-    assert_eq!(totals.own_successes, per_kind * (8 + 6 + 6), "{totals:?}");
+    assert_eq!(totals.own_successes, per_kind * (10 + 8 + 8), "{totals:?}");
     app.stop().await;
 }
 
