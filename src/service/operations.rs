@@ -183,6 +183,36 @@ pub async fn cancel(
     change(store, policy, caller, id, None, |op| op.cancel(policy.clock.now(), policy.retention_for(&op.scope))).await
 }
 
+/// How long the tombstone of a deleted operation answers "expired" to its
+/// owner, as after a retention purge.
+pub const TOMBSTONE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes a finished operation now (produce role; Google's
+/// DeleteOperation: "no longer interested", never a cancel). It then reads
+/// as expired to its owner, as after its retention; a running one is
+/// refused (cancel it first).
+pub async fn delete_finished(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    id: OperationId,
+    visible: impl Fn(&Scope, &Kind) -> bool,
+) -> Result<(), CoreError> {
+    caller.require(Role::Produce)?;
+    let op = get(store, policy, caller, id, visible).await?;
+    if !op.state.is_terminal() {
+        return Err(CoreError::Conflict {
+            code: "OperationNotFinished",
+            message: format!("Operation '{id}' is {}: only a finished operation can be deleted.", op.state.as_str()),
+        });
+    }
+    match store.delete_finished(id, policy.clock.now().plus(TOMBSTONE_LIFETIME)).await {
+        // A racing delete or purge took it first: it is gone either way.
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Read, decide, compare-and-swap; re-read on a lost race. Every decision
 /// is made against the version it is written over, so two racing changes
 /// (a cancel and a completion) can never both win.

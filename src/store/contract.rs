@@ -34,6 +34,7 @@ pub async fn run(store: Arc<dyn Store>) {
     writes_committed_together_keep_their_own_outcomes(store.as_ref()).await;
     list_filters_and_pages_newest_first(store.as_ref()).await;
     purge_removes_only_expired_operations(store.as_ref()).await;
+    deleting_takes_only_a_finished_operation_and_leaves_a_tombstone(store.as_ref()).await;
     committed_changes_reach_the_feed(store.as_ref()).await;
     due_script_steps_are_found_and_advance(store.as_ref()).await;
     repeatable_requests_start_once_and_replay(store.as_ref()).await;
@@ -199,6 +200,25 @@ async fn purge_removes_only_expired_operations(store: &dyn Store) {
     // The tombstone itself goes once its time is up.
     store.purge_expired(forget_at.plus(std::time::Duration::from_nanos(100)), forget_at, 10_000).await.unwrap();
     assert_eq!(store.find_tombstone(done.id).await.unwrap(), None);
+}
+
+async fn deleting_takes_only_a_finished_operation_and_leaves_a_tombstone(store: &dyn Store) {
+    let open = sample_operation("projects/contract-delete");
+    let done = sample_operation("projects/contract-delete");
+    store.create_operation(&open).await.unwrap();
+    store.create_operation(&done).await.unwrap();
+    let finished = advance(&done, State::Canceled, done.created_at);
+    store.update_operation(&finished, done.version).await.unwrap();
+    let forget_at = finished.created_at.plus(std::time::Duration::from_secs(3600));
+
+    assert!(matches!(store.delete_finished(open.id, forget_at).await, Err(StoreError::NotFound)));
+    assert!(store.get_operation(open.id).await.unwrap().is_some(), "an open operation stays");
+    store.delete_finished(done.id, forget_at).await.unwrap();
+    assert_eq!(store.get_operation(done.id).await.unwrap(), None, "gone at once, cache included");
+    assert_eq!(store.find_tombstone(done.id).await.unwrap(), Some((done.scope.clone(), done.kind.clone())));
+    assert!(matches!(store.delete_finished(done.id, forget_at).await, Err(StoreError::NotFound)));
+    let unknown = OperationId::from_uuid(Uuid::now_v7());
+    assert!(matches!(store.delete_finished(unknown, forget_at).await, Err(StoreError::NotFound)));
 }
 
 async fn committed_changes_reach_the_feed(store: &dyn Store) {

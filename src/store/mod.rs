@@ -139,6 +139,10 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     /// before `now`, leaving a tombstone of each until `forget_at`, and
     /// forgets tombstones older than `now`; returns how many operations went.
     async fn purge_expired(&self, now: Timestamp, forget_at: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    /// Deletes the finished operation `id` now (Google's DeleteOperation),
+    /// leaving the tombstone a purge leaves, until `forget_at`. `NotFound`
+    /// when there is no such operation or it is not finished.
+    async fn delete_finished(&self, id: OperationId, forget_at: Timestamp) -> Result<(), StoreError>;
     /// The scope and kind of a purged operation, while its tombstone lasts.
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError>;
     /// Operations whose next script step is due at `now`, oldest due first.

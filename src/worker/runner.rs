@@ -34,7 +34,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// database (or SQLite's single writer) for long.
 const PURGE_BATCH: u32 = 1000;
 /// How long a purged operation's tombstone answers "expired".
-pub const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const TOMBSTONE_LIFETIME: Duration = crate::service::operations::TOMBSTONE_LIFETIME;
 
 /// Runs forever (until the task is aborted). Webhooks go out from a loop of
 /// their own, so a slow receiver never delays script steps or lease sweeps.

@@ -221,8 +221,35 @@ async fn refusals_use_googles_envelope_and_codes() {
     );
     let (status, body) = get(&app, "/v1/projects/gauth/nothing").await;
     assert_eq!((status, body["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{body}");
-    let (status, body) =
-        call(&app, reqwest::Method::DELETE, &format!("/v1/projects/gauth/operations/{id}"), &app.admin_key.clone())
-            .await;
-    assert_eq!(body["error"]["status"], "UNIMPLEMENTED", "{status} {body}");
+}
+
+#[tokio::test]
+async fn delete_forgets_a_finished_operation_and_refuses_a_running_one() {
+    let app = TestApp::spawn().await;
+    let running = id_of(&app.create_ok("projects/gdelete", "resize").await);
+    let finished = id_of(&app.create_ok("projects/gdelete", "resize").await);
+    app.patch(&finished, json!({"state": "Succeeded"})).await;
+    let producer = app.key("projects/gdelete", Role::Produce).await;
+    let reader = app.key("projects/gdelete", Role::Read).await;
+    let delete = |id: &str, key: &str| {
+        let path = format!("/v1/projects/gdelete/operations/{id}");
+        let key = key.to_owned();
+        let app = &app;
+        async move { call(app, reqwest::Method::DELETE, &path, &key).await }
+    };
+    let (status, body) = delete(&finished, &reader).await;
+    assert_eq!((status, body["error"]["status"].as_str()), (StatusCode::FORBIDDEN, Some("PERMISSION_DENIED")));
+    let (status, body) = delete(&running, &producer).await;
+    assert_eq!((status, body["error"]["status"].as_str()), (StatusCode::BAD_REQUEST, Some("FAILED_PRECONDITION")));
+    let still = get(&app, &format!("/v1/projects/gdelete/operations/{running}")).await;
+    assert_eq!(still.1["done"], false, "deleting never cancels");
+    let (status, body) = delete(&finished, &producer).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (status, body) = get(&app, &format!("/v1/projects/gdelete/operations/{finished}")).await;
+    assert_eq!((status, body["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+    let listed = get(&app, "/v1/projects/gdelete/operations").await.1;
+    assert_eq!(listed["operations"].as_array().unwrap().len(), 1, "only the running one is listed");
+    // Its owner's native API says what happened to it, as after retention.
+    let native = app.get_bearer(&format!("/v1/operations/{finished}"), &producer).await;
+    assert_eq!(native.json::<Value>().await.unwrap()["error"]["code"], "OperationExpired");
 }

@@ -139,5 +139,16 @@ def test_names_of_other_scopes_are_missing_and_keys_need_their_roles(longrun, na
         anonymous.get_operation(f"{SCOPE}/operations/{own}")
     with pytest.raises(exceptions.InvalidArgument):
         mine.get_operation("operations/not-a-name")
-    with pytest.raises(exceptions.MethodNotImplemented):
+    with pytest.raises(exceptions.PermissionDenied):
         mine.delete_operation(f"{SCOPE}/operations/{own}")
+
+
+def test_delete_forgets_a_finished_operation_over_grpc(longrun, native, client):
+    finished = native.create(SCOPE, "resize").json()["id"]
+    native.patch(finished, {"state": "Failed", "error": {"code": "E", "message": "m"}})
+    client.delete_operation(f"{SCOPE}/operations/{finished}")
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation(f"{SCOPE}/operations/{finished}")
+    running = native.create(SCOPE, "resize").json()["id"]
+    with pytest.raises(exceptions.FailedPrecondition):
+        client.delete_operation(f"{SCOPE}/operations/{running}")

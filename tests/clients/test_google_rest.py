@@ -115,10 +115,15 @@ def test_another_scopes_name_is_as_missing_as_a_name_that_never_was(longrun, nat
     assert refused.json()["error"]["status"] == "UNAUTHENTICATED"
 
 
-def test_delete_is_unimplemented_as_the_proto_allows(longrun, native, client):
-    created = native.create(SCOPE, "resize").json()
-    native.patch(created["id"], {"state": "Succeeded"})
-    with pytest.raises(exceptions.GoogleAPICallError) as refused:
-        client.delete_operation(f"{SCOPE}/operations/{created['id']}")
-    assert refused.value.grpc_status_code is None or refused.value.grpc_status_code.name == "UNIMPLEMENTED"
-    assert "UNIMPLEMENTED" in str(refused.value.response.json()["error"]["status"])
+def test_delete_forgets_a_finished_operation_and_refuses_a_running_one(longrun, native, client):
+    finished = native.create(SCOPE, "resize").json()["id"]
+    native.patch(finished, {"state": "Succeeded"})
+    client.delete_operation(f"{SCOPE}/operations/{finished}")
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation(f"{SCOPE}/operations/{finished}")
+    running = native.create(SCOPE, "resize").json()["id"]
+    # Over REST the client picks the exception by HTTP status: FAILED_PRECONDITION is 400, as at Google.
+    with pytest.raises(exceptions.BadRequest) as refused:
+        client.delete_operation(f"{SCOPE}/operations/{running}")
+    assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
+    assert not client.get_operation(f"{SCOPE}/operations/{running}").done, "deleting never cancels"

@@ -161,8 +161,8 @@ pub async fn wait_operation(
     Ok(json(StatusCode::OK, HeaderMap::new(), &render(&op)))
 }
 
-/// DeleteOperation: not supported yet, answered as the proto says a
-/// server without it does (UNIMPLEMENTED).
+/// DeleteOperation: "no longer interested" in a finished operation; it
+/// then reads as NOT_FOUND. A running one is FAILED_PRECONDITION.
 #[utoipa::path(
     delete,
     path = "/v1/projects/{project}/operations/{operationId}",
@@ -170,16 +170,19 @@ pub async fn wait_operation(
     operation_id = "Operations_DeleteOperation",
     params(("project" = String, Path), ("operationId" = String, Path, format = Uuid)),
     responses(
-        (status = 400, description = "A malformed name", body = super::wire::ErrorResponse),
-        (status = 405, description = "UNIMPLEMENTED: longrun keeps operations for their retention", body = super::wire::ErrorResponse),
-        super::CommonErrors,
+        (status = 200, description = "Deleted", body = super::wire::Empty),
+        (status = 400, description = "A malformed name, or the operation is not finished", body = super::wire::ErrorResponse),
+        (status = 403, description = "The key may not change operations", body = super::wire::ErrorResponse),
+        (status = 404, description = "No such operation in the caller's reach", body = super::wire::ErrorResponse),
+        super::CommonErrors, super::WriteErrors,
     ),
     security(("bearer" = []))
 )]
 pub async fn delete_operation(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Error> {
-    app.bearer_caller(&headers, Front::Native).await?;
-    operation_target(uri.path())?;
-    Err(CoreError::MethodNotAllowed { method: "DELETE".into() }.into())
+    let caller = app.bearer_caller(&headers, Front::Native).await?;
+    let (scope, id) = operation_target(uri.path())?;
+    operations::delete_finished(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
+    Ok(json(StatusCode::OK, HeaderMap::new(), &wire::Empty {}))
 }
 
 /// The scope of `/v1/{collection}/{name}/operations[/{rest}]`, and the rest.

@@ -230,6 +230,23 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn delete_finished(&self, id: OperationId, forget_at: Timestamp) -> Result<(), StoreError> {
+        let deleted = self
+            .with(async |client| {
+                // One statement: the row deleted is exactly the one entombed.
+                let sql = "WITH gone AS (DELETE FROM operations WHERE id = $1 \
+                           AND state IN ('Succeeded', 'Failed', 'Canceled', 'CompleteWithErrors') \
+                           RETURNING id, scope, kind) \
+                           INSERT INTO tombstones (id, scope, kind, forget_at) SELECT id, scope, kind, $2 FROM gone \
+                           ON CONFLICT (id) DO UPDATE SET forget_at = EXCLUDED.forget_at";
+                Ok(client.execute(sql, &[&id.uuid(), &forget_at.unix_nanos()]).await?)
+            })
+            .await?;
+        // Other nodes' caches keep it until their entry's age runs out (1 s).
+        self.hot.changed(id, i64::MAX);
+        if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError> {
         self.with(async |client| {
             let statement = client.prepare_cached("SELECT scope, kind FROM tombstones WHERE id = $1").await?;

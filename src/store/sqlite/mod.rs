@@ -579,6 +579,13 @@ impl Store for SqliteStore {
         self.write(Write::PurgeExpired(now, forget_at, limit)).await
     }
 
+    async fn delete_finished(&self, id: OperationId, forget_at: Timestamp) -> Result<(), StoreError> {
+        match self.write(Write::DeleteFinished(id, forget_at)).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     async fn find_tombstone(&self, id: OperationId) -> Result<Option<(Scope, Kind)>, StoreError> {
         let found = self
             .point_read(move |conn| {

@@ -13,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::rows::{OPERATION_COLUMNS, operation_params};
-use crate::model::{ApiKey, Operation, Timestamp};
+use crate::model::{ApiKey, Operation, OperationId, Timestamp};
 use crate::store::CHANGE_LOG_KEEP;
 use crate::store::StoreError;
 use crate::store::feed::{Change, LocalFeed};
@@ -49,6 +49,9 @@ pub enum Write {
     /// Delete up to `limit` operations whose retention ended before `now`,
     /// leaving tombstones until the second timestamp.
     PurgeExpired(Timestamp, Timestamp, u32),
+    /// Delete one finished operation now, leaving a tombstone until the
+    /// timestamp; touches 0 rows when there is no such finished operation.
+    DeleteFinished(OperationId, Timestamp),
 }
 
 impl Write {
@@ -93,6 +96,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, feed: LocalFeed, hot: Arc<
                 match &job.write {
                     Write::CreateOperation(op) | Write::UpdateOperation(op, _) => hot.committed(op),
                     Write::PurgeExpired(..) => hot.forget_all(),
+                    Write::DeleteFinished(id, _) => hot.changed(*id, i64::MAX),
                     _ => {}
                 }
             }
@@ -238,8 +242,23 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
                 conn.prepare_cached("DELETE FROM operations WHERE id IN (SELECT id FROM purging)")?.execute([])?;
             Ok(purged as u64)
         }
+        Write::DeleteFinished(id, forget_at) => {
+            let id = id.to_string();
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO tombstones (id, scope, kind, forget_at) \
+                 SELECT id, scope, kind, ?2 FROM operations WHERE id = ?1 AND state IN {FINISHED}"
+            ))?
+            .execute(params![id, forget_at.unix_nanos()])?;
+            let deleted = conn
+                .prepare_cached(&format!("DELETE FROM operations WHERE id = ?1 AND state IN {FINISHED}"))?
+                .execute(params![id])?;
+            Ok(deleted as u64)
+        }
     }
 }
+
+/// The finished states, as the operations table spells them.
+const FINISHED: &str = "('Succeeded', 'Failed', 'Canceled', 'CompleteWithErrors')";
 
 /// Appends the change to the log; returns its position.
 fn log_change(conn: &Connection, op: &Operation) -> Result<u64, StoreError> {

@@ -65,9 +65,12 @@ impl Operations for Service {
     }
 
     async fn delete_operation(&self, request: Request<DeleteOperationRequest>) -> Result<Response<()>, Status> {
-        self.caller(&request).await?;
-        parse_name(&request.get_ref().name).map_err(convert::status)?;
-        Err(Status::unimplemented("DeleteOperation is not supported: longrun keeps operations for their retention"))
+        let caller = self.caller(&request).await?;
+        let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
+        let app = &self.app;
+        let deleted = operations::delete_finished(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope);
+        deleted.await.map_err(convert::status)?;
+        Ok(Response::new(()))
     }
 
     async fn cancel_operation(&self, request: Request<CancelOperationRequest>) -> Result<Response<()>, Status> {
