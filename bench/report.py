@@ -15,13 +15,14 @@ from pathlib import Path
 
 # What each scenario answers when all is well. PATCH may also answer 409
 # (percentComplete may not decrease): counted, shown, tolerated.
-EXPECTED = {"face": 200, "devcenter": 200, "sphere": 200, "devcenter304": 304, "devcentercold": 200, "patch": 200,
-            "create": 201}
+EXPECTED = {"face": 200, "devcenter": 200, "sphere": 200, "google": 200, "devcenter304": 304, "devcentercold": 200,
+            "patch": 200, "create": 201}
 TOLERATED = {"patch": {409}}
 LABELS = {
     "face": "Face GET",
     "devcenter": "Dev Center GET",
     "sphere": "Sphere GET",
+    "google": "Google GetOperation (REST)",
     "devcenter304": "Dev Center GET → 304",
     "devcentercold": "Dev Center GET, uncached",
     "patch": "PATCH progress",
@@ -250,7 +251,7 @@ def ratios(results):
     for run in results["runs"]:
         for s in run["scenarios"]:
             against = None
-            if s["name"] in ("devcenter", "face", "sphere", "devcenter304", "devcentercold"):
+            if s["name"] in ("devcenter", "face", "sphere", "google", "devcenter304", "devcentercold"):
                 if run["backend"] == "postgres":
                     against = ("pgbench SELECT", ceiling(results, "pg", s["c"], "select"))
                 else:

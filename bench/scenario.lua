@@ -2,7 +2,8 @@
 --
 --   wrk -t1 -c64 -d10s --latency -s bench/scenario.lua http://127.0.0.1:PORT -- MODE IDS KEY TENANT BASE
 --
--- MODE   face | devcenter | devcentercold | sphere | devcenter304 | create | patch
+-- MODE   face | devcenter | devcentercold | sphere | google | devcenter304 | create | patch
+--        (google: google.longrunning GetOperation over HTTP/JSON)
 --        (devcentercold: devcenter over ids spread across every stored operation)
 -- IDS    a file of "id etag" lines (etag with its quotes, for devcenter304)
 -- KEY    the API key (Bearer, or Ocp-Apim-Subscription-Key for face)
@@ -53,6 +54,8 @@ function init(args)
         { ["Authorization"] = "Bearer " .. key, ["If-None-Match"] = op.etag })
     elseif mode == "sphere" then
       requests[i] = get("/v2/tenants/" .. tenant .. "/operations/" .. op.id, bearer)
+    elseif mode == "google" then
+      requests[i] = get("/v1/projects/benchproj/operations/" .. op.id, bearer)
     end
   end
   if mode == "create" then
