@@ -113,9 +113,9 @@ def _pump(stream, lines: "queue.Queue[str | None]") -> None:
     lines.put(None)
 
 
-def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Popen, str]":
-    """`longrun serve ARGS` on 127.0.0.1:0; the process and its base URL.
-    With `--grpc-listen`, the URL is followed by the gRPC address: `URL grpc=HOST:PORT`."""
+def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Popen, str, str | None]":
+    """`longrun serve ARGS` on 127.0.0.1:0; the process, its base URL and,
+    with `--grpc-listen`, the gRPC listener's HOST:PORT (else None)."""
     proc = subprocess.Popen(
         [str(binary), "serve", *args, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
@@ -143,13 +143,13 @@ def start(binary: Path, data_dir: Path, log, args: list) -> "tuple[subprocess.Po
                 + Path(log.name).read_text(errors="replace")[-4000:]
             )
         match = LISTENING_RE.search(line)
-        if match and "--grpc-listen" not in args:
-            return proc, match.group(1).rstrip("/")
         if match:
             base_url = match.group(1).rstrip("/")
+            if "--grpc-listen" not in args:
+                return proc, base_url, None
         grpc = GRPC_LISTENING_RE.search(line)
         if grpc:
-            return proc, f"{base_url} grpc={grpc.group(1)}"
+            return proc, base_url, grpc.group(1)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -170,11 +170,10 @@ def longrun(tmp_path_factory) -> Longrun:
     data_dir = work / "data"
     log_path = work / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finalizer below
-    proc, started = start(
+    proc, base_url, grpc_target = start(
         binary, data_dir, log,
         ["--demo", "--dev", "--retry-after", str(RETRY_AFTER), "--grpc-listen", "127.0.0.1:0"],
     )
-    base_url, grpc_target = started.split(" grpc=")
     try:
         account = "contoso"
         project = "contosoProject"

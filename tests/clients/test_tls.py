@@ -25,7 +25,7 @@ def https_server(tmp_path_factory):
     work = tmp_path_factory.mktemp("longrun-tls")
     data_dir = work / "data"
     with open(work / "server.log", "w") as log:
-        proc, base_url = start(binary, data_dir, log, ["--tls", "--demo", "--retry-after", "1"])
+        proc, base_url, _ = start(binary, data_dir, log, ["--tls", "--demo", "--retry-after", "1"])
         try:
             key = create_key(binary, data_dir, f"projects/{PROJECT}", "produce")
             yield base_url, data_dir / "tls" / "dev-ca.pem", key

@@ -106,11 +106,11 @@ async fn snapshot_type(app: &AppState, caller: &Principal, snapshot: Uuid) -> Re
     let id = OperationId::from_uuid(snapshot);
     let take = operations::get(app.store.as_ref(), &app.policy, caller, id, |_, kind| kind.as_ref() == "takeSnapshot");
     let recorded = match take.await {
-        Ok(op) => op.properties.as_ref().and_then(|p| p.get("type").cloned()),
+        Ok(op) => super::resources::property(&op, "type"),
         Err(CoreError::NoSuchOperation { .. } | CoreError::OperationExpired { .. }) => None,
         Err(other) => return Err(other.into()),
     };
-    Ok(recorded.and_then(|t| serde_json::from_value(t).ok()).unwrap_or(SnapshotObjectType::PersonGroup))
+    Ok(recorded.unwrap_or(SnapshotObjectType::PersonGroup))
 }
 
 async fn start(

@@ -60,7 +60,7 @@ pub async fn get_snapshot(
 }
 
 /// A property the initiator recorded on the operation, typed.
-fn property<T: serde::de::DeserializeOwned>(op: &Operation, name: &str) -> Option<T> {
+pub(super) fn property<T: serde::de::DeserializeOwned>(op: &Operation, name: &str) -> Option<T> {
     let value = op.properties.as_ref()?.get(name)?;
     T::deserialize(value).ok()
 }

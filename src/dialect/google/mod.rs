@@ -12,8 +12,9 @@ pub(crate) mod wire;
 
 pub use error::{CommonErrors, Error, WriteErrors};
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::http::error::CoreError;
@@ -21,6 +22,7 @@ use crate::model::{Operation, OperationId, Scope, State as OpState};
 use crate::service::auth::Principal;
 use crate::service::paging::{decode_token, encode_token};
 use crate::service::state::AppState;
+use crate::service::{operations, watch};
 use crate::store::ListFilter;
 
 /// A page when the page size is 0 or absent.
@@ -35,10 +37,11 @@ pub const COLLECTIONS: [&str; 3] = ["projects", "tenants", "accounts"];
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();
     for collection in COLLECTIONS {
-        router =
-            router.route(&format!("/v1/{collection}/{{scope_name}}/operations"), get(rest::list_operations)).route(
+        router = router
+            .route(&format!("/v1/{collection}/{{scope_name}}/operations"), axum::routing::get(rest::list_operations))
+            .route(
                 &format!("/v1/{collection}/{{scope_name}}/operations/{{id_action}}"),
-                get(rest::get_operation).delete(rest::delete_operation).post(rest::operation_action),
+                axum::routing::get(rest::get_operation).delete(rest::delete_operation).post(rest::operation_action),
             );
     }
     router
@@ -46,12 +49,57 @@ pub fn router() -> Router<AppState> {
 
 /// Whether `path` is one of Google's (`/v1/{collection}/…`).
 pub fn owns_path(path: &str) -> bool {
-    COLLECTIONS.iter().any(|c| path.strip_prefix("/v1/").is_some_and(|rest| rest.starts_with(&format!("{c}/"))))
+    // Every request's path passes here (metrics labels): no allocation.
+    let collection = path.strip_prefix("/v1/").and_then(|rest| rest.split_once('/')).map(|(first, _)| first);
+    collection.is_some_and(|c| COLLECTIONS.contains(&c))
 }
 
 /// The name of an operation: `{scope}/operations/{id}`.
 pub fn operation_name(op: &Operation) -> String {
     format!("{}/operations/{}", op.scope, op.id)
+}
+
+/// GetOperation: the operation `id` of `scope`; another scope's reads as missing.
+pub(crate) async fn get(
+    app: &AppState,
+    caller: &Principal,
+    scope: &Scope,
+    id: OperationId,
+) -> Result<Arc<Operation>, CoreError> {
+    operations::get(app.store.as_ref(), &app.policy, caller, id, |s, _| s == scope).await
+}
+
+/// CancelOperation: `get`'s visibility, then the native cancel.
+pub(crate) async fn cancel(
+    app: &AppState,
+    caller: &Principal,
+    scope: &Scope,
+    id: OperationId,
+) -> Result<(), CoreError> {
+    get(app, caller, scope, id).await?;
+    operations::cancel(app.store.as_ref(), &app.policy, caller, id).await.map(drop)
+}
+
+/// DeleteOperation: a finished operation of `scope` goes now.
+pub(crate) async fn delete(
+    app: &AppState,
+    caller: &Principal,
+    scope: &Scope,
+    id: OperationId,
+) -> Result<(), CoreError> {
+    operations::delete_finished(app.store.as_ref(), &app.policy, caller, id, |s, _| s == scope).await
+}
+
+/// WaitOperation: the operation once done, or as it is after `up_to`.
+pub(crate) async fn wait(
+    app: &AppState,
+    caller: &Principal,
+    scope: &Scope,
+    id: OperationId,
+    up_to: std::time::Duration,
+) -> Result<Arc<Operation>, CoreError> {
+    let wait = watch::Wait { up_to, known: None, stopping: &app.stopping, waiters: &app.waiters };
+    watch::get_when_done(app.store.as_ref(), &app.policy, caller, id, |s, _| s == scope, wait).await
 }
 
 /// ListOperations' request, whichever transport carried it.

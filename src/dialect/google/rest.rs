@@ -14,7 +14,7 @@ use crate::http::error::CoreError;
 use crate::model::{OperationId, Scope};
 use crate::service::auth::jwt::Front;
 use crate::service::state::AppState;
-use crate::service::{operations, watch};
+use crate::service::watch;
 
 /// GetOperation.
 #[utoipa::path(
@@ -34,7 +34,7 @@ use crate::service::{operations, watch};
 pub async fn get_operation(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Error> {
     let caller = app.bearer_caller(&headers, Front::Native).await?;
     let (scope, id) = operation_target(uri.path())?;
-    let op = operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
+    let op = super::get(&app, &caller, &scope, id).await?;
     Ok(json(StatusCode::OK, HeaderMap::new(), &render(&op)))
 }
 
@@ -65,10 +65,8 @@ pub async fn list_operations(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let caller = app.bearer_caller(&headers, Front::Native).await?;
-    let (scope, rest) = target(uri.path())?;
-    if rest.is_some() {
-        return Err(CoreError::NoSuchRoute { path: uri.path().to_owned() }.into());
-    }
+    // The route ends in `/operations`: nothing follows it.
+    let (scope, _) = target(uri.path())?;
     let mut request = super::ListRequest::default();
     for (name, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         let bad = |message: String| CoreError::bad_request("InvalidArgument", &name, message);
@@ -123,8 +121,7 @@ pub async fn operation_action(
 pub async fn cancel_operation(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Error> {
     let caller = app.bearer_caller(&headers, Front::Native).await?;
     let (scope, id) = action_target(uri.path(), ":cancel")?;
-    operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
-    operations::cancel(app.store.as_ref(), &app.policy, &caller, id).await?;
+    super::cancel(&app, &caller, &scope, id).await?;
     Ok(json(StatusCode::OK, HeaderMap::new(), &wire::Empty {}))
 }
 
@@ -156,8 +153,7 @@ pub async fn wait_operation(
     let caller = app.bearer_caller(&headers, Front::Native).await?;
     let (scope, id) = action_target(uri.path(), ":wait")?;
     let up_to = wait_timeout(query.as_deref())?;
-    let wait = watch::Wait { up_to, known: None, stopping: &app.stopping, waiters: &app.waiters };
-    let op = watch::get_when_done(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope, wait).await?;
+    let op = super::wait(&app, &caller, &scope, id, up_to).await?;
     Ok(json(StatusCode::OK, HeaderMap::new(), &render(&op)))
 }
 
@@ -181,7 +177,7 @@ pub async fn wait_operation(
 pub async fn delete_operation(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Error> {
     let caller = app.bearer_caller(&headers, Front::Native).await?;
     let (scope, id) = operation_target(uri.path())?;
-    operations::delete_finished(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
+    super::delete(&app, &caller, &scope, id).await?;
     Ok(json(StatusCode::OK, HeaderMap::new(), &wire::Empty {}))
 }
 

@@ -21,7 +21,7 @@ use crate::http::error::CoreError;
 use crate::service::auth::Principal;
 use crate::service::auth::jwt::Front;
 use crate::service::state::AppState;
-use crate::service::{operations, watch};
+use crate::service::watch;
 
 /// The Operations service of one node.
 pub struct Service {
@@ -58,30 +58,21 @@ impl Operations for Service {
     async fn get_operation(&self, request: Request<GetOperationRequest>) -> Result<Response<ProtoOperation>, Status> {
         let caller = self.caller(&request).await?;
         let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
-        let app = &self.app;
-        let op = operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await;
-        let op = op.map_err(convert::status)?;
+        let op = super::get(&self.app, &caller, &scope, id).await.map_err(convert::status)?;
         Ok(Response::new(convert::operation(&op)))
     }
 
     async fn delete_operation(&self, request: Request<DeleteOperationRequest>) -> Result<Response<()>, Status> {
         let caller = self.caller(&request).await?;
         let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
-        let app = &self.app;
-        let deleted = operations::delete_finished(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope);
-        deleted.await.map_err(convert::status)?;
+        super::delete(&self.app, &caller, &scope, id).await.map_err(convert::status)?;
         Ok(Response::new(()))
     }
 
     async fn cancel_operation(&self, request: Request<CancelOperationRequest>) -> Result<Response<()>, Status> {
         let caller = self.caller(&request).await?;
         let (scope, id) = parse_name(&request.get_ref().name).map_err(convert::status)?;
-        let app = &self.app;
-        let cancel = async {
-            operations::get(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope).await?;
-            operations::cancel(app.store.as_ref(), &app.policy, &caller, id).await
-        };
-        cancel.await.map_err(convert::status)?;
+        super::cancel(&self.app, &caller, &scope, id).await.map_err(convert::status)?;
         Ok(Response::new(()))
     }
 
@@ -100,10 +91,7 @@ impl Operations for Service {
         };
         // Answer a little before the caller's deadline, so it gets the latest state instead of DEADLINE_EXCEEDED.
         let up_to = deadline.map_or(asked, |d| asked.min(d.saturating_sub(Duration::from_millis(100))));
-        let app = &self.app;
-        let wait = watch::Wait { up_to, known: None, stopping: &app.stopping, waiters: &app.waiters };
-        let op = watch::get_when_done(app.store.as_ref(), &app.policy, &caller, id, |s, _| *s == scope, wait).await;
-        let op = op.map_err(convert::status)?;
+        let op = super::wait(&self.app, &caller, &scope, id, up_to).await.map_err(convert::status)?;
         Ok(Response::new(convert::operation(&op)))
     }
 }
