@@ -3,6 +3,8 @@
 the goals, and the BENCHMARKS.md section. Standard library only.
 
     report.py line DIR                      one scenario, one line (progress)
+    report.py h2load DIR                    an h2load run as the line scenario.lua prints
+    report.py grpc-body NAME                a GetOperationRequest for NAME, framed for gRPC
     report.py summary OUT [--smoke] [--write REPO]
 """
 
@@ -15,14 +17,15 @@ from pathlib import Path
 
 # What each scenario answers when all is well. PATCH may also answer 409
 # (percentComplete may not decrease): counted, shown, tolerated.
-EXPECTED = {"face": 200, "devcenter": 200, "sphere": 200, "google": 200, "devcenter304": 304, "devcentercold": 200,
-            "patch": 200, "create": 201}
+EXPECTED = {"face": 200, "devcenter": 200, "sphere": 200, "google": 200, "googlegrpc": 200, "devcenter304": 304,
+            "devcentercold": 200, "patch": 200, "create": 201}
 TOLERATED = {"patch": {409}}
 LABELS = {
     "face": "Face GET",
     "devcenter": "Dev Center GET",
     "sphere": "Sphere GET",
     "google": "Google GetOperation (REST)",
+    "googlegrpc": "Google GetOperation (gRPC)",
     "devcenter304": "Dev Center GET → 304",
     "devcentercold": "Dev Center GET, uncached",
     "patch": "PATCH progress",
@@ -251,7 +254,7 @@ def ratios(results):
     for run in results["runs"]:
         for s in run["scenarios"]:
             against = None
-            if s["name"] in ("devcenter", "face", "sphere", "google", "devcenter304", "devcentercold"):
+            if s["name"] in ("devcenter", "face", "sphere", "google", "googlegrpc", "devcenter304", "devcentercold"):
                 if run["backend"] == "postgres":
                     against = ("pgbench SELECT", ceiling(results, "pg", s["c"], "select"))
                 else:
@@ -470,7 +473,63 @@ def update_benchmarks(repo, text):
     path.write_text(doc[: begin + len(MARK_BEGIN)] + "\n" + text + "\n" + doc[end:])
 
 
+def grpc_body(name):
+    """A google.longrunning.GetOperationRequest {name} in a gRPC frame: no
+    compression flag, a 4-byte length, then field 1 (the name)."""
+    encoded = name.encode()
+    length, varint = len(encoded), b""
+    while True:
+        varint += bytes([(length & 0x7F) | (0x80 if length > 0x7F else 0)])
+        length >>= 7
+        if not length:
+            break
+    message = b"\x0a" + varint + encoded
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def h2load_result(directory):
+    """h2load's per-call log (start µs, HTTP status, µs to the end) and its
+    summary as the WRK_RESULT line scenario.lua prints. A call whose
+    answer carried no message (a gRPC refusal is trailers only) counts as
+    status 0, so the run's problems name it."""
+    d = Path(directory)
+    calls = [line.split("\t") for line in read(d / "calls.tsv", "").splitlines() if line]
+    summary = read(d / "h2load.txt", "")
+    seconds = float(re.search(r"finished in ([0-9.]+)(m?s)", summary).group(1))
+    if re.search(r"finished in [0-9.]+ms", summary):
+        seconds /= 1000
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", summary).group(1))
+    data = int(re.search(r"traffic: .* \((\d+)\) data", summary).group(1))
+    errored = sum(int(x) for x in re.search(r"(\d+) errored, (\d+) timeout", summary).groups())
+    latencies = sorted(int(c[2]) for c in calls)
+    if not latencies:
+        raise SystemExit(f"{d}: h2load logged no calls")
+    statuses = {}
+    for c in calls:
+        statuses[c[1]] = statuses.get(c[1], 0) + 1
+    if done and data / done < 16:  # a GetOperation answer is ~100 bytes or more
+        statuses = {"0": done}
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))]
+
+    result = {
+        "requests": len(calls), "duration_us": int(seconds * 1e6), "bytes": data,
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": errored},
+        "latency_us": {"mean": sum(latencies) / len(latencies), "max": latencies[-1], "p50": pct(50), "p90": pct(90),
+                       "p99": pct(99), "p999": pct(99.9)},
+        "statuses": statuses,
+    }
+    return "WRK_RESULT " + json.dumps(result)
+
+
 def main(argv):
+    if argv[:1] == ["grpc-body"]:
+        sys.stdout.buffer.write(grpc_body(argv[1]))
+        return 0
+    if argv[:1] == ["h2load"]:
+        print(h2load_result(argv[1]))
+        return 0
     if argv[:1] == ["line"]:
         d = Path(argv[1])
         s = scenario(d)

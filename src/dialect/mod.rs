@@ -36,7 +36,8 @@ pub enum FrontEnd {
     DevCenter,
     /// `/face/…`
     Face,
-    /// `/v1/{projects|tenants|accounts}/…`
+    /// `/v1/{projects|tenants|accounts}/…`, and its gRPC methods
+    /// (`/google.longrunning.Operations/…`, on the gRPC listener)
     Google,
     /// `/v1/…`
     Native,
@@ -53,7 +54,7 @@ impl FrontEnd {
             FrontEnd::DevCenter
         } else if path.starts_with("/face/") {
             FrontEnd::Face
-        } else if google::owns_path(path) {
+        } else if google::owns_path(path) || google::grpc::owns_path(path) {
             FrontEnd::Google
         } else if path.starts_with("/v1/") {
             FrontEnd::Native

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::api;
 use crate::dialect::{devcenter, face, sphere};
 use crate::http::error::CoreError;
+use crate::server::front::Front;
 use crate::server::limits::Limits;
 use crate::service::state::AppState;
 use axum::Router;
@@ -37,14 +38,15 @@ pub fn router(state: AppState) -> Router {
 /// which wraps the router once, as a service, rather than through
 /// `Router::layer`, which wraps (and per request clones and boxes) every
 /// route. Bodies are read by the handlers themselves (`body::UnreadBody`).
-pub fn service(
-    state: AppState,
-    limits: Arc<Limits>,
-) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send + 'static>
-+ Clone
-+ Send
-+ 'static {
-    crate::server::front::Front::new(router(state), limits)
+pub fn service(state: AppState, limits: Arc<Limits>) -> Front<Router> {
+    Front::new(router(state), limits)
+}
+
+/// The gRPC listener's service: google.longrunning.Operations inside the
+/// same `Front` as HTTP, its refusals rendered as gRPC statuses.
+pub fn grpc_service(state: AppState, limits: Arc<Limits>) -> Front<Router> {
+    let router = crate::dialect::google::grpc::router(state).route_layer(crate::server::metrics::NoteRoute::layer());
+    Front::with_envelope(router, limits, crate::dialect::google::grpc::error_response)
 }
 
 async fn unknown_route(request: Request) -> Response {

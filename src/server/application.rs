@@ -103,7 +103,12 @@ impl Application {
     /// steps, lease sweeps, purges, webhooks, long-poll fan-out) alongside.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Application { listener, state, limits, grace, tls, grpc } = self;
-        let grpc = grpc.map(|listener| tokio::spawn(serve_grpc(listener, state.clone())));
+        let grpc = grpc.map(|listener| {
+            let service = crate::server::app::grpc_service(state.clone(), limits.clone());
+            let stopping = state.stopping.clone();
+            let stopped = async move { stopping.cancelled().await };
+            tokio::spawn(crate::server::accept::serve(listener, tls.clone(), service, stopped, grace))
+        });
         let background = tokio::spawn(crate::worker::runner::run(state.store.clone(), state.policy.clone()));
         let (waiters, feed) = (state.waiters.clone(), state.store.feed().subscribe());
         let dispatcher = tokio::spawn(async move { waiters.run(feed).await });
@@ -143,18 +148,5 @@ impl Application {
             tracing::warn!(error = %e, "cannot record when keys were last used");
         }
         served
-    }
-}
-
-/// Serves google.longrunning.Operations on `listener` until the node stops.
-async fn serve_grpc(listener: TcpListener, state: AppState) {
-    let stopping = state.stopping.clone();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let served = tonic::transport::Server::builder()
-        .add_service(crate::dialect::google::grpc::service(state))
-        .serve_with_incoming_shutdown(incoming, async move { stopping.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "the gRPC listener failed");
     }
 }

@@ -39,12 +39,23 @@ use crate::server::limits::Limits;
 pub struct Front<S> {
     inner: S,
     limits: Arc<Limits>,
+    envelope: Envelope,
 }
 
+/// How a refusal made here (a limit, a bad head, a panic) is rendered for a path.
+pub type Envelope = fn(&str, CoreError) -> Response;
+
 impl<S> Front<S> {
-    /// Wraps `inner` (the router), enforcing `limits`.
+    /// Wraps `inner` (the router), enforcing `limits`; refusals go out in
+    /// the envelope of the dialect the path belongs to.
     pub fn new(inner: S, limits: Arc<Limits>) -> Front<S> {
-        Front { inner, limits }
+        Front::with_envelope(inner, limits, crate::dialect::error_for_path)
+    }
+
+    /// Wraps `inner`, rendering its refusals with `envelope` (the gRPC
+    /// listener answers every refusal as a gRPC status).
+    pub fn with_envelope(inner: S, limits: Arc<Limits>, envelope: Envelope) -> Front<S> {
+        Front { inner, limits, envelope }
     }
 }
 
@@ -75,7 +86,7 @@ where
             Ok(slot) => slot,
             Err(refused) => {
                 // In the envelope of the dialect the path belongs to.
-                let mut refused = crate::dialect::error_for_path(&path, refused);
+                let mut refused = (self.envelope)(&path, refused);
                 if body_on_http1 {
                     close_after(&mut refused);
                 }
@@ -93,6 +104,7 @@ where
         // contract); calling it here, not in the future, means the future
         // never holds the request.
         let ready = self.inner.clone();
+        let envelope = self.envelope;
         let handled = std::mem::replace(&mut self.inner, ready).call(request);
         Box::pin(async move {
             let (outcome, caller) = noting_caller(std::panic::AssertUnwindSafe(handled).catch_unwind()).await;
@@ -105,10 +117,7 @@ where
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a panic".into());
-                    crate::dialect::error_for_path(
-                        &path,
-                        CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")),
-                    )
+                    envelope(&path, CoreError::Internal(anyhow::anyhow!("handler panicked: {what}")))
                 }
             };
             if body_on_http1 && terms.is_some_and(|terms| !terms.was_read_whole()) {

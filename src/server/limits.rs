@@ -17,7 +17,6 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::StreamExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -139,6 +138,7 @@ pub fn is_stream<B>(request: &axum::http::Request<B>) -> bool {
     let path = request.uri().path();
     path.ends_with(":wait")
         || path.ends_with("/events")
+        || path == "/google.longrunning.Operations/WaitOperation"
         || crate::service::watch::prefer_wait(request.headers()).is_some()
 }
 
@@ -158,12 +158,13 @@ impl Limits {
     }
 }
 
-/// Keeps `slot` until `response`'s body ends (an event stream's whole life).
+/// Keeps `slot` until `response`'s body ends (an event stream's whole
+/// life). Every frame passes through, trailers too: a gRPC status travels in them.
 pub fn hold(response: Response, slot: Slot) -> Response {
     response.map(|body| {
-        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
             let _held = &slot;
-            chunk
+            frame
         }))
     })
 }

@@ -40,7 +40,9 @@ pub fn observe(request: Finished<'_>, response: &Response) {
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     // The template, never the raw path: ids would explode the label set.
     let route = response.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str());
-    let status = response.status();
+    // A gRPC refusal is a 200 whose head carries the status: recorded as
+    // the HTTP status Google's mapping pairs with it.
+    let status = crate::dialect::google::grpc::http_equivalent(response.headers()).unwrap_or(response.status());
     let elapsed = started.elapsed();
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = elapsed.as_secs_f64() * 1000.0;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Required};
 
@@ -149,13 +150,24 @@ impl Modify for Aliases {
             .map(|(p, i)| (p.clone(), i.clone()))
             .collect();
         for (path, item) in google {
-            for (collection, parameter, suffix) in [("tenants", "tenant", "Tenant"), ("accounts", "account", "Account")]
+            // A tenant is a UUID; an account name is Cognitive Services' (2 to 64 characters).
+            let tenant = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                .build();
+            let account = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-zA-Z0-9][a-zA-Z0-9-_.]{1,63}$"))
+                .build();
+            for (collection, parameter, suffix, schema) in
+                [("tenants", "tenant", "Tenant", tenant), ("accounts", "account", "Account", account)]
             {
                 let mut copy = item.clone();
                 for operation in operations(&mut copy) {
                     operation.operation_id = operation.operation_id.take().map(|id| format!("{id}{suffix}"));
                     for parameter_of in operation.parameters.iter_mut().flatten().filter(|p| p.name == "project") {
                         parameter_of.name = parameter.into();
+                        parameter_of.schema = Some(schema.clone().into());
                     }
                 }
                 paths.insert(path.replacen("projects/{project}", &format!("{collection}/{{{parameter}}}"), 1), copy);

@@ -14,7 +14,7 @@ from google.api_core import exceptions, operation, operations_v1
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2, json_format, struct_pb2
 
-from conftest import create_key, longrun_bin
+from conftest import create_key, longrun_bin, start, stop
 
 SCOPE = "projects/googlegrpc"
 
@@ -152,3 +152,72 @@ def test_delete_forgets_a_finished_operation_over_grpc(longrun, native, client):
     running = native.create(SCOPE, "resize").json()["id"]
     with pytest.raises(exceptions.FailedPrecondition):
         client.delete_operation(f"{SCOPE}/operations/{running}")
+
+
+def test_a_routing_header_sent_many_times_is_accepted(longrun, native):
+    stub = operations_pb2_grpc.OperationsStub(channel(longrun, longrun.admin_key))
+    op_id = native.create(SCOPE, "resize").json()["id"]
+    name = f"{SCOPE}/operations/{op_id}"
+    repeated = [("x-goog-request-params", f"name={name}")] * 40
+    assert stub.GetOperation(operations_pb2.GetOperationRequest(name=name), metadata=repeated, timeout=10).name == name
+
+
+def test_an_unknown_method_is_unimplemented(longrun):
+    call = channel(longrun, longrun.admin_key).unary_unary(
+        "/google.longrunning.Operations/PauseOperation",
+        request_serializer=operations_pb2.GetOperationRequest.SerializeToString,
+        response_deserializer=operations_pb2.Operation.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        call(operations_pb2.GetOperationRequest(name=f"{SCOPE}/operations/{uuid.uuid4()}"), timeout=10)
+    assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+RATE = 5  # requests per second per key on the TLS server below (bursts of twice that)
+
+
+@pytest.fixture(scope="module")
+def grpc_over_tls(tmp_path_factory):
+    """A second server: gRPC over TLS (the data dir's development
+    certificate) and a low per-key rate limit."""
+    binary = longrun_bin()
+    work = tmp_path_factory.mktemp("longrun-grpc-tls")
+    data_dir = work / "data"
+    with open(work / "server.log", "w") as log:
+        args = ["--tls", "--grpc-listen", "127.0.0.1:0", "--rate-limit", str(RATE)]
+        proc, _, target = start(binary, data_dir, log, args)
+        try:
+            yield target, (data_dir / "tls" / "dev-ca.pem").read_bytes(), create_key(binary, data_dir, SCOPE, "read")
+        finally:
+            stop(proc)
+
+
+def tls_client(target: str, ca: bytes, key: str) -> operations_v1.OperationsClient:
+    secure = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=ca))
+    return operations_v1.OperationsClient(grpc.intercept_channel(secure, Bearer(key)))
+
+
+def test_grpc_is_served_over_tls_to_clients_that_trust_the_certificate(grpc_over_tls):
+    target, ca, key = grpc_over_tls
+    missing = f"{SCOPE}/operations/{uuid.uuid4()}"
+    with pytest.raises(exceptions.NotFound):
+        tls_client(target, ca, key).get_operation(missing, retry=None, timeout=10)
+    plain = operations_v1.OperationsClient(grpc.intercept_channel(grpc.insecure_channel(target), Bearer(key)))
+    with pytest.raises(exceptions.ServiceUnavailable):
+        plain.get_operation(missing, retry=None, timeout=10)
+
+
+def test_a_key_over_its_rate_gets_resource_exhausted_with_a_retry_delay(grpc_over_tls):
+    target, ca, key = grpc_over_tls
+    client = tls_client(target, ca, key)
+    refused = None
+    for _ in range(4 * RATE):
+        try:
+            list(client.list_operations(SCOPE, "", retry=None, timeout=10))
+        except exceptions.ResourceExhausted as e:
+            refused = e
+            break
+    assert refused is not None, f"{4 * RATE} calls within the burst of {2 * RATE}"
+    assert refused.reason == "TOO_MANY_REQUESTS" and refused.domain == "longrun"
+    delays = [d.retry_delay.seconds for d in refused.details if hasattr(d, "retry_delay")]
+    assert delays and delays[0] >= 1, refused.details

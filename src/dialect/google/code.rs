@@ -70,6 +70,25 @@ pub fn upper_snake(code: &str) -> String {
     out.trim_end_matches('_').to_owned()
 }
 
+/// The HTTP status Google's mapping pairs with `code` (google/rpc/code.proto).
+pub fn http_status(code: i32) -> StatusCode {
+    let status = match code {
+        0 => 200,
+        1 => 499,
+        3 | 9 | 11 => 400,
+        4 => 504,
+        5 => 404,
+        6 | 10 => 409,
+        7 => 403,
+        8 => 429,
+        12 => 501,
+        14 => 503,
+        16 => 401,
+        _ => 500,
+    };
+    StatusCode::from_u16(status).expect("every status above is valid")
+}
+
 /// The code and HTTP status a longrun refusal answers with.
 pub fn of_core(core: &CoreError) -> (i32, StatusCode) {
     let code = match core {
@@ -116,6 +135,15 @@ mod tests {
         }
         assert_eq!(name(4), "DEADLINE_EXCEEDED");
         assert_eq!(name(99), "UNKNOWN");
+    }
+
+    #[test]
+    fn grpc_codes_pair_with_googles_http_statuses() {
+        for (code, status) in
+            [(0, 200), (1, 499), (3, 400), (5, 404), (7, 403), (8, 429), (14, 503), (16, 401), (99, 500)]
+        {
+            assert_eq!(http_status(code).as_u16(), status, "{}", name(code));
+        }
     }
 
     #[test]

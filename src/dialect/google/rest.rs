@@ -22,7 +22,7 @@ use crate::service::watch;
     path = "/v1/projects/{project}/operations/{operationId}",
     tag = "Google",
     operation_id = "Operations_GetOperation",
-    params(("project" = String, Path), ("operationId" = String, Path, format = Uuid)),
+    params(("project" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"), ("operationId" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The operation", body = super::wire::Operation),
         (status = 400, description = "A malformed name", body = super::wire::ErrorResponse),
@@ -45,7 +45,7 @@ pub async fn get_operation(State(app): State<AppState>, uri: Uri, headers: Heade
     tag = "Google",
     operation_id = "Operations_ListOperations",
     params(
-        ("project" = String, Path),
+        ("project" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"),
         ("filter" = Option<String>, Query, description = "done = true|false, state = \"Running\", kind = \"x\", joined by AND"),
         ("pageSize" = Option<i32>, Query),
         ("pageToken" = Option<String>, Query),
@@ -108,7 +108,7 @@ pub async fn operation_action(
     path = "/v1/projects/{project}/operations/{operationId}:cancel",
     tag = "Google",
     operation_id = "Operations_CancelOperation",
-    params(("project" = String, Path), ("operationId" = String, Path, format = Uuid)),
+    params(("project" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"), ("operationId" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "Canceled (or already finished as canceled)", body = super::wire::Empty),
         (status = 400, description = "A malformed name, or the operation finished otherwise", body = super::wire::ErrorResponse),
@@ -133,7 +133,7 @@ pub async fn cancel_operation(State(app): State<AppState>, uri: Uri, headers: He
     tag = "Google",
     operation_id = "Operations_WaitOperation",
     params(
-        ("project" = String, Path), ("operationId" = String, Path, format = Uuid),
+        ("project" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"), ("operationId" = String, Path, format = Uuid),
         ("timeout" = Option<String>, Query, description = "A duration like 30s"),
     ),
     responses(
@@ -164,7 +164,7 @@ pub async fn wait_operation(
     path = "/v1/projects/{project}/operations/{operationId}",
     tag = "Google",
     operation_id = "Operations_DeleteOperation",
-    params(("project" = String, Path), ("operationId" = String, Path, format = Uuid)),
+    params(("project" = String, Path, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-_.]{2,62}$"), ("operationId" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "Deleted", body = super::wire::Empty),
         (status = 400, description = "A malformed name, or the operation is not finished", body = super::wire::ErrorResponse),

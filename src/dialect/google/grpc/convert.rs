@@ -40,8 +40,12 @@ pub fn status(core: CoreError) -> tonic::Status {
     if matches!(core, CoreError::Internal(_)) {
         tracing::error!(error = %format!("{core:#}"), "gRPC call failed");
     }
-    let details =
+    let mut details =
         ErrorDetails::with_error_info(code::upper_snake(core.code()), "longrun", std::collections::HashMap::new());
+    // A gRPC answer has no Retry-After header: RetryInfo says how long to wait instead.
+    if let CoreError::TooManyRequests { retry_after_secs } = core {
+        details.set_retry_info(Some(std::time::Duration::from_secs(retry_after_secs)));
+    }
     tonic::Status::with_error_details(tonic::Code::from(code), core.public_message(), details)
 }
 

@@ -9,6 +9,9 @@ mod generated;
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use tonic::{Request, Response, Status};
 
 use self::generated::operations_server::{Operations, OperationsServer};
@@ -28,9 +31,51 @@ pub struct Service {
     app: AppState,
 }
 
-/// The service, ready for a tonic server.
-pub fn service(app: AppState) -> OperationsServer<Service> {
-    OperationsServer::new(Service { app })
+/// The methods of google.longrunning.Operations, as request paths.
+const METHODS: [&str; 5] = [
+    "/google.longrunning.Operations/GetOperation",
+    "/google.longrunning.Operations/ListOperations",
+    "/google.longrunning.Operations/CancelOperation",
+    "/google.longrunning.Operations/DeleteOperation",
+    "/google.longrunning.Operations/WaitOperation",
+];
+
+/// The largest request message decoded: names and filters are short, so
+/// a bigger message is refused before it is buffered.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The gRPC listener's routes: each method by its path (so metrics and the
+/// access log name it), anything else UNIMPLEMENTED. Served by the same
+/// accept loop and front middleware as HTTP: TLS, head limits, rate
+/// limits and the access log apply alike.
+pub fn router(app: AppState) -> Router {
+    let service = OperationsServer::new(Service { app }).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let routed = METHODS.iter().fold(Router::new(), |router, path| router.route_service(path, service.clone()));
+    routed.fallback(unknown_method)
+}
+
+/// Whether `path` is one of the gRPC methods' (`/google.longrunning.Operations/…`).
+pub fn owns_path(path: &str) -> bool {
+    path.starts_with("/google.longrunning.Operations/")
+}
+
+/// `core` as a gRPC answer: a trailers-only response carrying the status.
+pub fn error_response(_path: &str, core: CoreError) -> axum::response::Response {
+    convert::status(core).into_http::<axum::body::Body>().into_response()
+}
+
+/// The HTTP status Google's mapping gives a gRPC answer's status, when the
+/// answer is a refusal (its `grpc-status` is in the head): what the access
+/// log, the audit log and the metrics record for it.
+pub fn http_equivalent(headers: &HeaderMap) -> Option<StatusCode> {
+    let code: i32 = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    (code != 0).then(|| super::code::http_status(code))
+}
+
+/// A method the service lacks is UNIMPLEMENTED, as gRPC servers answer it.
+async fn unknown_method(request: axum::extract::Request) -> axum::response::Response {
+    let message = format!("longrun does not serve the method {}", request.uri().path());
+    Status::unimplemented(message).into_http::<axum::body::Body>().into_response()
 }
 
 impl Service {
