@@ -16,19 +16,22 @@ use crate::http::body::UnreadBody;
 use crate::http::body::parse_json;
 use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseId, Operation, Role, Scope};
-use crate::service::leases;
 use crate::service::state::AppState;
+use crate::service::{leases, watch};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 const MIN_TTL: Duration = Duration::from_secs(1);
 const MAX_TTL: Duration = Duration::from_secs(3600);
 
-/// Claims the oldest NotStarted operation of the given kinds; 204 when none waits.
+/// Claims the oldest NotStarted operation of the given kinds; 204 when none
+/// waits. With `Prefer: wait=N` it waits up to N seconds (at most 60) for
+/// one to be created before answering 204: an idle worker's long-poll.
 #[utoipa::path(
     post,
     path = "/v1/leases",
     tag = "Native",
     operation_id = "Leases_Claim",
+    params(("Prefer" = Option<String>, Header, description = "wait=N: wait up to N seconds (≤ 60) for an operation to claim")),
     request_body(content = ClaimLease, content_type = "application/json"),
     responses(
         (status = 201, description = "Claimed: the operation is now Running under this lease", body = LeaseBody),
@@ -63,7 +66,15 @@ pub async fn claim_lease(State(app): State<AppState>, headers: HeaderMap, body: 
     if owner.len() > 256 {
         return Err(CoreError::bad_request("InvalidParameter", "owner", "at most 256 bytes").into());
     }
-    match leases::claim(app.store.as_ref(), &app.policy, &caller, &kinds, scope, &owner, ttl).await? {
+    let ask = leases::Claim { kinds, scope, owner, ttl };
+    let claimed = match watch::prefer_wait(&headers) {
+        Some(wait) => {
+            let (store, policy) = (app.store.as_ref(), &app.policy);
+            leases::claim_waiting(store, policy, &caller, &ask, wait, &app.stopping).await?
+        }
+        None => leases::claim(app.store.as_ref(), &app.policy, &caller, &ask).await?,
+    };
+    match claimed {
         Some(op) => Ok(respond(StatusCode::CREATED, &op, false)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
@@ -124,6 +135,10 @@ pub async fn lease_action(
         "complete" => {
             let result: Value = parse_json(&body, INVALID_BODY)?;
             let op = leases::complete(app.store.as_ref(), &app.policy, &caller, lease, &result).await?;
+            Ok(respond(StatusCode::OK, &op, false))
+        }
+        "release" => {
+            let op = leases::release(app.store.as_ref(), &app.policy, &caller, lease).await?;
             Ok(respond(StatusCode::OK, &op, false))
         }
         _ => Err(CoreError::NoSuchRoute { path: format!("/v1/leases/{id_action}") }.into()),

@@ -157,13 +157,25 @@ impl Operation {
                 _ => None,
             };
         }
+        Some(self.requeued(now))
+    }
+
+    /// Hands a held operation back at once, as a lapse would (a worker
+    /// stopping before it began the work): NotStarted for another attempt.
+    /// The attempt stays counted, so its lease id never comes back.
+    pub fn release(&self, lease: LeaseId, now: Timestamp) -> Result<Operation, LeaseError> {
+        self.check_lease(lease, now)?;
+        Ok(self.requeued(now))
+    }
+
+    fn requeued(&self, now: Timestamp) -> Operation {
         let mut next = self.clone();
         next.state = State::NotStarted;
         next.percent_complete = None;
         next.lease = None;
         next.last_action_at = now;
         next.version += 1;
-        Some(next)
+        next
     }
 }
 
@@ -193,6 +205,20 @@ mod tests {
 
     fn progress(op: &Operation, p: f64) -> Changes {
         Changes { percent_complete: Some(p), ..op.changes() }
+    }
+
+    #[test]
+    fn a_released_lease_queues_its_operation_again_and_is_lost_for_good() {
+        let claimed = queued().claim("w1", TTL, at(1)).unwrap();
+        let lease = claimed.lease_id().unwrap();
+        let released = claimed.release(lease, at(2)).unwrap();
+        assert_eq!((released.state, released.lease.is_none()), (State::NotStarted, true));
+        let again = released.claim("w2", TTL, at(3)).unwrap();
+        assert_ne!(again.lease_id(), Some(lease), "a new attempt, a new fencing token");
+        assert!(
+            matches!(again.release(lease, at(4)), Err(LeaseError::Lost(_))),
+            "the old lease cannot release the new"
+        );
     }
 
     #[test]

@@ -137,6 +137,17 @@ impl Modify for Aliases {
             }
             paths.insert(heartbeat.replace(":heartbeat", ":complete"), item);
         }
+        if let Some(mut item) = paths.get(heartbeat).cloned() {
+            for operation in operations(&mut item) {
+                operation.operation_id = Some("Leases_Release".into());
+                operation.summary = Some(
+                    "Hands the operation back (NotStarted) for another worker at once, as a lapse would; no body."
+                        .into(),
+                );
+                operation.request_body = None;
+            }
+            paths.insert(heartbeat.replace(":heartbeat", ":release"), item);
+        }
         let metadata = "/v2/tenants/{tenantId}/images/{imageId}/metadata";
         if let Some(mut item) = paths.get(metadata).cloned() {
             for operation in operations(&mut item) {
@@ -232,6 +243,7 @@ mod tests {
             "/v1/leases",
             "/v1/leases/{leaseId}:heartbeat",
             "/v1/leases/{leaseId}:complete",
+            "/v1/leases/{leaseId}:release",
             "/v1/projects/{project}/operations",
             "/v1/tenants/{tenant}/operations/{operationId}",
             "/v1/accounts/{account}/operations/{operationId}:wait",

@@ -7,11 +7,15 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseError, LeaseId, Operation, Role, Scope};
 use crate::service::auth::Principal;
 use crate::service::operations::{self, Policy};
+use crate::store::feed::Change;
 use crate::store::{Store, StoreError};
 
 /// Candidates read per claim round; workers racing for the oldest one
@@ -21,6 +25,8 @@ const CANDIDATES: u32 = 8;
 const ROUNDS: usize = 4;
 /// CAS retries for a heartbeat or completion racing a producer's PATCH.
 const RETRIES: usize = 16;
+/// How often a waiting claim looks again with no creation announced.
+const RECHECK: Duration = Duration::from_secs(1);
 /// Lapsed leases handled per sweep.
 const SWEEP_BATCH: u32 = 256;
 
@@ -33,25 +39,35 @@ impl From<LeaseError> for CoreError {
     }
 }
 
-/// Claims the oldest claimable operation of `kinds`, or `None`.
+/// What a worker asks for when it claims.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The kinds it handles.
+    pub kinds: Vec<Kind>,
+    /// Only this scope (narrowed to the caller's own).
+    pub scope: Option<Scope>,
+    /// Who is asking, for humans.
+    pub owner: String,
+    /// How long the lease lasts without a heartbeat.
+    pub ttl: Duration,
+}
+
+/// Claims the oldest claimable operation of the asked kinds, or `None`.
 pub async fn claim(
     store: &dyn Store,
     policy: &Policy,
     caller: &Principal,
-    kinds: &[Kind],
-    scope: Option<Scope>,
-    owner: &str,
-    ttl: Duration,
+    ask: &Claim,
 ) -> Result<Option<Operation>, CoreError> {
     caller.require(Role::Produce)?;
-    let scope = caller.narrow(scope, "lease in")?;
+    let scope = caller.narrow(ask.scope.clone(), "lease in")?;
     for _ in 0..ROUNDS {
-        let candidates = store.claimable(kinds, scope.as_ref(), CANDIDATES).await?;
+        let candidates = store.claimable(&ask.kinds, scope.as_ref(), CANDIDATES).await?;
         if candidates.is_empty() {
             return Ok(None);
         }
         for op in candidates {
-            let Some(claimed) = op.claim(owner, ttl, policy.clock.now()) else { continue };
+            let Some(claimed) = op.claim(&ask.owner, ask.ttl, policy.clock.now()) else { continue };
             match store.update_operation(&claimed, op.version).await {
                 Ok(()) => {
                     metrics::counter!("longrun_leases_claimed_total").increment(1);
@@ -63,6 +79,70 @@ pub async fn claim(
         }
     }
     Ok(None)
+}
+
+/// Claims as `claim` does; when nothing is claimable, waits up to `wait`
+/// for an operation to be created, then claims again (a long-poll: an idle
+/// worker holds one request open instead of polling). It also looks again
+/// every `RECHECK`, since an operation put back after a lapsed lease, or
+/// one another worker lost a race for, announces no creation. Ends early,
+/// empty-handed, when the node stops.
+pub async fn claim_waiting(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    ask: &Claim,
+    wait: Duration,
+    stopping: &CancellationToken,
+) -> Result<Option<Operation>, CoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let scope = caller.narrow(ask.scope.clone(), "lease in")?;
+    let _counted = WaitingClaim::start();
+    // Listening before the first look: a creation between the look and the wait is not missed.
+    let mut feed = store.feed().subscribe();
+    loop {
+        if let Some(op) = claim(store, policy, caller, ask).await? {
+            return Ok(Some(op));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        tokio::select! {
+            () = creation(&mut feed, scope.as_ref()) => {}
+            () = tokio::time::sleep_until((now + RECHECK).min(deadline)) => {}
+            () = stopping.cancelled() => return Ok(None),
+        }
+    }
+}
+
+/// Counts a claim while it waits (`longrun_waiting_claims`: the idle workers).
+struct WaitingClaim;
+
+impl WaitingClaim {
+    fn start() -> WaitingClaim {
+        metrics::gauge!("longrun_waiting_claims").increment(1.0);
+        WaitingClaim
+    }
+}
+
+impl Drop for WaitingClaim {
+    fn drop(&mut self) {
+        metrics::gauge!("longrun_waiting_claims").decrement(1.0);
+    }
+}
+
+/// Returns at the next creation in `scope` (in any scope when `None`), or
+/// when the feed lagged and creations may have been missed.
+async fn creation(feed: &mut broadcast::Receiver<Change>, scope: Option<&Scope>) {
+    loop {
+        match feed.recv().await {
+            Ok(change) if change.version == 1 && scope.is_none_or(|s| *s == change.scope) => return,
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 /// Extends a lease and records progress (`percentComplete`, `properties`
@@ -105,6 +185,26 @@ pub async fn complete(
         let done = current.complete(lease, changes, policy.clock.now(), policy.retention_for(&current.scope))?;
         match store.update_operation(&done, current.version).await {
             Ok(()) => return Ok(done),
+            Err(StoreError::VersionMismatch) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable("the operation is changing too quickly; retry".into()))
+}
+
+/// Hands a held operation back for another worker, at once.
+pub async fn release(
+    store: &dyn Store,
+    policy: &Policy,
+    caller: &Principal,
+    lease: LeaseId,
+) -> Result<Operation, CoreError> {
+    caller.require(Role::Produce)?;
+    for _ in 0..RETRIES {
+        let current = operations::get(store, policy, caller, lease.operation, |_, _| true).await?;
+        let released = current.release(lease, policy.clock.now())?;
+        match store.update_operation(&released, current.version).await {
+            Ok(()) => return Ok(released),
             Err(StoreError::VersionMismatch) => continue,
             Err(e) => return Err(e.into()),
         }

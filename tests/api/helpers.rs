@@ -351,17 +351,26 @@ pub async fn normalized(response: reqwest::Response, ids: &[&str]) -> String {
 /// `longrun_waiting_operations` gauge is above 0): a change made after this
 /// reaches the waiter through its wake-up, not through its first read.
 pub async fn until_a_long_poll_waits(client: &reqwest::Client, address: &str) {
+    until_gauge_is_positive(client, address, "longrun_waiting_operations").await;
+}
+
+/// Returns once the node at `address` holds a waiting lease claim (its
+/// `longrun_waiting_claims` gauge is above 0).
+pub async fn until_a_claim_waits(client: &reqwest::Client, address: &str) {
+    until_gauge_is_positive(client, address, "longrun_waiting_claims").await;
+}
+
+async fn until_gauge_is_positive(client: &reqwest::Client, address: &str, gauge: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let prefix = format!("{gauge} ");
     loop {
         let metrics = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
-        let waiting = metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("longrun_waiting_operations "))
-            .and_then(|n| n.trim().parse::<f64>().ok());
-        if waiting.is_some_and(|n| n > 0.0) {
+        let value =
+            metrics.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|n| n.trim().parse::<f64>().ok());
+        if value.is_some_and(|n| n > 0.0) {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "no long-poll registered on {address}");
+        assert!(std::time::Instant::now() < deadline, "{gauge} stayed at 0 on {address}");
         tokio::task::yield_now().await;
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ServeProcess, TestApp, cli_key, id_of, postgres_url};
+use crate::helpers::{ServeProcess, TestApp, cli_key, id_of, postgres_url, until_a_claim_waits};
 
 const QUEUE: usize = 1000;
 
@@ -210,4 +210,55 @@ async fn lease_requests_are_validated() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let bad_id = app.client.post(format!("{url}/nope:heartbeat")).bearer_auth(&app.admin_key).send().await.unwrap();
     assert_eq!(bad_id.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A claim with `Prefer: wait=N`, answered with its status and body.
+async fn claim_waiting(client: &reqwest::Client, node: &str, key: &str, seconds: u32) -> (StatusCode, Option<Value>) {
+    let response = client
+        .post(format!("{node}/v1/leases"))
+        .bearer_auth(key)
+        .header("prefer", format!("wait={seconds}"))
+        .json(&json!({"kinds": ["deleteDevBox"], "scope": "projects/waitq"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.ok())
+}
+
+#[tokio::test]
+async fn a_waiting_claim_takes_the_operation_created_while_it_waits() {
+    let app = TestApp::spawn().await;
+    let (node, key, client) = (app.address.clone(), app.admin_key.clone(), app.client.clone());
+    let waiting = tokio::spawn(async move { claim_waiting(&client, &node, &key, 30).await });
+    until_a_claim_waits(&app.client, &app.address).await;
+    // Creations it cannot claim (another kind, another scope) do not end the wait.
+    app.create_ok("projects/waitq", "otherKind").await;
+    app.create_ok("projects/elsewhere", "deleteDevBox").await;
+    let wanted = id_of(&app.create_ok("projects/waitq", "deleteDevBox").await);
+    let (status, lease) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(lease.unwrap()["operation"]["id"], wanted.as_str());
+}
+
+#[tokio::test]
+async fn a_waiting_claim_with_nothing_to_claim_answers_no_content_at_its_end() {
+    let app = TestApp::spawn().await;
+    let (status, body) = claim_waiting(&app.client, &app.address, &app.admin_key, 1).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, None));
+}
+
+#[tokio::test]
+async fn a_released_operation_goes_to_the_next_worker_at_once() {
+    let app = TestApp::spawn().await;
+    let (node, key, client) = (app.address.clone(), app.admin_key.clone(), app.client.clone());
+    let id = id_of(&app.create_ok("projects/queue", "deleteDevBox").await);
+    let first = claim(&client, &node, &key, "1h").await.unwrap()["leaseId"].as_str().unwrap().to_owned();
+    let released = lease_call(&client, &node, &key, &first, "release", json!({})).await;
+    assert_eq!(released.status(), StatusCode::OK);
+    let second = claim(&client, &node, &key, "30s").await.expect("claimable again without waiting an hour");
+    assert_eq!(second["operation"]["id"], id.as_str());
+    assert_eq!(second["attempt"], 2);
+    let stale = lease_call(&client, &node, &key, &first, "heartbeat", json!({})).await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT, "the released lease is lost for good");
 }
