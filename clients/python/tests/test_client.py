@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from longrun import Client, Conflict, NotFound, TooManyRequests, Unauthorized
+from longrun import Client, Conflict, NotFound, TooManyRequests, Unauthorized, Unavailable
 from conftest import serve
 
 
@@ -166,3 +166,17 @@ def test_503_is_retried_by_retry_after():
         assert (op.state, Flaky.answers) == ("Running", 3)
     finally:
         httpd.shutdown()
+
+
+def test_https_works_with_the_ca_bundle_it_is_given(tmp_path):
+    secure = serve(tmp_path / "data", tmp_path / "server.log", "--tls")
+    try:
+        assert secure.url.startswith("https://")
+        key = secure.key()
+        ca = str(tmp_path / "data" / "tls" / "dev-ca.pem")
+        op = Client(secure.url, key=key, verify=ca).create(unique_scope(), "resize")
+        assert Client(secure.url, key=key, verify=ca).get(op.id).id == op.id
+        with pytest.raises(Unavailable, match="not trusted"):
+            Client(secure.url, key=key).get(op.id)  # the system's CAs do not know it: no retries, at once
+    finally:
+        secure.stop()

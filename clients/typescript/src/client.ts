@@ -288,6 +288,7 @@ export class Client {
           signal: AbortSignal.timeout((options.timeout ?? this.timeout) * 1000),
         });
       } catch (e) {
+        if (untrusted(e)) throw new Unavailable(`the server's certificate is not trusted: ${describe(e)}`);
         const notConnected = connectionRefused(e);
         if (attempt >= this.maxRetries || !(notConnected || options.repeatable !== false)) {
           throw new Unavailable(`longrun could not be reached: ${describe(e)}`);
@@ -349,6 +350,12 @@ async function* parseEvents(response: Response): AsyncGenerator<OperationEvent> 
 function connectionRefused(e: unknown): boolean {
   const code = (e as { cause?: { code?: string } })?.cause?.code;
   return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
+}
+
+/** Whether a connection failed on the server's certificate: no retry mends that. */
+function untrusted(e: unknown): boolean {
+  const code = (e as { cause?: { code?: string } })?.cause?.code ?? "";
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
 }
 
 function describe(e: unknown): string {

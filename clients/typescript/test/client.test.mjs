@@ -145,3 +145,19 @@ test("503 is retried by Retry-After", async () => {
     flaky.close();
   }
 });
+
+test("https works with the CA bundle it is given", async () => {
+  const secure = await serve(["--tls"]);
+  try {
+    assert.match(secure.url, /^https:\/\//);
+    const key = secure.key();
+    const trusting = new Client(secure.url, { key, ca: `${secure.dataDir}/tls/dev-ca.pem` });
+    const op = await trusting.create(uniqueScope(), "resize");
+    assert.equal((await trusting.get(op.id)).id, op.id);
+    await trusting.close();
+    const refused = await new Client(secure.url, { key }).get(op.id).catch((e) => e);
+    assert.match(String(refused), /not trusted/, "the system's CAs do not know it: no retries, at once");
+  } finally {
+    await secure.stop();
+  }
+});

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import time
 from typing import Any, Dict, Optional, Union
 
@@ -36,7 +37,7 @@ class Transport:
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"authorization": f"Bearer {credential}", "user-agent": user_agent},
-            verify=verify,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
             timeout=timeout,
         )
 
@@ -75,6 +76,8 @@ class Transport:
                     kwargs["content"] = content
                 response = self.http.request(method, url, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+                if _untrusted(e):
+                    raise errors.Unavailable(f"the server's certificate is not trusted: {e}") from e
                 attempt = self._again(attempt, None, e)
                 continue
             except httpx.TransportError as e:
@@ -113,3 +116,13 @@ class Transport:
         if wait is None:
             wait = min(0.25 * 2**attempt, 8.0) * (0.5 + random.random() / 2)
         return max(0.0, min(wait, self.max_retry_wait))
+
+
+def _untrusted(error: BaseException) -> bool:
+    """Whether a connection failed on the server's certificate: no retry mends that."""
+    seen: "BaseException | None" = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
