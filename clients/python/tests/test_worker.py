@@ -155,3 +155,24 @@ def test_sigterm_lets_running_jobs_finish_and_claims_nothing_new(server, admin_k
     # Never started: unclaimed, or (when the claim waiting on the server
     # took it as the worker stopped) handed back at once.
     assert (untouched.state, untouched.properties, untouched.attempts <= 1) == ("NotStarted", None, True)
+
+
+def test_a_refused_progress_is_dropped_and_the_lease_kept(server, admin_key):
+    client = Client(server.url, key=admin_key)
+    scope, ttl = unique_scope(), 3.0
+    op = client.create(scope, "regress")
+    worker = Worker(client, scope=scope, lease_ttl=ttl, claim_wait=1)
+
+    @worker.handler("regress")
+    def handle(job):
+        job.progress(50)
+        wait_until(lambda: client.get(op.id).percent_complete == 50, 10, "the first progress")
+        job.progress(40)  # lower: the server refuses it
+        time.sleep(2 * ttl)  # past the lease, had the heartbeats stopped extending it
+        return {"properties": {"kept": True}}
+
+    thread = running_worker(worker)
+    done = client.result(op.id, timeout=30)
+    worker.stop()
+    thread.join(30)
+    assert (done.state, done.properties, done.attempts, done.percent_complete) == ("Succeeded", {"kept": True}, 1, 50)

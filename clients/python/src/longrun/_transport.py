@@ -59,12 +59,14 @@ class Transport:
         headers: Optional[Dict[str, str]] = None,
         timeout: Optional[float] = None,
         repeatable: bool = True,
+        max_retries: Optional[int] = None,
     ) -> httpx.Response:
         """Sends a request, retrying as the module says; raises the typed
         error of a refusal. ``repeatable`` says whether a request that may
         have reached the server can be sent again (GETs, creates with a
         repeatability id, cancels)."""
         attempt = 0
+        retries = self.max_retries if max_retries is None else max_retries
         while True:
             try:
                 kwargs: Dict[str, Any] = {"params": params, "headers": headers}
@@ -78,23 +80,25 @@ class Transport:
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 if _untrusted(e):
                     raise errors.Unavailable(f"the server's certificate is not trusted: {e}") from e
-                attempt = self._again(attempt, None, e)
+                attempt = self._again(attempt, retries, None, e)
                 continue
             except httpx.TransportError as e:
                 if not repeatable:
                     raise errors.Unavailable(f"the connection broke: {e!r}") from e
-                attempt = self._again(attempt, None, e)
+                attempt = self._again(attempt, retries, None, e)
                 continue
-            if response.status_code in RETRIED_STATUSES and attempt < self.max_retries:
-                attempt = self._again(attempt, response, None)
+            if response.status_code in RETRIED_STATUSES and attempt < retries:
+                attempt = self._again(attempt, retries, response, None)
                 continue
             if response.is_success:
                 return response
             raise errors.from_response(response)
 
-    def _again(self, attempt: int, response: Optional[httpx.Response], error: Optional[Exception]) -> int:
+    def _again(
+        self, attempt: int, retries: int, response: Optional[httpx.Response], error: Optional[Exception]
+    ) -> int:
         """Sleeps before retry number ``attempt + 1``, or raises when none is left."""
-        if attempt >= self.max_retries:
+        if attempt >= retries:
             raise errors.Unavailable(f"longrun could not be reached: {error!r}") from error
         time.sleep(self.delay(attempt, response))
         return attempt + 1

@@ -191,7 +191,9 @@ class Client:
             if last_event_id:
                 headers["last-event-id"] = last_event_id
             try:
-                with self._transport.http.stream("GET", url, params=params, headers=headers, timeout=None) as response:
+                # The server comments every 15 s: 45 s of silence is a dead connection.
+                idle = httpx.Timeout(10.0, read=45.0)
+                with self._transport.http.stream("GET", url, params=params, headers=headers, timeout=idle) as response:
                     if not response.is_success:
                         response.read()
                         raise errors.from_response(response)
@@ -201,8 +203,9 @@ class Client:
                         yield event
             except httpx.TransportError:
                 pass
-            except (errors.TooManyRequests, errors.Unavailable):
-                pass
+            except (errors.TooManyRequests, errors.Unavailable) as e:
+                if e.retry_after is not None and reconnect:
+                    time.sleep(min(e.retry_after, 60.0))
             if not reconnect:
                 return
             failures += 1
@@ -238,18 +241,29 @@ class Client:
         percent_complete: Optional[float] = None,
         properties: Optional[Dict[str, Any]] = None,
         ttl: Optional[float] = None,
+        deadline: Optional[float] = None,
     ) -> Lease:
         """Extends a lease and reports progress; ``Lease.canceled`` says the
-        operation was canceled (stop). Raises ``LeaseLost`` if it lapsed."""
+        operation was canceled (stop). Raises ``LeaseLost`` if it lapsed.
+        With ``deadline`` (seconds) the call gives up then, unretried: a
+        worker beats again soon rather than wait past its lease."""
         body = given(percentComplete=percent_complete, properties=properties, ttl=None if ttl is None else f"{int(ttl)}s")
-        response = self._transport.send("POST", f"/v1/leases/{lease_id}:heartbeat", json=body)
+        response = self._transport.send(
+            "POST",
+            f"/v1/leases/{lease_id}:heartbeat",
+            json=body,
+            timeout=deadline,
+            max_retries=None if deadline is None else 0,
+        )
         return Lease.from_json(response.json())
 
     def complete(self, lease_id: str, result: Dict[str, Any]) -> Operation:
         """Ends a lease with a terminal result: ``{"state": "Succeeded",
         "resourceLocation": …, "properties": …}`` or ``{"state": "Failed",
         "error": {"code", "message"}}``."""
-        response = self._transport.send("POST", f"/v1/leases/{lease_id}:complete", json=result, repeatable=False)
+        # Repeatable: the lease id fences it, so a repeat after a broken
+        # connection at worst answers LeaseLost.
+        response = self._transport.send("POST", f"/v1/leases/{lease_id}:complete", json=result)
         return Operation.from_json(response.json()["operation"])
 
     def release(self, lease_id: str) -> Operation:

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import errors
@@ -63,6 +62,20 @@ class Job:
             self._progress = percent
             if properties:
                 self._properties = {**(self._properties or {}), **properties}
+
+    def _drop_progress(self, report: Dict[str, Any]) -> None:
+        """Forgets a refused progress value (unless a newer one came since)."""
+        with self._lock:
+            if self._progress == report.get("percent_complete"):
+                self._progress = None
+
+    def _restore_progress(self, report: Dict[str, Any]) -> None:
+        """Puts back what a failed heartbeat did not deliver (newer progress wins)."""
+        with self._lock:
+            if self._progress is None:
+                self._progress = report.get("percent_complete")
+            if report.get("properties"):
+                self._properties = {**report["properties"], **(self._properties or {})}
 
     def _take_progress(self) -> Dict[str, Any]:
         with self._lock:
@@ -116,6 +129,7 @@ class Worker:
         self._jobs_lock = threading.Lock()
         self._slots = threading.Semaphore(concurrency)
         self._stopping = threading.Event()
+        self._finished = threading.Event()
         self._idle = threading.Condition(self._jobs_lock)
         # A claimer claims one operation per round trip: larger pools claim
         # on a few connections at once.
@@ -143,14 +157,21 @@ class Worker:
         main thread), then drains."""
         if not self.kinds:
             raise ValueError("no kinds: register a handler with @worker.handler(kind)")
+        previous = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: self.stop())
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="longrun-job")
+                previous[signum] = signal.signal(signum, lambda *_: self.stop())
+        try:
+            self._work()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)  # a second signal acts as it did before
+
+    def _work(self) -> None:
         beats = threading.Thread(target=self._heartbeat_loop, name="longrun-heartbeats", daemon=True)
         beats.start()
         claimers = [
-            threading.Thread(target=self._claim_loop, args=(pool,), name=f"longrun-claims-{n}", daemon=True)
+            threading.Thread(target=self._claim_loop, name=f"longrun-claims-{n}", daemon=True)
             for n in range(self._claimers)
         ]
         for claimer in claimers:
@@ -174,24 +195,28 @@ class Worker:
             job._cancelled.set()
             job.lost = True
             self._release(job.lease_id)
-        pool.shutdown(wait=False)
+        self._finished.set()
 
     # ------------------------------------------------------------ internals
 
-    def _claim_loop(self, pool: ThreadPoolExecutor) -> None:
+    def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=0.5):
                 continue
+            if self._stopping.is_set():  # stopped while waiting for the slot: claim nothing
+                self._slots.release()
+                return
             try:
                 lease = self.client.claim(
                     self.kinds, scope=self.scope, ttl=self.lease_ttl, owner=self.owner, wait=self.claim_wait
                 )
                 failures = 0
-            except errors.LongrunError as e:
+            except Exception as e:  # noqa: BLE001 - the loop must outlive any one failure
                 self._slots.release()
                 failures += 1
-                pause = e.retry_after if e.retry_after is not None else min(0.5 * 2**failures, 15.0)
+                retry_after = e.retry_after if isinstance(e, errors.LongrunError) else None
+                pause = retry_after if retry_after is not None else min(0.5 * 2**failures, 15.0)
                 log.warning("claim failed (%s); trying again in %.1f s", e, pause)
                 self._stopping.wait(pause)
                 continue
@@ -206,23 +231,35 @@ class Worker:
             job = Job(lease, self.lease_ttl)
             with self._jobs_lock:
                 self._jobs[job.lease_id] = job
-            pool.submit(self._run_job, job)
+            # Daemon threads: a handler that ignores `cancelled` after the
+            # grace (its lease handed back) does not keep the process alive.
+            threading.Thread(target=self._run_job, args=(job,), name="longrun-job", daemon=True).start()
 
     def _run_job(self, job: Job) -> None:
         try:
             result = self._outcome(job)
             if result is not None and not job.cancelled:
-                self.client.complete(job.lease_id, result)
-                self.completed += 1
-        except errors.LeaseLost:
-            log.warning("lease %s was lost before completion; its result is dropped", job.lease_id)
-        except errors.LongrunError as e:
+                self._complete(job, result)
+        except Exception as e:  # noqa: BLE001 - logged; the lease lapses and another attempt runs
             log.error("cannot complete %s: %s", job.lease_id, e)
         finally:
             with self._idle:
                 self._jobs.pop(job.lease_id, None)
                 self._idle.notify_all()
             self._slots.release()
+
+    def _complete(self, job: Job, result: Dict[str, Any]) -> None:
+        try:
+            self.client.complete(job.lease_id, result)
+        except errors.LeaseLost:
+            # A completion retried after a broken connection may have taken
+            # the first time: the operation says.
+            op = self.client.get(job.operation.id)
+            if not (op.done and op.attempts == job.attempt):
+                log.warning("lease %s was lost before completion; its result is dropped", job.lease_id)
+                return
+        with self._jobs_lock:
+            self.completed += 1
 
     def _outcome(self, job: Job) -> Optional[Dict[str, Any]]:
         """The result to complete with, from what the handler did."""
@@ -247,30 +284,46 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = self.lease_ttl / 3
-        while True:
+        while not self._finished.is_set():
             with self._jobs_lock:
                 jobs = list(self._jobs.values())
             now = time.monotonic()
-            for job in jobs:
-                if job.next_beat > now or job.cancelled:
-                    continue
+            due = [job for job in jobs if job.next_beat <= now and not job.cancelled]
+            for job in due:
                 job.next_beat = now + interval
-                try:
-                    lease = self.client.heartbeat(job.lease_id, ttl=self.lease_ttl, **job._take_progress())
-                    if lease.canceled:
-                        log.info("operation %s was canceled; telling its handler", job.operation.id)
-                        job._cancelled.set()
-                except errors.LeaseLost:
-                    log.warning("lease %s was lost; stopping its job", job.lease_id)
-                    job.lost = True
-                    job._cancelled.set()
-                except errors.LongrunError as e:
-                    log.warning("heartbeat of %s failed (%s); retrying", job.lease_id, e)
-                    job.next_beat = now + 1
+            # Concurrently, each bounded by a third of the TTL: one slow
+            # heartbeat never holds back another lease's.
+            beats = [threading.Thread(target=self._beat, args=(job,), daemon=True) for job in due]
+            for beat in beats:
+                beat.start()
+            for beat in beats:
+                beat.join()
             with self._jobs_lock:
                 upcoming = [j.next_beat for j in self._jobs.values() if not j.cancelled]
             pause = min(upcoming, default=now + 0.5) - time.monotonic()
             time.sleep(min(max(pause, 0.05), 0.5))
+
+    def _beat(self, job: Job) -> None:
+        progress = job._take_progress()
+        try:
+            lease = self.client.heartbeat(job.lease_id, ttl=self.lease_ttl, deadline=self.lease_ttl / 3, **progress)
+            if lease.canceled:
+                log.info("operation %s was canceled; telling its handler", job.operation.id)
+                job._cancelled.set()
+        except errors.LeaseLost:
+            log.warning("lease %s was lost; stopping its job", job.lease_id)
+            job.lost = True
+            job._cancelled.set()
+        except (errors.BadRequest, errors.Conflict) as e:
+            # The progress was refused (it went down, or out of range): drop
+            # it, and keep the lease with a bare heartbeat soon.
+            log.warning("progress of %s refused (%s); dropped", job.lease_id, e)
+            job._drop_progress(progress)
+            job.next_beat = time.monotonic() + 0.1
+        except Exception as e:  # noqa: BLE001 - the lease is still ours: try again soon
+            log.warning("heartbeat of %s failed (%s); retrying", job.lease_id, e)
+            job._restore_progress(progress)
+            job.next_beat = time.monotonic() + 1
 
     def _release(self, lease_id: str) -> None:
         try:
