@@ -69,6 +69,7 @@ interface Send {
   headers?: Record<string, string>;
   timeout?: number;
   repeatable?: boolean;
+  maxRetries?: number;
 }
 
 /** A connection to one longrun service. */
@@ -199,16 +200,24 @@ export class Client {
         if (!response.ok) {
           const refused = errorFrom(response.status, response.headers as unknown as Headers, await response.text());
           if (response.status !== 429 && response.status !== 503) throw refused;
+          if (refused.retryAfter !== undefined) await sleep(Math.min(refused.retryAfter, 60) * 1000, options.signal);
         } else {
           failures = 0;
-          for await (const event of parseEvents(response)) {
-            lastEventId = event.id;
-            yield event;
+          // The server comments every 15 s: 45 s of silence is a dead connection.
+          let idle = setTimeout(abort, 45_000);
+          try {
+            for await (const event of parseEvents(response, () => idle.refresh())) {
+              lastEventId = event.id;
+              yield event;
+            }
+          } finally {
+            clearTimeout(idle);
           }
         }
       } catch (e) {
-        if (e instanceof LongrunError || options.signal?.aborted) throw e;
-        // The stream broke: reconnect below.
+        if (e instanceof LongrunError) throw e;
+        if (options.signal?.aborted) return;
+        // The stream broke (or fell silent): reconnect below.
       } finally {
         options.signal?.removeEventListener("abort", abort);
         local.abort();
@@ -244,17 +253,21 @@ export class Client {
   /** Extends a lease and reports progress; `canceled` says stop. Rejects with LeaseLost if it lapsed. */
   async heartbeat(
     leaseId: string,
-    progress: { percentComplete?: number; properties?: Record<string, unknown>; ttl?: number } = {},
+    progress: { percentComplete?: number; properties?: Record<string, unknown>; ttl?: number; deadline?: number } = {},
   ): Promise<Lease> {
-    const { ttl, ...body } = progress;
+    const { ttl, deadline, ...body } = progress;
+    // With a deadline (seconds) the call gives up then, unretried: a worker beats again soon rather than wait past its lease.
     return this.json("POST", `/v1/leases/${leaseId}:heartbeat`, {
       body: ttl === undefined ? body : { ...body, ttl: `${Math.floor(ttl)}s` },
+      timeout: deadline,
+      maxRetries: deadline === undefined ? undefined : 0,
     });
   }
 
   /** Ends a lease with a terminal result. */
   async complete(leaseId: string, result: Result): Promise<Operation> {
-    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:complete`, { body: result, repeatable: false });
+    // Repeatable: the lease id fences it, so a repeat after a broken connection at worst answers LeaseLost.
+    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:complete`, { body: result });
     return lease.operation;
   }
 
@@ -277,6 +290,7 @@ export class Client {
       body = JSON.stringify(options.body);
       headers["content-type"] = options.contentType ?? "application/json";
     }
+    const retries = options.maxRetries ?? this.maxRetries;
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
@@ -290,13 +304,13 @@ export class Client {
       } catch (e) {
         if (untrusted(e)) throw new Unavailable(`the server's certificate is not trusted: ${describe(e)}`);
         const notConnected = connectionRefused(e);
-        if (attempt >= this.maxRetries || !(notConnected || options.repeatable !== false)) {
+        if (attempt >= retries || !(notConnected || options.repeatable !== false)) {
           throw new Unavailable(`longrun could not be reached: ${describe(e)}`);
         }
         await sleep(this.backoff(attempt));
         continue;
       }
-      if ((response.status === 429 || response.status === 503) && attempt < this.maxRetries) {
+      if ((response.status === 429 || response.status === 503) && attempt < retries) {
         await response.body?.cancel();
         await sleep(this.delay(attempt, response.headers.get("retry-after")));
         continue;
@@ -307,7 +321,7 @@ export class Client {
   }
 
   private delay(attempt: number, retryAfter: string | null): number {
-    let seconds = retryAfter === null ? NaN : Number(retryAfter);
+    let seconds = retryAfter === null || retryAfter.trim() === "" ? NaN : Number(retryAfter);
     if (retryAfter !== null && Number.isNaN(seconds)) seconds = (Date.parse(retryAfter) - Date.now()) / 1000;
     const wait = Number.isFinite(seconds) ? seconds * 1000 : this.backoff(attempt);
     return Math.max(0, Math.min(wait, this.maxRetryWait * 1000));
@@ -319,19 +333,30 @@ export class Client {
 }
 
 /** Server-sent events (WHATWG) of longrun's operation JSON. */
-async function* parseEvents(response: Response): AsyncGenerator<OperationEvent> {
+async function* parseEvents(response: Response, heard: () => void): AsyncGenerator<OperationEvent> {
   let id = "";
   let name = "message";
   let data: string[] = [];
   let pending = "";
   const decoder = new TextDecoder();
   for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    heard();
     pending += decoder.decode(chunk, { stream: true });
-    const lines = pending.split(/\r\n|\r|\n/);
-    pending = lines.pop() ?? "";
+    // A chunk ending in CR may be the first half of a CRLF: that CR waits for the next chunk.
+    const cut = pending.endsWith("\r") ? pending.length - 1 : pending.length;
+    const lines = pending.slice(0, cut).split(/\r\n|\r|\n/);
+    pending = (lines.pop() ?? "") + pending.slice(cut);
     for (const line of lines) {
       if (line === "") {
-        if (data.length) yield { id, event: name, operation: JSON.parse(data.join("\n")) as Operation };
+        if (data.length) {
+          let operation: Operation;
+          try {
+            operation = JSON.parse(data.join("\n")) as Operation;
+          } catch {
+            throw new LongrunError(`an event that is not an operation: ${data.join("\n").slice(0, 200)}`, { code: "BadEvent" });
+          }
+          yield { id, event: name, operation };
+        }
         name = "message";
         data = [];
       } else if (!line.startsWith(":")) {

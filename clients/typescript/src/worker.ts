@@ -11,8 +11,8 @@
 import { hostname } from "node:os";
 
 import { type Client, MAX_WAIT, sleep } from "./client.js";
-import { LeaseLost, LongrunError } from "./errors.js";
-import type { Lease, Operation, Result } from "./models.js";
+import { BadRequest, Conflict, LeaseLost, LongrunError } from "./errors.js";
+import { isDone, type Lease, type Operation, type Result } from "./models.js";
 
 /** Thrown by a handler to fail its operation with this code and message. */
 export class Failure extends Error {
@@ -60,6 +60,17 @@ export class Job {
     this.controller.abort();
   }
 
+  /** @internal Forgets a refused progress value (unless a newer one came since). */
+  dropProgress(report: { percentComplete?: number }): void {
+    if (this.pending.percentComplete === report.percentComplete) delete this.pending.percentComplete;
+  }
+
+  /** @internal Puts back what a failed heartbeat did not deliver (newer progress wins). */
+  restoreProgress(report: { percentComplete?: number; properties?: Record<string, unknown> }): void {
+    this.pending.percentComplete ??= report.percentComplete;
+    if (report.properties) this.pending.properties = { ...report.properties, ...this.pending.properties };
+  }
+
   /** @internal The progress to report, properties sent once. */
   takeProgress(): { percentComplete?: number; properties?: Record<string, unknown> } {
     const report = { ...this.pending };
@@ -102,6 +113,7 @@ export class Worker {
   private readonly jobs = new Map<string, Job>();
   private readonly options: Required<Omit<WorkerOptions, "kinds" | "scope">> & { scope?: string };
   private stopping = false;
+  private stoppedAt = 0;
   private readonly stopped = new AbortController();
   /** Claim loops waiting for a free slot (woken when a job ends, or at a stop). */
   private readonly waiting = new Set<() => void>();
@@ -112,10 +124,14 @@ export class Worker {
     options: WorkerOptions = {},
   ) {
     const leaseTtl = options.leaseTtl ?? 30;
-    if (leaseTtl < 3) throw new RangeError("leaseTtl is at least 3 seconds (heartbeats go at a third of it)");
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isFinite(leaseTtl) || leaseTtl < 3) {
+      throw new RangeError("leaseTtl is at least 3 seconds (heartbeats go at a third of it)");
+    }
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("concurrency is a whole number, at least 1");
     this.kinds = [...(options.kinds ?? [])];
     this.options = {
-      concurrency: Math.max(1, options.concurrency ?? 4),
+      concurrency,
       leaseTtl,
       scope: options.scope,
       owner: options.owner ?? `${hostname()}:${process.pid}`,
@@ -135,6 +151,7 @@ export class Worker {
 
   /** Stops claiming; `run` resolves once running jobs are done (or handed back after the grace). */
   stop(): void {
+    if (!this.stopping) this.stoppedAt = Date.now();
     this.stopping = true;
     this.stopped.abort();
     this.wake();
@@ -153,7 +170,7 @@ export class Worker {
     const claimers = Math.min(4, Math.max(1, Math.floor(this.options.concurrency / 8)));
     try {
       await Promise.all(Array.from({ length: claimers }, () => this.claimLoop(running)));
-      const deadline = Date.now() + this.options.grace * 1000;
+      const deadline = this.stoppedAt + this.options.grace * 1000; // the grace runs from the stop
       while (running.size && Date.now() < deadline) {
         const timer = new AbortController(); // so the grace's timer does not keep the process alive
         await Promise.race([Promise.race(running), sleep(deadline - Date.now(), timer.signal)]);
@@ -227,17 +244,28 @@ export class Worker {
     const beats = this.heartbeats(job);
     try {
       const result = await this.outcome(job);
-      if (result && !job.cancelled) {
-        await this.client.complete(job.leaseId, result);
-        this.completed++;
-      }
+      if (result && !job.cancelled) await this.complete(job, result);
     } catch (e) {
-      if (e instanceof LeaseLost) console.warn(`longrun: lease ${job.leaseId} was lost; its result is dropped`);
-      else console.error(`longrun: cannot complete ${job.leaseId}: ${e instanceof Error ? e.message : e}`);
+      console.error(`longrun: cannot complete ${job.leaseId}: ${e instanceof Error ? e.message : e}`);
     } finally {
       clearTimeout(beats.timer);
       beats.stopped = true;
     }
+  }
+
+  private async complete(job: Job, result: Result): Promise<void> {
+    try {
+      await this.client.complete(job.leaseId, result);
+    } catch (e) {
+      if (!(e instanceof LeaseLost)) throw e;
+      // A completion retried after a broken connection may have taken the first time: the operation says.
+      const op = await this.client.get(job.operation.id);
+      if (!(isDone(op) && op.attempts === job.attempt)) {
+        console.warn(`longrun: lease ${job.leaseId} was lost before completion; its result is dropped`);
+        return;
+      }
+    }
+    this.completed++;
   }
 
   /** The result to complete with, from what the handler did (undefined: record nothing). */
@@ -265,14 +293,22 @@ export class Worker {
     const beat = async () => {
       if (beats.stopped || job.cancelled) return;
       let next = interval;
+      const progress = job.takeProgress();
       try {
-        const lease = await this.client.heartbeat(job.leaseId, { ...job.takeProgress(), ttl: this.options.leaseTtl });
+        const deadline = this.options.leaseTtl / 3;
+        const lease = await this.client.heartbeat(job.leaseId, { ...progress, ttl: this.options.leaseTtl, deadline });
         if (lease.canceled) job.cancel();
       } catch (e) {
         if (e instanceof LeaseLost) {
           job.lost = true;
           job.cancel();
+        } else if (e instanceof BadRequest || e instanceof Conflict) {
+          // The progress was refused (it went down, or out of range): drop it, keep the lease with a bare beat soon.
+          console.warn(`longrun: progress of ${job.leaseId} refused (${e.message}); dropped`);
+          job.dropProgress(progress);
+          next = 100;
         } else {
+          job.restoreProgress(progress);
           next = 1000; // try again soon: the lease is still ours
         }
       }

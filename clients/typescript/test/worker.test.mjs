@@ -131,3 +131,22 @@ test("SIGTERM lets running jobs finish and starts nothing new", async () => {
   // took it as the worker stopped) handed back at once.
   assert.deepEqual([untouched.state, untouched.properties, (untouched.attempts ?? 0) <= 1], ["NotStarted", undefined, true]);
 });
+
+test("a refused progress is dropped and the lease kept", async () => {
+  const scope = uniqueScope();
+  const ttl = 3;
+  const op = await client.create(scope, "regress");
+  const worker = new Worker(client, { scope, leaseTtl: ttl, claimWait: 1, handleSignals: false });
+  worker.handle("regress", async (job) => {
+    job.progress(50);
+    await until(async () => (await client.get(op.id)).percentComplete === 50, 10, "the first progress");
+    job.progress(40); // lower: the server refuses it
+    await sleep(2 * ttl * 1000); // past the lease, had the heartbeats stopped extending it
+    return { properties: { kept: true } };
+  });
+  const run = worker.run();
+  const done = await client.result(op.id, 30);
+  worker.stop();
+  await run;
+  assert.deepEqual([done.state, done.properties, done.attempts, done.percentComplete], ["Succeeded", { kept: true }, 1, 50]);
+});
