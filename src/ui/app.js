@@ -9,8 +9,14 @@ const PAGE = 500; // newest operations loaded per scope
 const BUCKET_MS = 5 * 60 * 1000;
 const $ = (id) => document.getElementById(id);
 
+// A key handed over in the fragment (`/ui#key=…`, for bookmarks and
+// scripts) is taken out of the address at once; fragments never reach the server.
+const handedOver = new URLSearchParams(location.hash.slice(1)).get("key");
+if (handedOver) history.replaceState(null, "", location.pathname + location.search);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const session = {
-  key: sessionStorage.getItem("longrun.key"),
+  key: handedOver || sessionStorage.getItem("longrun.key"),
   me: null,
   operations: new Map(), // id -> native operation JSON
   history: new Map(), // id -> [{at, version, state, percentComplete}]
@@ -174,9 +180,37 @@ function applyChange(op) {
 function visible() {
   const state = $("state-filter").value;
   const kind = $("kind-filter").value;
+  const search = $("search").value.trim().toLowerCase();
   return [...session.operations.values()]
     .filter((op) => (!state || op.state === state) && (!kind || op.kind === kind))
+    .filter((op) => !search || op.id.includes(search))
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** A full id not among those loaded is looked up on the server. */
+async function search() {
+  const text = $("search").value.trim().toLowerCase();
+  if (UUID.test(text) && !session.operations.has(text)) {
+    try {
+      applyChange(await api(`/v1/operations/${text}`));
+    } catch {
+      // not found, or out of the key's reach: the list stays empty
+    }
+  }
+  render();
+}
+
+/** The progress a row shows: what the state implies once it is final. */
+function shownProgress(op) {
+  if (op.state === "Succeeded" || op.state === "CompleteWithErrors") return 100;
+  if (op.state === "Failed" || op.state === "Canceled") return null; // ended early: no bar
+  return op.percentComplete ?? 0;
+}
+
+function duration(op) {
+  const start = Date.parse(op.startedAt || op.createdAt);
+  const end = op.finishedAt ? Date.parse(op.finishedAt) : Date.now();
+  return span(Math.max(0, Math.round((end - start) / 1000))) + (op.finishedAt ? "" : "…");
 }
 
 function render() {
@@ -185,23 +219,37 @@ function render() {
     row.dataset.id = op.id;
     row.dataset.state = op.state;
     row.classList.toggle("selected", op.id === session.selected);
-    const progress = op.percentComplete ?? (op.state === "Succeeded" ? 100 : 0);
-    row.innerHTML = `<td class="id"></td><td></td><td></td><td><span class="state"></span></td>
+    const progress = shownProgress(op);
+    row.innerHTML = `<td class="id"><span></span><button type="button" title="copy the id">copy</button></td>
+      <td></td><td></td><td><span class="state"></span></td>
       <td><span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100"><div></div></span> <span class="pct"></span></td>
-      <td></td><td></td>`;
+      <td class="error"></td><td class="duration"></td><td></td><td></td>`;
     const cells = row.children;
-    cells[0].textContent = `…${op.id.slice(-8)}`; // UUIDv7s share their time prefix
-    cells[0].title = op.id;
+    cells[0].firstChild.textContent = op.id;
+    cells[0].querySelector("button").addEventListener("click", (event) => {
+      event.stopPropagation();
+      navigator.clipboard?.writeText(op.id).catch(() => {});
+    });
     cells[1].textContent = op.scope;
     cells[2].textContent = op.kind;
     cells[3].firstChild.textContent = op.state;
     cells[3].firstChild.classList.add(op.state);
     const bar = cells[4].querySelector(".bar");
-    bar.setAttribute("aria-valuenow", String(progress));
-    bar.firstChild.style.width = `${progress}%`;
-    cells[4].querySelector(".pct").textContent = `${Math.round(progress)}%`;
-    cells[5].textContent = ago(op.createdAt);
-    cells[6].textContent = ago(op.lastActionAt);
+    if (progress === null) {
+      bar.remove();
+      cells[4].querySelector(".pct").textContent = "—";
+    } else {
+      bar.setAttribute("aria-valuenow", String(progress));
+      bar.firstChild.style.width = `${progress}%`;
+      cells[4].querySelector(".pct").textContent = `${Math.round(progress)}%`;
+    }
+    if (op.error) {
+      cells[5].textContent = `${op.error.code}: ${op.error.message}`;
+      cells[5].title = cells[5].textContent;
+    }
+    cells[6].textContent = duration(op);
+    cells[7].textContent = ago(op.createdAt);
+    cells[8].textContent = ago(op.lastActionAt);
     row.addEventListener("click", () => showDetail(op.id));
     return row;
   });
@@ -253,11 +301,14 @@ function renderChart() {
 }
 
 function ago(timestamp) {
-  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(timestamp)) / 1000));
-  if (seconds < 60) return `${seconds}s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
-  return `${Math.floor(seconds / 86400)}d ago`;
+  return `${span(Math.max(0, Math.round((Date.now() - Date.parse(timestamp)) / 1000)))} ago`;
+}
+
+function span(seconds) {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
 }
 
 // ---- detail pane ----------------------------------------------------------
@@ -338,6 +389,7 @@ $("sign-out").addEventListener("click", () => signOut());
 $("scope").addEventListener("change", load);
 $("state-filter").addEventListener("change", render);
 $("kind-filter").addEventListener("change", render);
+$("search").addEventListener("input", search);
 $("cancel").addEventListener("click", cancelSelected);
 setInterval(() => session.me && render(), 5000);
 if (session.key) signIn(session.key);

@@ -23,6 +23,8 @@ const SCOPE = "projects/browser";
 const WAIT = { timeout: 10_000 };
 
 let server, base, dataDir, browser, page, producerKey, readerKey;
+const problems = []; // console errors and uncaught page errors, from every test
+const made = {}; // operations the live test makes, for the later checks
 
 function key(scope, role) {
   return execFileSync(bin, ["key", "create", "--scope", scope, "--role", role, "--data-dir", dataDir])
@@ -75,7 +77,11 @@ before(async () => {
     ],
   });
   page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
-  page.on("pageerror", (error) => console.error("page error:", error));
+  page.on("pageerror", (error) => problems.push(`page error: ${error}`));
+  page.on("console", (message) => {
+    // A refused key's 401 is the browser logging a failed fetch the page expects.
+    if (message.type() === "error" && !/status of 401/.test(message.text())) problems.push(message.text());
+  });
 });
 
 after(async () => {
@@ -86,6 +92,9 @@ after(async () => {
 
 test("a wrong key is refused and nothing is shown", async () => {
   await page.goto(`${base}/ui`);
+  const help = await page.locator("[data-testid=key-help]").textContent();
+  assert.match(help, /longrun key create --scope .* --role read/, "the sign-in page says how to make a key");
+  assert.match(help, /produce.*cancels/s, "and which role each action needs");
   await page.fill("#key", "lr_not-a-key");
   await page.click("#sign-in button[type=submit]");
   await page.waitForSelector("#sign-in-error:has-text('not valid')", WAIT);
@@ -127,6 +136,7 @@ test("signs in, sees operations appear and progress live, cancels one", async ()
   await patch(done.id, { state: "Succeeded" });
   const failed = await create("createDevBox");
   await patch(failed.id, { state: "Failed", error: { code: "QuotaExceeded", message: "No capacity" } });
+  Object.assign(made, { done, failed, upload });
   await page.waitForSelector(`${row(failed.id)}[data-state="Failed"]`, WAIT);
 
   // Cancel from the detail pane.
@@ -158,4 +168,44 @@ test("signs in, sees operations appear and progress live, cancels one", async ()
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`screenshot: ${screenshot}`);
+});
+
+test("search, errors, final progress, and nothing cut off at 1024 and 1280 px", async () => {
+  const { done, failed, upload } = made;
+  // A finished operation shows the progress its state implies.
+  await page.waitForSelector(`${row(done.id)} .bar[aria-valuenow="100"]`, WAIT);
+  assert.equal(await page.locator(`${row(failed.id)} .bar`).count(), 0, "a failure draws no bar");
+  assert.equal(await page.locator(`${row(failed.id)} td.error`).textContent(), "QuotaExceeded: No capacity");
+  assert.equal(await page.locator(`${row(failed.id)} td.id span`).textContent(), failed.id, "the full id");
+
+  // Search by part of an id, then by a whole one.
+  await page.fill("#search", failed.id.slice(-6));
+  await page.waitForFunction(() => document.querySelectorAll("#operations tbody tr").length === 1, null, WAIT);
+  assert.equal(await page.locator(row(failed.id)).count(), 1);
+  await page.fill("#search", done.id);
+  await page.waitForFunction(() => document.querySelectorAll("#operations tbody tr").length === 1, null, WAIT);
+  assert.equal(await page.locator(row(done.id)).count(), 1);
+  await page.fill("#search", "");
+
+  for (const width of [1024, 1280]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.click(row(upload.id));
+    await page.waitForSelector("[data-testid=detail-json]:has-text('GET')", WAIT);
+    const overflow = await page.evaluate(() => {
+      const right = Math.max(...[...document.querySelectorAll("#detail, #detail-title, #detail-json")].map((e) => e.getBoundingClientRect().right));
+      return { page: document.documentElement.scrollWidth - window.innerWidth, detail: right - window.innerWidth };
+    });
+    assert.ok(overflow.page <= 0, `the page scrolls sideways at ${width} px by ${overflow.page} px`);
+    assert.ok(overflow.detail <= 0, `the detail pane is cut off at ${width} px by ${overflow.detail} px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 800 });
+  assert.deepEqual(problems, [], "no console errors");
+});
+
+test("a key in the address fragment signs in and leaves the address", async () => {
+  await page.click("#sign-out");
+  await page.goto(`${base}/ui#key=${producerKey}`);
+  await page.waitForSelector("[data-testid=who]:has-text('produce')", WAIT);
+  assert.ok(!page.url().includes(producerKey), page.url());
+  assert.deepEqual(problems, [], "no console errors");
 });
