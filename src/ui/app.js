@@ -5,7 +5,8 @@
 
 const STATES = ["NotStarted", "Running", "Succeeded", "Failed", "Canceled", "CompleteWithErrors"];
 const TERMINAL = new Set(["Succeeded", "Failed", "Canceled", "CompleteWithErrors"]);
-const PAGE = 500; // newest operations loaded per scope
+// Operations loaded per page, newest first (`/ui?pageSize=N` for another size).
+const PAGE = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get("pageSize")) || 500));
 const BUCKET_MS = 5 * 60 * 1000;
 const $ = (id) => document.getElementById(id);
 
@@ -23,6 +24,8 @@ const session = {
   selected: null,
   dialect: "native",
   stream: null, // AbortController of the live stream
+  next: null, // the list's nextLink: older operations not loaded yet
+  sort: { key: "createdAt", descending: true },
 };
 
 async function api(path, options = {}) {
@@ -100,10 +103,21 @@ async function load() {
   session.operations.clear();
   const page = await api(`/v1/operations?maxPageSize=${PAGE}&${scopeQuery()}`);
   for (const op of page.value) session.operations.set(op.id, op);
+  session.next = page.nextLink || null;
   if (session.me.scope === "*" && !$("scope").value) fillScopes(page.value.map((op) => op.scope));
   fillKinds();
   render();
   follow();
+}
+
+/** The next page of older operations (the list's nextLink). */
+async function loadMore() {
+  if (!session.next) return;
+  const page = await api(session.next);
+  for (const op of page.value) if (!session.operations.has(op.id)) session.operations.set(op.id, op);
+  session.next = page.nextLink || null;
+  fillKinds();
+  render();
 }
 
 /** Follows /v1/events until aborted, reconnecting with Last-Event-ID. */
@@ -184,7 +198,32 @@ function visible() {
   return [...session.operations.values()]
     .filter((op) => (!state || op.state === state) && (!kind || op.kind === kind))
     .filter((op) => !search || op.id.includes(search))
-    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    .sort(byColumn);
+}
+
+/** The value a column sorts by. */
+function sortValue(op, key) {
+  if (key === "progress") return shownProgress(op) ?? -1;
+  if (key === "error") return op.error ? `${op.error.code}: ${op.error.message}` : "";
+  if (key === "duration") return (op.finishedAt ? Date.parse(op.finishedAt) : Date.now()) - Date.parse(op.startedAt || op.createdAt);
+  return op[key] ?? "";
+}
+
+function byColumn(a, b) {
+  const { key, descending } = session.sort;
+  const [x, y] = [sortValue(a, key), sortValue(b, key)];
+  const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+  return (descending ? -order : order) || b.createdAt.localeCompare(a.createdAt);
+}
+
+function sortBy(key) {
+  const same = session.sort.key === key;
+  session.sort = { key, descending: same ? !session.sort.descending : key === "createdAt" || key === "lastActionAt" };
+  for (const th of $("operations").tHead.rows[0].cells) {
+    if (th.dataset.sort === key) th.setAttribute("aria-sort", session.sort.descending ? "descending" : "ascending");
+    else th.removeAttribute("aria-sort");
+  }
+  render();
 }
 
 /** A full id not among those loaded is looked up on the server. */
@@ -254,6 +293,8 @@ function render() {
     return row;
   });
   $("operations").tBodies[0].replaceChildren(...rows);
+  $("loaded").textContent = `${session.operations.size} loaded${session.next ? "; older ones on the server" : " (all)"}`;
+  $("more").hidden = !session.next;
   renderCounts();
   renderChart();
 }
@@ -272,7 +313,7 @@ function renderCounts() {
   );
 }
 
-/** Stacked bars: operations created in each 5-minute slot of the last hour. */
+/** Stacked bars: operations created in each 5-minute slot of the last hour, with axes and a legend. */
 function renderChart() {
   const now = Date.now();
   const slots = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
@@ -281,23 +322,56 @@ function renderChart() {
     if (slot >= 0 && slot < 12) slots[slot][op.state] += 1;
   }
   const most = Math.max(1, ...slots.map((slot) => STATES.reduce((sum, s) => sum + slot[s], 0)));
+  const top = niceCeiling(most);
+  const [left, right, floor, ceiling] = [34, 414, 108, 8]; // the plot area inside the 420 × 130 view box
+  const step = (right - left) / 12;
   const svg = $("chart");
-  const bars = [];
+  const parts = [];
+  const el = (name, attributes, text) => {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", name);
+    Object.entries(attributes).forEach(([k, v]) => node.setAttribute(k, v));
+    if (text !== undefined) node.textContent = text;
+    parts.push(node);
+    return node;
+  };
+  // The y axis: 0, half and the top, with grid lines.
+  for (const value of Number.isInteger(top / 2) ? [0, top / 2, top] : [0, top]) {
+    const y = floor - (value / top) * (floor - ceiling);
+    el("line", { x1: left, x2: right, y1: y, y2: y, class: "grid" });
+    el("text", { x: left - 4, y: y + 3, "text-anchor": "end", class: "y-label" }, String(value));
+  }
+  // The x axis: minutes ago at every third slot.
+  for (let i = 0; i <= 12; i += 3) {
+    const anchor = i === 12 ? "end" : "middle";
+    el("text", { x: left + i * step, y: floor + 14, "text-anchor": anchor, class: "x-label" }, i === 12 ? "now" : `-${(12 - i) * 5}m`);
+  }
   slots.forEach((slot, i) => {
-    let y = 85;
+    let y = floor;
     for (const state of STATES) {
-      const height = (slot[state] / most) * 80;
+      const height = (slot[state] / top) * (floor - ceiling);
       if (height === 0) continue;
       y -= height;
-      const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-      Object.entries({ x: 5 + i * 29.5, y, width: 26, height, class: state }).forEach(([k, v]) => rect.setAttribute(k, v));
+      const rect = el("rect", { x: left + i * step + 2, y, width: step - 4, height, class: state });
       const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
       title.textContent = `${slot[state]} ${state}`;
       rect.append(title);
-      bars.push(rect);
     }
   });
-  svg.replaceChildren(...bars);
+  svg.replaceChildren(...parts);
+  $("legend").replaceChildren(
+    ...STATES.map((s) => {
+      const item = document.createElement("span");
+      item.className = `state ${s}`;
+      item.textContent = s;
+      return item;
+    }),
+  );
+}
+
+/** 1, 2, 5, 10, 20, 50…: the smallest at or above `n`, for an axis. */
+function niceCeiling(n) {
+  const power = 10 ** Math.floor(Math.log10(n));
+  return [1, 2, 5, 10].map((m) => m * power).find((v) => v >= n);
 }
 
 function ago(timestamp) {
@@ -390,6 +464,8 @@ $("scope").addEventListener("change", load);
 $("state-filter").addEventListener("change", render);
 $("kind-filter").addEventListener("change", render);
 $("search").addEventListener("input", search);
+$("more").addEventListener("click", loadMore);
+for (const th of $("operations").tHead.rows[0].cells) th.addEventListener("click", () => sortBy(th.dataset.sort));
 $("cancel").addEventListener("click", cancelSelected);
 setInterval(() => session.me && render(), 5000);
 if (session.key) signIn(session.key);

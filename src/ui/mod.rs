@@ -3,7 +3,7 @@
 //! native API (fetch + a server-sent-event stream); see `app.js`.
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -16,10 +16,18 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// `/ui` and its assets.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui", get(redirect))
         .route("/ui/", get(|| async { asset("text/html; charset=utf-8", include_str!("index.html")) }))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("app.css")) }))
+}
+
+/// `/ui` → `/ui/`, keeping the query (`?pageSize=…`); browsers keep the fragment themselves.
+async fn redirect(uri: Uri) -> Redirect {
+    match uri.query() {
+        Some(query) => Redirect::permanent(&format!("/ui/?{query}")),
+        None => Redirect::permanent("/ui/"),
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

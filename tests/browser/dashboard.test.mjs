@@ -202,6 +202,36 @@ test("search, errors, final progress, and nothing cut off at 1024 and 1280 px", 
   assert.deepEqual(problems, [], "no console errors");
 });
 
+test("pages through every operation, sorts by a column, and draws the chart with axes and a legend", async () => {
+  await page.goto(`${base}/ui?pageSize=2`); // still signed in: the key is in session storage
+  await page.waitForSelector("[data-testid=live]:has-text('live')", WAIT);
+  const total = (await (await fetch(`${base}/v1/operations?scope=${SCOPE}`, {
+    headers: { Authorization: `Bearer ${producerKey}` },
+  })).json()).value.length;
+  assert.equal(await page.locator("#operations tbody tr").count(), 2, "one page of two");
+  while (await page.isVisible("[data-testid=more]")) {
+    const before = await page.locator("#operations tbody tr").count();
+    await page.click("[data-testid=more]");
+    await page.waitForFunction((n) => document.querySelectorAll("#operations tbody tr").length > n, before, WAIT);
+  }
+  assert.equal(await page.locator("#operations tbody tr").count(), total, "every operation, page by page");
+  assert.match(await page.locator("[data-testid=loaded]").textContent(), /\(all\)/);
+
+  await page.click("th[data-sort=kind]");
+  const kinds = () => page.$$eval("#operations tbody tr td:nth-child(3)", (cells) => cells.map((c) => c.textContent));
+  const ascending = await kinds();
+  assert.deepEqual(ascending, [...ascending].sort(), "sorted by kind");
+  assert.equal(await page.getAttribute("th[data-sort=kind]", "aria-sort"), "ascending");
+  await page.click("th[data-sort=kind]");
+  assert.deepEqual(await kinds(), [...ascending].sort().reverse(), "and the other way");
+
+  const labels = await page.$$eval("#chart text", (texts) => texts.map((t) => t.textContent));
+  assert.ok(labels.includes("0") && labels.includes("now") && labels.includes("-60m"), `axes: ${labels}`);
+  assert.equal(await page.locator("[data-testid=legend] .state").count(), 6, "a legend entry per state");
+  assert.ok((await page.locator("#chart rect").count()) >= 3);
+  assert.deepEqual(problems, [], "no console errors");
+});
+
 test("a key in the address fragment signs in and leaves the address", async () => {
   await page.click("#sign-out");
   await page.goto(`${base}/ui#key=${producerKey}`);
