@@ -397,6 +397,7 @@ function dialectsOf(op) {
     dialects.devcenter = { url: `/projects/${name}/operationstatuses/${id}?api-version=2025-02-01` };
   if (kind === "accounts")
     dialects.face = { url: `/face/v1.0-preview/operations/${id}`, header: "Ocp-Apim-Subscription-Key" };
+  dialects.google = { url: `/v1/${op.scope}/operations/${id}` }; // every scope: google.longrunning's name
   return dialects;
 }
 

@@ -157,6 +157,9 @@ test("signs in, sees operations appear and progress live, cancels one", async ()
   await page.waitForSelector("[data-testid=detail-json]:has-text('operationstatuses')", WAIT);
   await page.waitForSelector("[data-testid=detail-json]:has-text('\"status\": \"Running\"')", WAIT);
   await page.waitForSelector("[data-testid=history] li", WAIT);
+  await page.click("#dialects button:has-text('google')");
+  await page.waitForSelector(`[data-testid=detail-json]:has-text('"name": "${SCOPE}/operations/${upload.id}"')`, WAIT);
+  await page.waitForSelector("[data-testid=detail-json]:has-text('\"done\": false')", WAIT);
 
   // Filters and the per-state summary.
   await page.selectOption("#state-filter", "Failed");
