@@ -138,7 +138,7 @@ pub fn is_stream<B>(request: &axum::http::Request<B>) -> bool {
     let path = request.uri().path();
     path.ends_with(":wait")
         || path.ends_with("/events")
-        || path == "/google.longrunning.Operations/WaitOperation"
+        || path == crate::dialect::google::grpc::WAIT_METHOD
         || crate::service::watch::prefer_wait(request.headers()).is_some()
 }
 

@@ -31,13 +31,16 @@ pub struct Service {
     app: AppState,
 }
 
+/// WaitOperation's request path: a call held open, as a long-poll is.
+pub const WAIT_METHOD: &str = "/google.longrunning.Operations/WaitOperation";
+
 /// The methods of google.longrunning.Operations, as request paths.
 const METHODS: [&str; 5] = [
     "/google.longrunning.Operations/GetOperation",
     "/google.longrunning.Operations/ListOperations",
     "/google.longrunning.Operations/CancelOperation",
     "/google.longrunning.Operations/DeleteOperation",
-    "/google.longrunning.Operations/WaitOperation",
+    WAIT_METHOD,
 ];
 
 /// The largest request message decoded: names and filters are short, so
