@@ -186,6 +186,7 @@ def collect(out):
     pg.sort(key=lambda p: (p["script"] != "select", p["c"]))
     return {
         "pinned": pinned(out, max(int(x) for x in cfg.get("connections", "0").split())),
+        "otlp_spans_dropped": (read(out / "pinned" / "otlp-dropped", "") or "").strip() or None,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": cfg.get("command") or "bench/run" + (" --smoke" if cfg.get("mode") == "smoke" else ""),
         "mode": cfg.get("mode"),
@@ -218,7 +219,7 @@ def pinned(out, c):
     for d in sorted(out.glob("pinned/*-r*")):
         name, _ = d.name.rsplit("-r", 1)
         s = {"c": c, **scenario(d)}
-        s["problems"] = problems("devcenter" if name == "nginx" else name, s)
+        s["problems"] = problems("devcenter" if name in ("nginx", "devcenterotlp") else name, s)
         rounds.setdefault(name, []).append(s)
     medians = {}
     for name, runs in rounds.items():
@@ -320,6 +321,13 @@ def goals(results):
              all(pin[d]["rps"] >= 0.75 * ceiling_rps for d in ("face", "devcenter", "sphere")),
              "; ".join(f"{LABELS[d]} {pin[d]['rps'] / ceiling_rps:.0%} ({pin[d]['rps']:,.0f} vs {ceiling_rps:,.0f}/s)"
                        for d in ("face", "devcenter", "sphere")))
+    if pin.get("devcenter") and pin.get("devcenterotlp"):
+        off, on = pin["devcenter"], pin["devcenterotlp"]
+        dropped = results.get("otlp_spans_dropped") or "?"
+        goal(f"OTLP on with the collector down: Dev Center GET at c={top} ≥ 95 % of OTLP off (pinned alike)",
+             on["rps"] >= 0.95 * off["rps"],
+             f"{on['rps'] / off['rps']:.0%} ({on['rps']:,.0f} vs {off['rps']:,.0f}/s); max VmRSS {on['rss_max_mib']} vs "
+             f"{off['rss_max_mib']} MiB; {dropped} spans dropped and counted")
     lo = counts[0] if counts else None
     sqlite_get, pg_get = find(results, "sqlite", lo, "devcenter", top), find(results, "postgres", lo, "devcenter", top)
     if sqlite_get and pg_get:
@@ -429,11 +437,13 @@ def markdown(results):
         lines.append("| server | c | req/s | rounds' req/s | p50 ms | p99 ms | server CPU | wrk CPU | vs nginx |")
         lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|")
         nginx_rps = pin.get("nginx", {}).get("rps")
-        for name in ("nginx", "face", "devcenter", "sphere"):
+        for name in ("nginx", "face", "devcenter", "sphere", "devcenterotlp"):
             if name not in pin:
                 continue
             p = pin[name]
-            label = "nginx, the Dev Center body as a static file" if name == "nginx" else f"longrun {LABELS[name]}"
+            label = {"nginx": "nginx, the Dev Center body as a static file",
+                     "devcenterotlp": f"longrun {LABELS['devcenter']}, OTLP on, collector down"}.get(name)
+            label = label or f"longrun {LABELS[name]}"
             versus = f"{p['rps'] / nginx_rps:.0%}" if nginx_rps and name != "nginx" else ""
             lines.append(f"| {label} | {p['c']} | {p['rps']:,.0f} | {', '.join(f'{r:,}' for r in p['all_rps'])} | "
                          f"{p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {cores(p['server_cpu_cores'])} | "

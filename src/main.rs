@@ -57,7 +57,17 @@ fn main() -> ExitCode {
     // The server logs what it does; a one-shot command (`key create`) says
     // only what went wrong, so its output is its answer.
     let level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    let log_writer = longrun::telemetry::init(cli.log_format, level);
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(config) => config.otlp_endpoint.as_deref(),
+        _ => None,
+    };
+    let telemetry = match longrun::telemetry::init(cli.log_format, level, otlp_endpoint) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: cannot start OpenTelemetry export: {e:#}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let outcome = match cli.command {
         Command::Op { command } => runtime
@@ -71,7 +81,7 @@ fn main() -> ExitCode {
     // The log lines still queued (the runtime's last ones included) go out
     // before the error line that ends the run.
     drop(runtime);
-    drop(log_writer);
+    drop(telemetry);
     match outcome {
         Ok(code) => code,
         Err(Failure { code, message }) => {

@@ -75,7 +75,13 @@ pub async fn claim_lease(State(app): State<AppState>, headers: HeaderMap, body: 
         None => leases::claim(app.store.as_ref(), &app.policy, &caller, &ask).await?,
     };
     match claimed {
-        Some(op) => Ok(respond(StatusCode::CREATED, &op, false)),
+        Some(op) => {
+            crate::telemetry::otel::join_operation_trace(
+                op.traceparent.as_deref(),
+                headers.contains_key("traceparent"),
+            );
+            Ok(respond(StatusCode::CREATED, &op, false))
+        }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -158,6 +164,7 @@ fn respond(status: StatusCode, op: &Operation, canceled: bool) -> Response {
         attempt: op.attempts,
         expires_at: op.lease.as_ref().map(|l| l.expires_at.to_rfc3339_ticks()),
         canceled,
+        traceparent: op.traceparent.clone(),
         operation: OperationBody::from(op),
     };
     let mut headers = HeaderMap::new();

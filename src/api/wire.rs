@@ -210,6 +210,12 @@ pub struct LeaseBody {
     pub expires_at: Option<String>,
     /// True when the operation was canceled: stop working.
     pub canceled: bool,
+    /// The W3C trace context of the request that created the operation
+    /// (absent when it brought none and tracing is off): a worker makes
+    /// its spans children of it, so they join that trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    pub traceparent: Option<String>,
     /// The operation.
     pub operation: OperationBody,
 }

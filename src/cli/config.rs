@@ -178,6 +178,22 @@ pub struct ServeConfig {
     /// The certificate's private key (PEM).
     #[arg(long, env = "LONGRUN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Export traces to this OpenTelemetry collector (OTLP over
+    /// HTTP/protobuf; a base URL such as http://localhost:4318, to which
+    /// /v1/traces is added). Off when unset. OTEL_SERVICE_NAME,
+    /// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG) and OTEL_BSP_*
+    /// apply as the OpenTelemetry SDK defines them.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(text.to_owned()),
+        Ok(_) => Err("expected an http:// or https:// URL, e.g. http://localhost:4318".into()),
+        Err(e) => Err(format!("{e} (try http://localhost:4318)")),
+    }
 }
 
 fn parse_refresh(text: &str) -> Result<Duration, String> {

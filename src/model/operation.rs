@@ -48,6 +48,9 @@ pub struct Operation {
     /// SHA-256 of the creating request, so a repeated create with the same
     /// client-chosen id can tell "same request again" from "different request".
     pub create_fingerprint: String,
+    /// The W3C `traceparent` of the request that created it, handed to its
+    /// worker and webhook receivers so their work joins that trace.
+    pub traceparent: Option<String>,
 }
 
 /// A validated create request (what `POST /v1/operations` and the emulated
@@ -106,6 +109,7 @@ impl Operation {
             attempts: 0,
             lease: None,
             create_fingerprint,
+            traceparent: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The one middleware around the router (request ids, head checks,
-//! limits, body deadlines, panics, the access log) and the one place 5xx
+//! The one middleware around the router (request ids, trace spans, head
+//! checks, limits, body deadlines, panics, the access log) and the one place 5xx
 //! errors are logged. Error renderers attach the error to the response
 //! (`LoggedError`); `Front` logs it once, with the request id the client
 //! also sees.
@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, Method, Version, header};
 use axum::response::Response;
 use futures_util::FutureExt;
 use tower::Service;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::http::body::BodyTerms;
@@ -23,6 +24,8 @@ use crate::http::bounds::MAX_HEAD_BYTES;
 use crate::http::caller::{Caller, noting_caller};
 use crate::http::error::{CoreError, LoggedError};
 use crate::server::limits::Limits;
+use crate::server::request_span::Trace;
+use crate::telemetry::otel::with_incoming;
 
 /// The one middleware every request passes through, wrapped around the
 /// whole router: request ids, abuse limits, a handler panic turned into a
@@ -81,6 +84,7 @@ where
         let peer = crate::http::peer::peer_of(&request).map(|p| p.ip());
         let with_body = has_body(&request);
         let body_on_http1 = request.version() <= Version::HTTP_11 && with_body;
+        let trace = crate::server::request_span::start(&request, peer);
         let admitted = check_head(&request).and_then(|()| self.limits.admit(&request));
         let slot = match admitted {
             Ok(slot) => slot,
@@ -90,8 +94,9 @@ where
                 if body_on_http1 {
                     close_after(&mut refused);
                 }
-                let response =
-                    finish(refused, None, started, &method, &path, &request_id, None, peer, client_request_id);
+                let _in_span = trace.span().map(|span| span.enter());
+                let noted = Noted { started, method: &method, path: &path, peer, span: trace.span() };
+                let response = finish(refused, None, noted, &request_id, None, client_request_id);
                 return Box::pin(std::future::ready(Ok(response)));
             }
         };
@@ -107,7 +112,12 @@ where
         let envelope = self.envelope;
         let handled = std::mem::replace(&mut self.inner, ready).call(request);
         Box::pin(async move {
-            let (outcome, caller) = noting_caller(std::panic::AssertUnwindSafe(handled).catch_unwind()).await;
+            let handled = std::panic::AssertUnwindSafe(handled).catch_unwind();
+            let (outcome, caller) = match &trace {
+                Trace::Span(span) => noting_caller(handled).instrument(span.clone()).await,
+                Trace::Incoming(traceparent) => noting_caller(with_incoming(traceparent.clone(), handled)).await,
+                Trace::None => noting_caller(handled).await,
+            };
             let mut response = match outcome {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
@@ -123,9 +133,20 @@ where
             if body_on_http1 && terms.is_some_and(|terms| !terms.was_read_whole()) {
                 close_after(&mut response);
             }
-            Ok(finish(response, slot, started, &method, &path, &request_id, caller, peer, client_request_id))
+            let _in_span = trace.span().map(|span| span.enter());
+            let noted = Noted { started, method: &method, path: &path, peer, span: trace.span() };
+            Ok(finish(response, slot, noted, &request_id, caller, client_request_id))
         })
     }
+}
+
+/// What the front noted of a request as it arrived, for its epilogue.
+struct Noted<'a> {
+    started: Instant,
+    method: &'a Method,
+    path: &'a str,
+    peer: Option<std::net::IpAddr>,
+    span: Option<&'a tracing::Span>,
 }
 
 /// Refuses heads HTTP forbids or longrun cannot read unambiguously: an
@@ -177,18 +198,15 @@ fn new_request_id() -> HeaderValue {
 /// The epilogue of every request: ids in the headers, 5xx logged with
 /// them, the access log and metrics, and the stream slot (if any) held
 /// until the body ends.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     mut response: Response,
     slot: Option<crate::server::limits::Slot>,
-    started: Instant,
-    method: &Method,
-    path: &str,
+    noted: Noted<'_>,
     request_id: &HeaderValue,
     caller: Option<Caller>,
-    peer: Option<std::net::IpAddr>,
     client_request_id: Option<HeaderValue>,
 ) -> Response {
+    let Noted { started, method, path, peer, span } = noted;
     let headers = response.headers_mut();
     headers.insert("x-ms-request-id", request_id.clone());
     let request_id = request_id.to_str().expect("made from a UUID");
@@ -199,7 +217,7 @@ fn finish(
         let error = response.extensions().get::<LoggedError>().map(LoggedError::text).unwrap_or("(no detail)");
         tracing::error!(%request_id, %method, %path, status = response.status().as_u16(), error, "request failed");
     }
-    let finished = crate::server::metrics::Finished { started, method, path, request_id, caller, peer };
+    let finished = crate::server::metrics::Finished { started, method, path, request_id, caller, peer, span };
     crate::server::metrics::observe(finished, &response);
     match slot {
         Some(slot) => crate::server::limits::hold(response, slot),

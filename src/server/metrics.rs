@@ -30,12 +30,14 @@ pub struct Finished<'a> {
     pub caller: Option<Caller>,
     /// The client's address.
     pub peer: Option<IpAddr>,
+    /// Its server span, while tracing is on.
+    pub span: Option<&'a tracing::Span>,
 }
 
 /// Counts and times a request by dialect, route template and status, and
 /// writes its access-log line (and an audit line when it was refused).
 pub fn observe(request: Finished<'_>, response: &Response) {
-    let Finished { started, method, path, request_id, caller, peer } = request;
+    let Finished { started, method, path, request_id, caller, peer, span } = request;
     let dialect = crate::dialect::FrontEnd::of_path(path).label();
     let (key_id, scope) = caller.map(|c| (c.key_id, c.scope)).unwrap_or_default();
     // The template, never the raw path: ids would explode the label set.
@@ -43,6 +45,9 @@ pub fn observe(request: Finished<'_>, response: &Response) {
     // A gRPC refusal is a 200 whose head carries the status: recorded as
     // the HTTP status Google's mapping pairs with it.
     let status = crate::dialect::google::grpc::http_equivalent(response.headers()).unwrap_or(response.status());
+    if let Some(span) = span {
+        crate::server::request_span::finish(span, method.as_str(), route, status, dialect);
+    }
     let elapsed = started.elapsed();
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = elapsed.as_secs_f64() * 1000.0;

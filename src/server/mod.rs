@@ -10,4 +10,5 @@ pub mod front;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod request_span;
 pub mod tls;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::http::error::CoreError;
 use crate::model::{Heartbeat, Kind, LeaseError, LeaseId, Operation, Role, Scope};
@@ -71,6 +72,7 @@ pub async fn claim(
             match store.update_operation(&claimed, op.version).await {
                 Ok(()) => {
                     metrics::counter!("longrun_leases_claimed_total").increment(1);
+                    crate::telemetry::otel::note_operation(&claimed.id, &claimed.scope);
                     return Ok(Some(claimed));
                 }
                 Err(StoreError::VersionMismatch | StoreError::NotFound) => continue,
@@ -221,7 +223,9 @@ pub async fn sweep(store: &dyn Store, policy: &Policy) -> Result<usize, StoreErr
         let Some(next) = op.expire_lease(now, policy.max_attempts(&op.kind), policy.retention_for(&op.scope)) else {
             continue;
         };
-        match store.update_operation(&next, op.version).await {
+        let span = crate::telemetry::otel::linked_span("lease lapsed", &op.id, op.traceparent.as_deref());
+        span.record("longrun.outcome", next.state.as_str());
+        match store.update_operation(&next, op.version).instrument(span).await {
             Ok(()) => moved += 1,
             Err(StoreError::VersionMismatch | StoreError::NotFound) => {}
             Err(e) => return Err(e),

@@ -107,7 +107,9 @@ pub async fn create(
     }
     let chosen = id.is_some();
     let id = id.unwrap_or_else(|| OperationId::from_uuid(Uuid::now_v7()));
-    let op = Operation::new(id, request, policy.clock.now());
+    let mut op = Operation::new(id, request, policy.clock.now());
+    op.traceparent = crate::telemetry::otel::current_traceparent();
+    crate::telemetry::otel::note_operation(&op.id, &op.scope);
     if let Some(script) = &op.script {
         Script::validate(&script.steps, &op).map_err(|e| CoreError::bad_request("InvalidParameter", "script", e))?;
     }
@@ -145,10 +147,13 @@ pub async fn get(
 ) -> Result<Arc<Operation>, CoreError> {
     let owned = |scope: &Scope, kind: &Kind| caller.can_read(scope) && visible(scope, kind);
     match store.get_operation(id).await? {
-        Some(op) if owned(&op.scope, &op.kind) => match op.expires_at {
-            Some(at) if at <= policy.clock.now() => Err(CoreError::OperationExpired { id: id.to_string() }),
-            _ => Ok(op),
-        },
+        Some(op) if owned(&op.scope, &op.kind) => {
+            crate::telemetry::otel::note_operation(&op.id, &op.scope);
+            match op.expires_at {
+                Some(at) if at <= policy.clock.now() => Err(CoreError::OperationExpired { id: id.to_string() }),
+                _ => Ok(op),
+            }
+        }
         Some(_) => Err(CoreError::NoSuchOperation { id: id.to_string() }),
         None => match store.find_tombstone(id).await? {
             Some((scope, kind)) if owned(&scope, &kind) => Err(CoreError::OperationExpired { id: id.to_string() }),

@@ -22,7 +22,9 @@ pub fn sample_operation(scope: &str) -> Operation {
         script: None,
     };
     let now = Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
-    Operation::new(OperationId::from_uuid(Uuid::now_v7()), request, now)
+    let mut op = Operation::new(OperationId::from_uuid(Uuid::now_v7()), request, now);
+    op.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+    op
 }
 
 /// Runs every contract check against `store`.

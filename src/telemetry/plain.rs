@@ -15,7 +15,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// `2026-11-23T11:36:33.933181Z  INFO target: message key=value …`, as
-/// `Full` writes it without colours (longrun logs no spans).
+/// `Full` writes it without colours (no span context), plus `trace_id`
+/// and `span_id` while a traced span is active.
 pub struct PlainLine;
 
 impl<S, N> FormatEvent<S, N> for PlainLine
@@ -23,13 +24,16 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         write_time(&mut writer, SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())?;
         write!(writer, " {:>5} {}:", meta.level().as_str(), meta.target())?;
         let mut fields = Fields { writer: &mut writer, written: Ok(()) };
         event.record(&mut fields);
         fields.written?;
+        if let Some((trace_id, span_id)) = super::otel::current_ids(ctx) {
+            write!(writer, " trace_id={trace_id} span_id={span_id}")?;
+        }
         writer.write_char('\n')
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::model::Timestamp;
 use crate::service::operations::Policy;
@@ -178,7 +179,9 @@ pub async fn run_scripts_once(store: &dyn Store, policy: &Policy, now: Timestamp
     let mut applied = 0;
     for op in store.due_scripts(now, BATCH).await? {
         let Some(next) = op.run_script_step(now, policy.retention_for(&op.scope)) else { continue };
-        match store.update_operation(&next, op.version).await {
+        let span = crate::telemetry::otel::linked_span("script step", &op.id, op.traceparent.as_deref());
+        span.record("longrun.outcome", next.state.as_str());
+        match store.update_operation(&next, op.version).instrument(span).await {
             Ok(()) => {
                 metrics::counter!("longrun_script_steps_total").increment(1);
                 applied += 1;

@@ -9,7 +9,8 @@
 //!   delivered on 2xx, else retried with backoff and jitter for 24 h, then dead.
 //!
 //! A change that committed is in the log, so a restart loses nothing: at
-//! least once, with the delivery id for receivers to deduplicate.
+//! least once, with the delivery id for receivers to deduplicate. Each
+//! attempt carries the operation's trace context (`traceparent`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,12 +20,15 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::api::wire::OperationBody;
 use crate::model::{Delivery, DeliveryState, Timestamp, Webhook};
 use crate::service::operations::Policy;
 use crate::store::{Store, StoreError};
+use crate::telemetry::otel;
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body with the secret>`.
 pub const SIGNATURE_HEADER: &str = "X-Longrun-Signature";
@@ -155,23 +159,65 @@ async fn attempt(
         "operation": op.as_deref().map(OperationBody::from),
     });
     let body = serde_json::to_vec(&body).expect("JSON values serialize");
-    let response = client
+    let (span, traceparent) = attempt_span(hook, delivery, op.as_deref().and_then(|op| op.traceparent.as_deref()));
+    let mut request = client
         .post(&hook.url)
         .timeout(ATTEMPT_TIMEOUT)
         .header("content-type", "application/json")
         .header(SIGNATURE_HEADER, format!("sha256={}", sign(&hook.secret, &body)))
         .header(TIMESTAMP_HEADER, timestamp)
-        .header(DELIVERY_HEADER, &delivery.id)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| (None, e.to_string()))?;
+        .header(DELIVERY_HEADER, &delivery.id);
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    let sent = request.body(body).send().instrument(span.clone()).await;
+    let response = sent.map_err(|e| {
+        span.record("error.type", "connection");
+        span.record("otel.status_code", "ERROR");
+        (None, e.to_string())
+    })?;
     let status = response.status();
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if !status.is_success() {
+        span.record("error.type", status.as_str());
+        span.record("otel.status_code", "ERROR");
+    }
     if status.is_success() {
         Ok(status.as_u16())
     } else {
         Err((Some(status.as_u16()), format!("the receiver answered {status}")))
     }
+}
+
+/// The client span of one attempt while tracing is on (a child of the
+/// trace the operation was created in), and the `traceparent` the
+/// receiver gets: the span's, else the operation's own.
+fn attempt_span(hook: &Webhook, delivery: &Delivery, created_in: Option<&str>) -> (tracing::Span, Option<String>) {
+    if !otel::enabled() {
+        return (tracing::Span::none(), created_in.map(str::to_owned));
+    }
+    let url = reqwest::Url::parse(&hook.url).ok();
+    let span = tracing::info_span!(
+        target: "longrun::span",
+        "webhook delivery",
+        otel.name = "POST",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = "POST",
+        http.request.resend_count = i64::from(delivery.attempts),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        server.address = url.as_ref().and_then(|u| u.host_str().map(str::to_owned)),
+        server.port = url.as_ref().and_then(|u| u.port_or_known_default()),
+        longrun.operation.id = %delivery.operation_id,
+        longrun.webhook.id = %hook.id,
+        longrun.delivery.id = %delivery.id,
+    );
+    if let Some(cx) = created_in.and_then(otel::context_of) {
+        let _ = span.set_parent(cx);
+    }
+    let traceparent = otel::injected_header(&span.context()).or_else(|| created_in.map(str::to_owned));
+    (span, traceparent)
 }
 
 /// Hex HMAC-SHA256 of `body` keyed with `secret`.

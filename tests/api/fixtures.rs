@@ -69,6 +69,14 @@ async fn read_back(fixture: &Path) {
         .await
         .unwrap();
     assert_eq!(patched.status(), StatusCode::OK, "{}", fixture.display());
+
+    if let Some(traced) = expected.get("traced") {
+        // From v10: the creating request's traceparent reaches the worker.
+        let claim = json!({"kinds": [traced["kind"]]});
+        let lease = client.post(url("/v1/leases")).bearer_auth(key).json(&claim).send().await.unwrap();
+        assert_eq!(lease.status(), StatusCode::CREATED, "{}", fixture.display());
+        assert_eq!(lease.json::<Value>().await.unwrap()["traceparent"], traced["traceparent"], "{}", fixture.display());
+    }
 }
 
 /// Writes `tests/fixtures/sqlite-v{current}/` through the real binary and
@@ -148,6 +156,19 @@ async fn regenerate_the_current_schema_fixture() {
         .unwrap();
     assert_eq!(done.status(), StatusCode::OK);
 
+    // One created in a trace (v10 on): its worker must still be handed it.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = client
+        .post(format!("{}/v1/operations", server.address))
+        .bearer_auth(&key)
+        .header("traceparent", traceparent)
+        .json(&json!({"scope": "projects/fixture", "kind": "tracedWork"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.status(), StatusCode::CREATED);
+    ids.push(traced.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+
     let mut operations = Vec::new();
     for id in &ids {
         operations.push(
@@ -170,6 +191,7 @@ async fn regenerate_the_current_schema_fixture() {
         .unwrap()
         .execute("VACUUM INTO ?1", [file.to_str().unwrap()])
         .unwrap();
-    let expected = json!({"key": key, "webhook": hook["id"], "operations": operations});
+    let traced = json!({"kind": "tracedWork", "traceparent": traceparent});
+    let expected = json!({"key": key, "webhook": hook["id"], "operations": operations, "traced": traced});
     std::fs::write(target.join("expected.json"), serde_json::to_string_pretty(&expected).unwrap() + "\n").unwrap();
 }

@@ -35,4 +35,5 @@ mod shutdown;
 mod sphere;
 mod tls;
 mod tokens;
+mod traces;
 mod webhooks;

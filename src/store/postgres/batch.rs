@@ -373,7 +373,7 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
          {} SELECT operation_id, {}, true FROM logged \
          UNION ALL SELECT i.id, NULL, EXISTS (SELECT 1 FROM operations AS o WHERE o.id = i.id) \
          FROM input AS i WHERE i.id NOT IN (SELECT id FROM written)",
-        input(", $22::int8[]"),
+        input(", $23::int8[]"),
         listener::LOG_CHANGE,
         listener::payload_sql()
     )

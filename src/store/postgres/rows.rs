@@ -10,7 +10,8 @@ use crate::model::{ApiKey, KeyScope, Kind, Lease, Operation, OperationId, Role, 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at";
+     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at, \
+     traceparent";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -55,6 +56,7 @@ pub fn operation_from_row(row: &Row) -> anyhow::Result<Operation> {
             (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
             _ => None,
         },
+        traceparent: row.get(21),
     })
 }
 
@@ -83,14 +85,15 @@ pub struct OperationColumns {
     attempts: Vec<i32>,
     lease_owner: Vec<Option<String>>,
     lease_expires_at: Vec<Option<i64>>,
+    traceparent: Vec<Option<String>>,
     /// For updates: the version each row must still have.
     expected_version: Vec<i64>,
 }
 
 /// The SQL types of `OperationColumns::all`, in order, for `unnest`.
-pub const OPERATION_ARRAY_TYPES: [&str; 21] = [
+pub const OPERATION_ARRAY_TYPES: [&str; 22] = [
     "uuid[]", "text[]", "text[]", "text[]", "float8[]", "int8[]", "int8[]", "int8[]", "int8[]", "text[]", "text[]",
-    "jsonb[]", "jsonb[]", "int8[]", "int8[]", "text[]", "jsonb[]", "int8[]", "int4[]", "text[]", "int8[]",
+    "jsonb[]", "jsonb[]", "int8[]", "int8[]", "text[]", "jsonb[]", "int8[]", "int4[]", "text[]", "int8[]", "text[]",
 ];
 
 impl OperationColumns {
@@ -117,6 +120,7 @@ impl OperationColumns {
         self.attempts.push(op.attempts as i32);
         self.lease_owner.push(op.lease.as_ref().map(|l| l.owner.clone()));
         self.lease_expires_at.push(op.lease.as_ref().map(|l| l.expires_at.unix_nanos()));
+        self.traceparent.push(op.traceparent.clone());
         self.expected_version.push(expected_version);
     }
 
@@ -125,7 +129,7 @@ impl OperationColumns {
         self.id.is_empty()
     }
 
-    /// Every column, in `OPERATION_COLUMNS` order (`$1..$21`).
+    /// Every column, in `OPERATION_COLUMNS` order (`$1..$22`).
     pub fn all(&self) -> Vec<&(dyn ToSql + Sync)> {
         vec![
             &self.id,
@@ -149,10 +153,11 @@ impl OperationColumns {
             &self.attempts,
             &self.lease_owner,
             &self.lease_expires_at,
+            &self.traceparent,
         ]
     }
 
-    /// Every column, then the expected versions (`$22`).
+    /// Every column, then the expected versions (`$23`).
     pub fn with_expected_versions(&self) -> Vec<&(dyn ToSql + Sync)> {
         let mut all = self.all();
         all.push(&self.expected_version);

@@ -207,6 +207,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX changes_by_position ON changes (position) WHERE position IS NOT NULL;
     DROP INDEX changes_by_scope;
     CREATE INDEX changes_by_scope ON changes (scope, position) WHERE position IS NOT NULL;",
+    // 13: the W3C traceparent of the request that created each operation.
+    "ALTER TABLE operations ADD COLUMN traceparent text;",
 ];
 
 /// Arbitrary but fixed: the advisory lock every longrun node takes to migrate.

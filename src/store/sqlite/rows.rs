@@ -7,7 +7,8 @@ use crate::model::{ApiKey, KeyScope, Kind, Lease, Operation, OperationId, Role, 
 /// The columns `operation_from_row` reads, in order.
 pub const OPERATION_COLUMNS: &str = "id, scope, kind, state, percent_complete, created_at, started_at, \
      last_action_at, finished_at, resource_location, details_location, properties, error, version, \
-     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at";
+     expires_at, create_fingerprint, script, script_due_at, attempts, lease_owner, lease_expires_at, \
+     traceparent";
 
 /// The columns `key_from_row` reads, in order.
 pub const KEY_COLUMNS: &str = "id, hash, scope, role, name, created_at, revoked_at";
@@ -54,10 +55,11 @@ pub fn operation_from_row(row: &Row) -> rusqlite::Result<Operation> {
             (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
             _ => None,
         },
+        traceparent: row.get(21)?,
     })
 }
 
-/// The values for `OPERATION_COLUMNS`, in order, as `?1..?21`.
+/// The values for `OPERATION_COLUMNS`, in order, as `?1..?22`.
 pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
     let to_json = |v: Option<String>| v;
     vec![
@@ -82,6 +84,7 @@ pub fn operation_params(op: &Operation) -> Vec<Box<dyn ToSql>> {
         Box::new(op.attempts),
         Box::new(op.lease.as_ref().map(|l| l.owner.clone())),
         Box::new(op.lease.as_ref().map(|l| l.expires_at.unix_nanos())),
+        Box::new(op.traceparent.clone()),
     ]
 }
 

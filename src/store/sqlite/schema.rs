@@ -124,6 +124,8 @@ const MIGRATIONS: &[&str] = &[
     END;",
     // 9: when each key was last used (flushed in batches, not per request).
     "ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;",
+    // 10: the W3C traceparent of the request that created each operation.
+    "ALTER TABLE operations ADD COLUMN traceparent TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -154,7 +154,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
         Write::CreateOperation(op) => {
             let sql = format!(
                 "INSERT INTO operations ({OPERATION_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
             );
             let params = operation_params(op);
             conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params.iter())).map_err(map_insert_error)?;
@@ -165,7 +165,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<u64, StoreError> {
                        last_action_at = ?8, finished_at = ?9, resource_location = ?10, \
                        details_location = ?11, properties = ?12, error = ?13, version = ?14, \
                        expires_at = ?15, script = ?17, script_due_at = ?18, attempts = ?19, lease_owner = ?20, \
-                       lease_expires_at = ?21 WHERE id = ?1 AND version = ?22";
+                       lease_expires_at = ?21 WHERE id = ?1 AND version = ?23";
             let mut params = operation_params(op);
             params.push(Box::new(*expected));
             let changed = conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.iter()))?;

@@ -1,0 +1,125 @@
+//! OpenTelemetry traces, off unless an OTLP endpoint is given: the
+//! exporter pipeline, whether tracing is on, and the attributes handlers
+//! add to the request's span. Spans are `tracing` spans with target
+//! `longrun::span`, bridged by `tracing-opentelemetry`; while tracing is
+//! off none is made, so it costs one relaxed load per request.
+
+mod export;
+mod ids;
+mod propagation;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+pub use ids::current_ids;
+pub use propagation::{
+    context_of, current_traceparent, injected_header, join_operation_trace, parse_traceparent, with_incoming,
+    with_parent_from,
+};
+
+/// The `tracing` target of longrun's spans (kept apart from log targets,
+/// so `RUST_LOG` never switches traces off).
+pub const SPAN_TARGET: &str = "longrun::span";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are being made and exported.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Shuts the exporter down when dropped: the spans still queued get one
+/// bounded try to leave (a dead collector delays an exit by at most the
+/// export timeout).
+pub struct TracingGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        ENABLED.store(false, Ordering::Relaxed);
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "OpenTelemetry: spans still queued at exit were not exported");
+        }
+    }
+}
+
+/// Starts exporting to the OTLP/HTTP collector at `endpoint` (a base URL:
+/// `/v1/traces` is appended unless given) and returns the tracer for the
+/// `tracing` bridge. Call before any tokio runtime exists: the exporter's
+/// blocking HTTP client runs its own.
+pub fn start(endpoint: &str) -> anyhow::Result<(SdkTracer, TracingGuard)> {
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(export::processor(&traces_url(endpoint))?)
+        .with_resource(resource())
+        .build();
+    let tracer = provider.tracer("longrun");
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok((tracer, TracingGuard { provider }))
+}
+
+/// The collector's trace URL for a base endpoint (OTLP's own rule for
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`), or the endpoint itself when it already
+/// names the signal path.
+fn traces_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") }
+}
+
+/// Who is exporting: `service.name` is `longrun` unless `OTEL_SERVICE_NAME`
+/// or `OTEL_RESOURCE_ATTRIBUTES` say otherwise (the SDK reads both).
+fn resource() -> Resource {
+    let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attributes| attributes.contains("service.name="));
+    let builder = Resource::builder().with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if named { builder.build() } else { builder.with_service_name("longrun").build() }
+}
+
+/// Records the operation a request is about on the request's span (a
+/// no-op while tracing is off or outside a request).
+pub fn note_operation(id: &dyn std::fmt::Display, scope: &dyn std::fmt::Display) {
+    if enabled() {
+        let span = tracing::Span::current();
+        span.record("longrun.operation.id", tracing::field::display(id));
+        span.record("longrun.scope", tracing::field::display(scope));
+    }
+}
+
+/// A span for background work on one operation while tracing is on: a
+/// trace of its own (the work was not asked for by any request), linked
+/// to the trace the operation was created in.
+pub fn linked_span(what: &'static str, id: &dyn std::fmt::Display, created_in: Option<&str>) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        target: "longrun::span",
+        "background",
+        otel.name = what,
+        otel.kind = "internal",
+        longrun.operation.id = %id,
+        longrun.outcome = tracing::field::Empty,
+    );
+    if let Some(cx) = created_in.and_then(context_of) {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.add_link(cx.span().span_context().clone());
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_endpoint_gets_the_traces_path_and_a_full_one_is_kept() {
+        assert_eq!(traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
+        assert_eq!(traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
+        assert_eq!(traces_url("https://c.example/otlp/v1/traces"), "https://c.example/otlp/v1/traces");
+    }
+}
