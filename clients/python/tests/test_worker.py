@@ -176,3 +176,31 @@ def test_a_refused_progress_is_dropped_and_the_lease_kept(server, admin_key):
     worker.stop()
     thread.join(30)
     assert (done.state, done.properties, done.attempts, done.percent_complete) == ("Succeeded", {"kept": True}, 1, 50)
+
+
+def test_the_handler_gets_the_trace_the_operation_was_created_in(server, admin_key):
+    import httpx
+
+    client = Client(server.url, key=admin_key)
+    scope, kind = unique_scope(), "traced"
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    created = httpx.post(
+        f"{server.url}/v1/operations",
+        json={"scope": scope, "kind": kind},
+        headers={"authorization": f"Bearer {admin_key}", "traceparent": traceparent},
+    )
+    assert created.status_code == 201
+    untraced = client.create(scope, kind)
+    seen = {}
+    worker = Worker(client, scope=scope, claim_wait=1)
+
+    @worker.handler(kind)
+    def handle(job):
+        seen[job.operation.id] = job.traceparent
+        return {}
+
+    thread = running_worker(worker)
+    wait_until(lambda: worker.completed == 2, 30, "two completions")
+    worker.stop()
+    thread.join(30)
+    assert seen == {created.json()["id"]: traceparent, untraced.id: None}

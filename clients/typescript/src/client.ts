@@ -253,27 +253,40 @@ export class Client {
   /** Extends a lease and reports progress; `canceled` says stop. Rejects with LeaseLost if it lapsed. */
   async heartbeat(
     leaseId: string,
-    progress: { percentComplete?: number; properties?: Record<string, unknown>; ttl?: number; deadline?: number } = {},
+    progress: {
+      percentComplete?: number;
+      properties?: Record<string, unknown>;
+      ttl?: number;
+      deadline?: number;
+      traceparent?: string;
+    } = {},
   ): Promise<Lease> {
-    const { ttl, deadline, ...body } = progress;
+    const { ttl, deadline, traceparent, ...body } = progress;
     // With a deadline (seconds) the call gives up then, unretried: a worker beats again soon rather than wait past its lease.
     return this.json("POST", `/v1/leases/${leaseId}:heartbeat`, {
       body: ttl === undefined ? body : { ...body, ttl: `${Math.floor(ttl)}s` },
       timeout: deadline,
       maxRetries: deadline === undefined ? undefined : 0,
+      headers: traceHeaders(traceparent),
     });
   }
 
-  /** Ends a lease with a terminal result. */
-  async complete(leaseId: string, result: Result): Promise<Operation> {
+  /** Ends a lease with a terminal result; `traceparent` puts the request in that trace. */
+  async complete(leaseId: string, result: Result, traceparent?: string): Promise<Operation> {
     // Repeatable: the lease id fences it, so a repeat after a broken connection at worst answers LeaseLost.
-    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:complete`, { body: result });
+    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:complete`, {
+      body: result,
+      headers: traceHeaders(traceparent),
+    });
     return lease.operation;
   }
 
   /** Hands a claimed operation back for another worker, at once. */
-  async release(leaseId: string): Promise<Operation> {
-    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:release`, { repeatable: false });
+  async release(leaseId: string, traceparent?: string): Promise<Operation> {
+    const lease: Lease = await this.json("POST", `/v1/leases/${leaseId}:release`, {
+      repeatable: false,
+      headers: traceHeaders(traceparent),
+    });
     return lease.operation;
   }
 
@@ -400,4 +413,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener("abort", done);
   });
+}
+
+/** The W3C trace context header of a request, when there is one. */
+function traceHeaders(traceparent: string | undefined): Record<string, string> {
+  return traceparent === undefined ? {} : { traceparent };
 }

@@ -49,6 +49,8 @@ export interface Lease {
   expiresAt?: string;
   canceled: boolean;
   operation: Operation;
+  /** The W3C trace context of the request that created the operation (absent when it brought none and the server does not trace). */
+  traceparent?: string;
 }
 
 /** One server-sent event: `id` resumes the stream (`lastEventId`). */

@@ -30,6 +30,12 @@ export class Job {
   readonly operation: Operation;
   readonly attempt: number;
   readonly leaseId: string;
+  /**
+   * The trace the operation was created in (W3C `traceparent`), or undefined: make the handler's spans its children
+   * (OpenTelemetry: `propagation.extract(context.active(), { traceparent: job.traceparent })`); set it to the
+   * handler's own span to have the heartbeats and the completion nest under that span instead.
+   */
+  traceparent?: string;
   /** Aborted once the operation was canceled, the lease lost, or the job handed back. */
   readonly signal: AbortSignal;
   /** True when the lease was lost: the result will not be recorded. */
@@ -41,6 +47,7 @@ export class Job {
     this.operation = lease.operation;
     this.attempt = lease.attempt;
     this.leaseId = lease.leaseId;
+    this.traceparent = lease.traceparent;
     this.signal = this.controller.signal;
   }
 
@@ -255,7 +262,7 @@ export class Worker {
 
   private async complete(job: Job, result: Result): Promise<void> {
     try {
-      await this.client.complete(job.leaseId, result);
+      await this.client.complete(job.leaseId, result, job.traceparent);
     } catch (e) {
       if (!(e instanceof LeaseLost)) throw e;
       // A completion retried after a broken connection may have taken the first time: the operation says.
@@ -296,7 +303,12 @@ export class Worker {
       const progress = job.takeProgress();
       try {
         const deadline = this.options.leaseTtl / 3;
-        const lease = await this.client.heartbeat(job.leaseId, { ...progress, ttl: this.options.leaseTtl, deadline });
+        const lease = await this.client.heartbeat(job.leaseId, {
+          ...progress,
+          ttl: this.options.leaseTtl,
+          deadline,
+          traceparent: job.traceparent,
+        });
         if (lease.canceled) job.cancel();
       } catch (e) {
         if (e instanceof LeaseLost) {

@@ -150,3 +150,27 @@ test("a refused progress is dropped and the lease kept", async () => {
   await run;
   assert.deepEqual([done.state, done.properties, done.attempts, done.percentComplete], ["Succeeded", { kept: true }, 1, 50]);
 });
+
+test("the handler gets the trace the operation was created in", async () => {
+  const scope = uniqueScope();
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const created = await fetch(`${server.url}/v1/operations`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", traceparent },
+    body: JSON.stringify({ scope, kind: "traced" }),
+  });
+  assert.equal(created.status, 201);
+  const traced = (await created.json()).id;
+  const untraced = (await client.create(scope, "traced")).id;
+  const seen = new Map();
+  const worker = new Worker(client, { scope, claimWait: 1, handleSignals: false });
+  worker.handle("traced", (job) => {
+    seen.set(job.operation.id, job.traceparent);
+    return {};
+  });
+  const run = worker.run();
+  await until(() => worker.completed === 2, 30, "two completions");
+  worker.stop();
+  await run;
+  assert.deepEqual(seen, new Map([[traced, traceparent], [untraced, undefined]]));
+});

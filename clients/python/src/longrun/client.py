@@ -242,11 +242,14 @@ class Client:
         properties: Optional[Dict[str, Any]] = None,
         ttl: Optional[float] = None,
         deadline: Optional[float] = None,
+        traceparent: Optional[str] = None,
     ) -> Lease:
         """Extends a lease and reports progress; ``Lease.canceled`` says the
         operation was canceled (stop). Raises ``LeaseLost`` if it lapsed.
         With ``deadline`` (seconds) the call gives up then, unretried: a
-        worker beats again soon rather than wait past its lease."""
+        worker beats again soon rather than wait past its lease.
+        ``traceparent`` (the lease's, or the handler's span) puts the
+        request in that trace."""
         body = given(percentComplete=percent_complete, properties=properties, ttl=None if ttl is None else f"{int(ttl)}s")
         response = self._transport.send(
             "POST",
@@ -254,26 +257,36 @@ class Client:
             json=body,
             timeout=deadline,
             max_retries=None if deadline is None else 0,
+            headers=trace_headers(traceparent),
         )
         return Lease.from_json(response.json())
 
-    def complete(self, lease_id: str, result: Dict[str, Any]) -> Operation:
+    def complete(self, lease_id: str, result: Dict[str, Any], *, traceparent: Optional[str] = None) -> Operation:
         """Ends a lease with a terminal result: ``{"state": "Succeeded",
         "resourceLocation": …, "properties": …}`` or ``{"state": "Failed",
         "error": {"code", "message"}}``."""
         # Repeatable: the lease id fences it, so a repeat after a broken
         # connection at worst answers LeaseLost.
-        response = self._transport.send("POST", f"/v1/leases/{lease_id}:complete", json=result)
+        response = self._transport.send(
+            "POST", f"/v1/leases/{lease_id}:complete", json=result, headers=trace_headers(traceparent)
+        )
         return Operation.from_json(response.json()["operation"])
 
-    def release(self, lease_id: str) -> Operation:
+    def release(self, lease_id: str, *, traceparent: Optional[str] = None) -> Operation:
         """Hands a claimed operation back for another worker, at once."""
-        response = self._transport.send("POST", f"/v1/leases/{lease_id}:release", repeatable=False)
+        response = self._transport.send(
+            "POST", f"/v1/leases/{lease_id}:release", repeatable=False, headers=trace_headers(traceparent)
+        )
         return Operation.from_json(response.json()["operation"])
 
     @staticmethod
     def _operation(response: httpx.Response) -> Operation:
         return Operation.from_json(response.json())
+
+
+def trace_headers(traceparent: Optional[str]) -> Optional[Dict[str, str]]:
+    """The W3C trace context header of a request, when there is one."""
+    return None if traceparent is None else {"traceparent": traceparent}
 
 
 def given(**fields: Any) -> Dict[str, Any]:

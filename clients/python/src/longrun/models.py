@@ -106,6 +106,10 @@ class Lease:
     expires_at: Optional[datetime.datetime]
     canceled: bool
     operation: Operation
+    #: The W3C trace context of the request that created the operation
+    #: (None when it brought none and the server does not trace): make the
+    #: work's spans its children to join that trace.
+    traceparent: Optional[str] = None
 
     @staticmethod
     def from_json(data: Dict[str, Any]) -> "Lease":
@@ -115,6 +119,7 @@ class Lease:
             expires_at=parse_time(data.get("expiresAt")),
             canceled=bool(data.get("canceled", False)),
             operation=Operation.from_json(data["operation"]),
+            traceparent=data.get("traceparent"),
         )
 
 

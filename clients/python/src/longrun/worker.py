@@ -41,6 +41,12 @@ class Job:
         self.operation: Operation = lease.operation
         self.attempt: int = lease.attempt
         self.lease_id: str = lease.lease_id
+        #: The trace the operation was created in (W3C ``traceparent``), or
+        #: None. Make the handler's spans its children, e.g. with
+        #: OpenTelemetry: ``TraceContextTextMapPropagator().extract({"traceparent":
+        #: job.traceparent})``; set it to the handler's own span to have the
+        #: heartbeats and the completion nest under that span instead.
+        self.traceparent: Optional[str] = lease.traceparent
         self._lock = threading.Lock()
         self._progress: Optional[float] = None
         self._properties: Optional[Dict[str, Any]] = None
@@ -250,7 +256,7 @@ class Worker:
 
     def _complete(self, job: Job, result: Dict[str, Any]) -> None:
         try:
-            self.client.complete(job.lease_id, result)
+            self.client.complete(job.lease_id, result, traceparent=job.traceparent)
         except errors.LeaseLost:
             # A completion retried after a broken connection may have taken
             # the first time: the operation says.
@@ -306,7 +312,13 @@ class Worker:
     def _beat(self, job: Job) -> None:
         progress = job._take_progress()
         try:
-            lease = self.client.heartbeat(job.lease_id, ttl=self.lease_ttl, deadline=self.lease_ttl / 3, **progress)
+            lease = self.client.heartbeat(
+                job.lease_id,
+                ttl=self.lease_ttl,
+                deadline=self.lease_ttl / 3,
+                traceparent=job.traceparent,
+                **progress,
+            )
             if lease.canceled:
                 log.info("operation %s was canceled; telling its handler", job.operation.id)
                 job._cancelled.set()
