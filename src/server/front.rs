@@ -16,7 +16,6 @@ use axum::http::{HeaderValue, Method, Version, header};
 use axum::response::Response;
 use futures_util::FutureExt;
 use tower::Service;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::http::body::BodyTerms;
@@ -25,7 +24,7 @@ use crate::http::caller::{Caller, noting_caller};
 use crate::http::error::{CoreError, LoggedError};
 use crate::server::limits::Limits;
 use crate::server::request_span::Trace;
-use crate::telemetry::otel::with_incoming;
+use crate::telemetry::otel::{RequestSpan, serving, with_incoming};
 
 /// The one middleware every request passes through, wrapped around the
 /// whole router: request ids, abuse limits, a handler panic turned into a
@@ -94,8 +93,11 @@ where
                 if body_on_http1 {
                     close_after(&mut refused);
                 }
-                let _in_span = trace.span().map(|span| span.enter());
-                let noted = Noted { started, method: &method, path: &path, peer, span: trace.span() };
+                let span = match trace {
+                    Trace::Span(span) => Some(span),
+                    _ => None,
+                };
+                let noted = Noted { started, method: &method, path: &path, peer, span };
                 let response = finish(refused, None, noted, &request_id, None, client_request_id);
                 return Box::pin(std::future::ready(Ok(response)));
             }
@@ -113,10 +115,13 @@ where
         let handled = std::mem::replace(&mut self.inner, ready).call(request);
         Box::pin(async move {
             let handled = std::panic::AssertUnwindSafe(handled).catch_unwind();
-            let (outcome, caller) = match &trace {
-                Trace::Span(span) => noting_caller(handled).instrument(span.clone()).await,
-                Trace::Incoming(traceparent) => noting_caller(with_incoming(traceparent.clone(), handled)).await,
-                Trace::None => noting_caller(handled).await,
+            let ((outcome, caller), span) = match trace {
+                Trace::Span(span) => {
+                    let (handled, span) = serving(span, noting_caller(handled)).await;
+                    (handled, Some(span))
+                }
+                Trace::Incoming(traceparent) => (noting_caller(with_incoming(traceparent, handled)).await, None),
+                Trace::None => (noting_caller(handled).await, None),
             };
             let mut response = match outcome {
                 Ok(Ok(response)) => response,
@@ -133,8 +138,7 @@ where
             if body_on_http1 && terms.is_some_and(|terms| !terms.was_read_whole()) {
                 close_after(&mut response);
             }
-            let _in_span = trace.span().map(|span| span.enter());
-            let noted = Noted { started, method: &method, path: &path, peer, span: trace.span() };
+            let noted = Noted { started, method: &method, path: &path, peer, span };
             Ok(finish(response, slot, noted, &request_id, caller, client_request_id))
         })
     }
@@ -146,7 +150,7 @@ struct Noted<'a> {
     method: &'a Method,
     path: &'a str,
     peer: Option<std::net::IpAddr>,
-    span: Option<&'a tracing::Span>,
+    span: Option<RequestSpan>,
 }
 
 /// Refuses heads HTTP forbids or longrun cannot read unambiguously: an
@@ -206,7 +210,9 @@ fn finish(
     caller: Option<Caller>,
     client_request_id: Option<HeaderValue>,
 ) -> Response {
-    let Noted { started, method, path, peer, span } = noted;
+    let Noted { started, method, path, peer, mut span } = noted;
+    // The log lines below carry the span's ids.
+    let _in_span = span.as_mut().map(|span| span.context().attach());
     let headers = response.headers_mut();
     headers.insert("x-ms-request-id", request_id.clone());
     let request_id = request_id.to_str().expect("made from a UUID");

@@ -31,7 +31,7 @@ pub struct Finished<'a> {
     /// The client's address.
     pub peer: Option<IpAddr>,
     /// Its server span, while tracing is on.
-    pub span: Option<&'a tracing::Span>,
+    pub span: Option<crate::telemetry::otel::RequestSpan>,
 }
 
 /// Counts and times a request by dialect, route template and status, and
@@ -45,9 +45,6 @@ pub fn observe(request: Finished<'_>, response: &Response) {
     // A gRPC refusal is a 200 whose head carries the status: recorded as
     // the HTTP status Google's mapping pairs with it.
     let status = crate::dialect::google::grpc::http_equivalent(response.headers()).unwrap_or(response.status());
-    if let Some(span) = span {
-        crate::server::request_span::finish(span, method.as_str(), route, status, dialect);
-    }
     let elapsed = started.elapsed();
     // One line per request: the route template, never ids, keys or tokens.
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -65,6 +62,9 @@ pub fn observe(request: Finished<'_>, response: &Response) {
             target: "longrun::audit", %method, route, status = status.as_str(), request_id, dialect, key_id, scope,
             peer, code, challenge, "request denied"
         );
+    }
+    if let Some(span) = span {
+        crate::server::request_span::finish(span, method.as_str(), route, status, dialect);
     }
     let metrics = recorder().route(dialect, route, status);
     metrics.requests.increment(1);

@@ -6,35 +6,22 @@
 
 use axum::extract::Request;
 use axum::http::{StatusCode, Version, header};
-use opentelemetry::trace::TraceContextExt;
-use tracing::Span;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::KeyValue;
 
-use crate::telemetry::otel;
+use crate::telemetry::otel::{self, RequestSpan};
 
 /// What a request's handling runs under: its span, or (tracing off) the
 /// `traceparent` it brought, or nothing.
 pub enum Trace {
     /// Tracing is on: the request's server span.
-    Span(Span),
+    Span(RequestSpan),
     /// Tracing is off and the request brought a valid `traceparent`.
     Incoming(String),
     /// Neither.
     None,
 }
 
-impl Trace {
-    /// The span, if tracing is on.
-    pub fn span(&self) -> Option<&Span> {
-        match self {
-            Trace::Span(span) => Some(span),
-            _ => None,
-        }
-    }
-}
-
-/// Starts the request's span (tracing on), else notes its `traceparent`.
+/// Begins the request's span (tracing on), else notes its `traceparent`.
 pub fn start(request: &Request, peer: Option<std::net::IpAddr>) -> Trace {
     let headers = request.headers();
     if !otel::enabled() {
@@ -43,43 +30,62 @@ pub fn start(request: &Request, peer: Option<std::net::IpAddr>) -> Trace {
             None => Trace::None,
         };
     }
+    if otel::collector_down() {
+        return Trace::Span(RequestSpan::shed(otel::parent_from(headers)));
+    }
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let method = request.method().as_str();
     let host = request.uri().host().unwrap_or_else(|| text(header::HOST));
     let server_address = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    let span = tracing::info_span!(
-        target: "longrun::span",
-        "request",
-        otel.name = method,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method,
-        http.route = Empty,
-        http.response.status_code = Empty,
-        url.path = request.uri().path(),
-        server.address = server_address,
-        client.address = peer.map(|ip| ip.to_string()),
-        network.protocol.version = protocol_version(request.version()),
-        user_agent.original = text(header::USER_AGENT),
-        longrun.dialect = Empty,
-        longrun.operation.id = Empty,
-        longrun.scope = Empty,
-    );
-    otel::with_parent_from(&span, headers);
-    Trace::Span(span)
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", static_method(method)),
+        KeyValue::new("url.path", request.uri().path().to_owned()),
+        KeyValue::new("server.address", server_address.to_owned()),
+        KeyValue::new("network.protocol.version", protocol_version(request.version())),
+        KeyValue::new("user_agent.original", text(header::USER_AGENT).to_owned()),
+    ];
+    if let Some(peer) = peer {
+        attributes.push(KeyValue::new("client.address", peer.to_string()));
+    }
+    Trace::Span(RequestSpan::begin(static_method(method), otel::parent_from(headers), attributes))
 }
 
-/// Names the span after its route and records how the request ended.
-pub fn finish(span: &Span, method: &str, route: &str, status: StatusCode, dialect: &str) {
-    // Through the OpenTelemetry span itself: a span already started (one
-    // whose context was handed on) takes no new name from a record.
-    span.context().span().update_name(format!("{method} {route}"));
-    span.record("http.route", route);
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    span.record("longrun.dialect", dialect);
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+/// Names the span after its route, records how the request ended, and ends it.
+pub fn finish(mut span: RequestSpan, method: &str, route: &str, status: StatusCode, dialect: &'static str) {
+    let (name, route) = names(static_method(method), route);
+    span.set_attributes([
+        KeyValue::new("http.route", route),
+        KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+        KeyValue::new("longrun.dialect", dialect),
+    ]);
+    span.end(name, status.is_server_error());
+}
+
+/// The span name (`METHOD route`) and the route as static strings: made
+/// once per route template and method (a few dozen) instead of per request.
+fn names(method: &'static str, route: &str) -> (&'static str, &'static str) {
+    type Names = std::collections::HashMap<String, Vec<(&'static str, &'static str, &'static str)>>;
+    static NAMES: std::sync::LazyLock<std::sync::RwLock<Names>> = std::sync::LazyLock::new(Default::default);
+    let known = |names: &Names| {
+        let by_method = names.get(route)?;
+        by_method.iter().find(|(m, _, _)| *m == method).map(|&(_, name, route)| (name, route))
+    };
+    if let Some(found) = known(&NAMES.read().unwrap_or_else(|e| e.into_inner())) {
+        return found;
     }
+    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = known(&names) {
+        return found;
+    }
+    let name: &'static str = Box::leak(format!("{method} {route}").into_boxed_str());
+    let static_route = &name[method.len() + 1..];
+    names.entry(route.to_owned()).or_default().push((method, name, static_route));
+    (name, static_route)
+}
+
+/// The method as a static string (`HTTP` for one outside the list).
+fn static_method(method: &str) -> &'static str {
+    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].into_iter().find(|m| *m == method).unwrap_or("HTTP")
 }
 
 fn protocol_version(version: Version) -> &'static str {

@@ -30,12 +30,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let Some((trace_id, span_id)) = super::otel::current_ids(ctx) else {
+        let Some(ids) = super::otel::current_ids() else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::new();
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
         let object = line.trim_end().strip_suffix('}').ok_or(fmt::Error)?;
-        writeln!(writer, "{object},\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}")
+        writeln!(writer, "{object},\"trace_id\":\"{}\",\"span_id\":\"{}\"}}", ids.trace_id(), ids.span_id())
     }
 }

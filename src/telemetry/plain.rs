@@ -24,15 +24,18 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         write_time(&mut writer, SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())?;
         write!(writer, " {:>5} {}:", meta.level().as_str(), meta.target())?;
         let mut fields = Fields { writer: &mut writer, written: Ok(()) };
         event.record(&mut fields);
         fields.written?;
-        if let Some((trace_id, span_id)) = super::otel::current_ids(ctx) {
-            write!(writer, " trace_id={trace_id} span_id={span_id}")?;
+        if let Some(ids) = super::otel::current_ids() {
+            writer.write_str(" trace_id=")?;
+            writer.write_str(ids.trace_id())?;
+            writer.write_str(" span_id=")?;
+            writer.write_str(ids.span_id())?;
         }
         writer.write_char('\n')
     }

@@ -317,3 +317,43 @@ async fn with_tracing_off_the_creating_requests_traceparent_reaches_the_worker_u
     assert_eq!(handed["plain"], Value::Null, "none brought, none kept");
     assert_eq!(handed["garbled"], Value::Null, "an invalid traceparent is ignored, never stored");
 }
+
+#[tokio::test]
+async fn with_the_collector_down_spans_are_counted_as_dropped_and_trace_context_still_travels() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let otlp = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead); // nothing listens there now
+    let dir = tempfile::tempdir().unwrap();
+    let key = cli_key(dir.path(), &[], "*", "admin");
+    let server = Traced::start(dir.path(), &otlp);
+    let client = reqwest::Client::new();
+    let dropped = async || {
+        let metrics = client.get(format!("{}/metrics", server.address)).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("longrun_otlp_spans_dropped_total "));
+        line.map_or(0, |l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dropped().await == 0 {
+        assert!(Instant::now() < deadline, "no span was counted as dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = dropped().await;
+    let created = client
+        .post(format!("{}/v1/operations", server.address))
+        .bearer_auth(&key)
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"scope": "projects/traced", "kind": "render"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "a dead collector never fails a request");
+    let claimed =
+        client.post(format!("{}/v1/leases", server.address)).bearer_auth(&key).json(&json!({"kinds": ["render"]}));
+    let lease: Value = claimed.send().await.unwrap().json().await.unwrap();
+    let handed = lease["traceparent"].as_str().unwrap();
+    assert!(
+        handed.starts_with(&format!("00-{TRACE}-")) && !handed.contains(CALLER_SPAN),
+        "a child of the caller: {handed}"
+    );
+    assert!(dropped().await >= before + 2, "the create's and the claim's spans count as dropped");
+}

@@ -45,9 +45,13 @@ pub fn processor(url: &str) -> anyhow::Result<Bounded> {
     Ok(Bounded { inner, waiting, limit })
 }
 
-/// Counts spans the collector never got.
-fn dropped(spans: usize) {
-    metrics::counter!("longrun_otlp_spans_dropped_total").increment(spans as u64);
+/// Counts spans the collector never got. With the collector down that is
+/// every span, so the counter's handle is looked up once (first used when a
+/// span ends, after the server installed its recorder).
+pub fn dropped(spans: usize) {
+    static DROPPED: std::sync::LazyLock<metrics::Counter> =
+        std::sync::LazyLock::new(|| metrics::counter!("longrun_otlp_spans_dropped_total"));
+    DROPPED.increment(spans as u64);
 }
 
 /// The batch processor, refusing spans past `limit` waiting (queued or
@@ -99,8 +103,14 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
         let outcome = self.inner.export(batch).await;
         self.waiting.fetch_sub(spans, Ordering::Relaxed);
         match &outcome {
-            Ok(()) => metrics::counter!("longrun_otlp_spans_exported_total").increment(spans as u64),
-            Err(_) => dropped(spans),
+            Ok(()) => {
+                super::outage::export_succeeded();
+                metrics::counter!("longrun_otlp_spans_exported_total").increment(spans as u64);
+            }
+            Err(_) => {
+                super::outage::export_failed();
+                dropped(spans);
+            }
         }
         outcome
     }

@@ -1,13 +1,17 @@
 //! OpenTelemetry traces, off unless an OTLP endpoint is given: the
 //! exporter pipeline, whether tracing is on, and the attributes handlers
-//! add to the request's span. Spans are `tracing` spans with target
-//! `longrun::span`, bridged by `tracing-opentelemetry`; while tracing is
-//! off none is made, so it costs one relaxed load per request.
+//! add to the request's span. A request's span is made with the
+//! OpenTelemetry API (`request`); background work's are `tracing` spans
+//! with target `longrun::span`, bridged by `tracing-opentelemetry`. While
+//! tracing is off none is made, so it costs one relaxed load per request.
 
 mod export;
 mod ids;
+mod outage;
 mod propagation;
+mod request;
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::KeyValue;
@@ -16,16 +20,23 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub use ids::current_ids;
+pub use outage::collector_down;
 pub use propagation::{
-    context_of, current_traceparent, injected_header, join_operation_trace, parse_traceparent, with_incoming,
-    with_parent_from,
+    context_of, current_traceparent, injected_header, parent_from, parse_traceparent, with_incoming,
 };
+pub use request::{RequestSpan, join_operation_trace, serving};
 
 /// The `tracing` target of longrun's spans (kept apart from log targets,
 /// so `RUST_LOG` never switches traces off).
 pub const SPAN_TARGET: &str = "longrun::span";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+
+/// The tracer request spans are made with (set by `start`).
+fn tracer() -> &'static SdkTracer {
+    TRACER.get().expect("tracing is on only after start")
+}
 
 /// Whether spans are being made and exported.
 pub fn enabled() -> bool {
@@ -58,6 +69,8 @@ pub fn start(endpoint: &str) -> anyhow::Result<(SdkTracer, TracingGuard)> {
         .with_resource(resource())
         .build();
     let tracer = provider.tracer("longrun");
+    // A process starts tracing once; a second start keeps the first tracer.
+    let _ = TRACER.set(tracer.clone());
     ENABLED.store(true, Ordering::Relaxed);
     Ok((tracer, TracingGuard { provider }))
 }
@@ -83,9 +96,9 @@ fn resource() -> Resource {
 /// no-op while tracing is off or outside a request).
 pub fn note_operation(id: &dyn std::fmt::Display, scope: &dyn std::fmt::Display) {
     if enabled() {
-        let span = tracing::Span::current();
-        span.record("longrun.operation.id", tracing::field::display(id));
-        span.record("longrun.scope", tracing::field::display(scope));
+        let attributes =
+            [KeyValue::new("longrun.operation.id", id.to_string()), KeyValue::new("longrun.scope", scope.to_string())];
+        request::with_request(|span| span.set_attributes(attributes));
     }
 }
 

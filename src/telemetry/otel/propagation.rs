@@ -10,7 +10,6 @@ use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 tokio::task_local! {
     /// The valid `traceparent` the request being served brought, kept
@@ -37,29 +36,12 @@ pub fn injected_header(cx: &Context) -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// Makes `span` a child of the trace context `headers` carry, if any.
-pub fn with_parent_from(span: &tracing::Span, headers: &HeaderMap) {
-    if headers.contains_key("traceparent") {
-        let cx = TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
-        if cx.span().span_context().is_valid() {
-            let _ = span.set_parent(cx);
-        }
+/// The trace context `headers` carry (an empty context when none).
+pub fn parent_from(headers: &HeaderMap) -> Context {
+    if !headers.contains_key("traceparent") {
+        return Context::new();
     }
-}
-
-/// Joins the current request's span to the trace of the operation it
-/// turned out to serve (a claim learns which only once it has it): as a
-/// child when the request brought no trace context of its own, else by a
-/// link, so the worker's own trace stays whole.
-pub fn join_operation_trace(traceparent: Option<&str>, request_brought_one: bool) {
-    if !super::enabled() {
-        return;
-    }
-    let Some(cx) = traceparent.and_then(context_of) else { return };
-    let span = tracing::Span::current();
-    if request_brought_one || span.set_parent(cx.clone()).is_err() {
-        span.add_link(cx.span().span_context().clone());
-    }
+    TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
 }
 
 /// Runs `work` (a request's handling while tracing is off) with the
@@ -72,11 +54,8 @@ pub async fn with_incoming<F: Future>(traceparent: String, work: F) -> F::Output
 /// while tracing is on (so the operation's later spans are its
 /// descendants), else the one the request brought, if any.
 pub fn current_traceparent() -> Option<String> {
-    if super::enabled() {
-        let cx = tracing::Span::current().context();
-        if cx.span().span_context().is_valid() {
-            return injected_header(&cx);
-        }
+    if let Some(span_context) = super::request::request_span_context().filter(|sc| sc.is_valid()) {
+        return injected_header(&Context::new().with_remote_span_context(span_context));
     }
     INCOMING.try_with(Clone::clone).ok()
 }
