@@ -76,10 +76,7 @@ pub async fn claim_lease(State(app): State<AppState>, headers: HeaderMap, body: 
     };
     match claimed {
         Some(op) => {
-            crate::telemetry::otel::join_operation_trace(
-                op.traceparent.as_deref(),
-                headers.contains_key("traceparent"),
-            );
+            crate::telemetry::otel::join_operation_trace(op.traceparent.as_deref());
             Ok(respond(StatusCode::CREATED, &op, false))
         }
         None => Ok(StatusCode::NO_CONTENT.into_response()),

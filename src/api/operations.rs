@@ -64,10 +64,11 @@ pub async fn create_operation(
     // operation instead of making a second one. And the work runs in its
     // own task: a client that hangs up cannot cut it off half-recorded.
     let derived = repeatable.operation_id(&caller);
-    let task = tokio::spawn(async move {
+    // A task-local does not follow a spawn: the trace context is carried in.
+    let task = tokio::spawn(crate::telemetry::otel::carry(async move {
         let created = create(&app, &caller, &headers, &body, Some(derived));
         repeatable.run(&app, &caller, &headers, &body, created).await
-    });
+    }));
     task.await.map_err(|e| CoreError::Internal(anyhow::Error::new(e)).into())
 }
 

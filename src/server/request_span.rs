@@ -35,15 +35,19 @@ pub fn start(request: &Request, peer: Option<std::net::IpAddr>) -> Trace {
     }
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let method = request.method().as_str();
-    let host = request.uri().host().unwrap_or_else(|| text(header::HOST));
-    let server_address = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let authority = request.uri().authority().cloned().or_else(|| text(header::HOST).parse().ok());
     let mut attributes = vec![
         KeyValue::new("http.request.method", static_method(method)),
         KeyValue::new("url.path", request.uri().path().to_owned()),
-        KeyValue::new("server.address", server_address.to_owned()),
         KeyValue::new("network.protocol.version", protocol_version(request.version())),
-        KeyValue::new("user_agent.original", text(header::USER_AGENT).to_owned()),
     ];
+    if let Some(authority) = authority {
+        let host = authority.host();
+        attributes.push(KeyValue::new("server.address", host.trim_start_matches('[').trim_end_matches(']').to_owned()));
+    }
+    if let Some(agent) = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    }
     if let Some(peer) = peer {
         attributes.push(KeyValue::new("client.address", peer.to_string()));
     }
@@ -54,10 +58,14 @@ pub fn start(request: &Request, peer: Option<std::net::IpAddr>) -> Trace {
 pub fn finish(mut span: RequestSpan, method: &str, route: &str, status: StatusCode, dialect: &'static str) {
     let (name, route) = names(static_method(method), route);
     span.set_attributes([
-        KeyValue::new("http.route", route),
         KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
         KeyValue::new("longrun.dialect", dialect),
     ]);
+    if route != "unmatched" {
+        span.set_attributes([KeyValue::new("http.route", route)]);
+    }
+    // Without a route, the semantic conventions name the span by the method alone.
+    let name = if route == "unmatched" { static_method(method) } else { name };
     span.end(name, status.is_server_error());
 }
 
@@ -83,9 +91,10 @@ fn names(method: &'static str, route: &str) -> (&'static str, &'static str) {
     (name, static_route)
 }
 
-/// The method as a static string (`HTTP` for one outside the list).
+/// The method as a static string (`_OTHER` for one outside the list, as
+/// the semantic conventions say).
 fn static_method(method: &str) -> &'static str {
-    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].into_iter().find(|m| *m == method).unwrap_or("HTTP")
+    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }
 
 fn protocol_version(version: Version) -> &'static str {

@@ -224,9 +224,11 @@ pub async fn sweep(store: &dyn Store, policy: &Policy) -> Result<usize, StoreErr
             continue;
         };
         let span = crate::telemetry::otel::linked_span("lease lapsed", &op.id, op.traceparent.as_deref());
-        span.record("longrun.outcome", next.state.as_str());
-        match store.update_operation(&next, op.version).instrument(span).await {
-            Ok(()) => moved += 1,
+        match store.update_operation(&next, op.version).instrument(span.clone()).await {
+            Ok(()) => {
+                span.record("longrun.outcome", next.state.as_str());
+                moved += 1
+            }
             Err(StoreError::VersionMismatch | StoreError::NotFound) => {}
             Err(e) => return Err(e),
         }

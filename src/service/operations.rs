@@ -109,12 +109,14 @@ pub async fn create(
     let id = id.unwrap_or_else(|| OperationId::from_uuid(Uuid::now_v7()));
     let mut op = Operation::new(id, request, policy.clock.now());
     op.traceparent = crate::telemetry::otel::current_traceparent();
-    crate::telemetry::otel::note_operation(&op.id, &op.scope);
     if let Some(script) = &op.script {
         Script::validate(&script.steps, &op).map_err(|e| CoreError::bad_request("InvalidParameter", "script", e))?;
     }
     match store.create_operation(&op).await {
-        Ok(()) => Ok(Created::New(op)),
+        Ok(()) => {
+            crate::telemetry::otel::note_operation(&op.id, &op.scope);
+            Ok(Created::New(op))
+        }
         Err(StoreError::AlreadyExists) if chosen => {
             let existing = store.get_operation(id).await?;
             match existing {

@@ -60,7 +60,9 @@ pub fn init(format: LogFormat, default_level: &str, otlp_endpoint: Option<&str>)
                 .with_threads(false)
                 .with_target(false)
                 .with_level(false)
-                .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()));
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    meta.is_span() && meta.target() == otel::SPAN_TARGET
+                }));
             (Some(layer), Some(guard))
         }
         None => (None, None),

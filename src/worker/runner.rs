@@ -180,9 +180,9 @@ pub async fn run_scripts_once(store: &dyn Store, policy: &Policy, now: Timestamp
     for op in store.due_scripts(now, BATCH).await? {
         let Some(next) = op.run_script_step(now, policy.retention_for(&op.scope)) else { continue };
         let span = crate::telemetry::otel::linked_span("script step", &op.id, op.traceparent.as_deref());
-        span.record("longrun.outcome", next.state.as_str());
-        match store.update_operation(&next, op.version).instrument(span).await {
+        match store.update_operation(&next, op.version).instrument(span.clone()).await {
             Ok(()) => {
+                span.record("longrun.outcome", next.state.as_str());
                 metrics::counter!("longrun_script_steps_total").increment(1);
                 applied += 1;
             }

@@ -204,7 +204,7 @@ fn attempt_span(hook: &Webhook, delivery: &Delivery, created_in: Option<&str>) -
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         http.request.method = "POST",
-        http.request.resend_count = i64::from(delivery.attempts),
+        http.request.resend_count = (delivery.attempts > 0).then_some(i64::from(delivery.attempts)),
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
         server.address = url.as_ref().and_then(|u| u.host_str().map(str::to_owned)),

@@ -24,6 +24,7 @@ use crate::helpers::{TestApp, cli_key};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const OTHER_CALLER_SPAN: &str = "1a2b3c4d5e6f7081";
 
 /// What the OTLP receiver and the webhook receiver got.
 #[derive(Clone, Default)]
@@ -153,7 +154,9 @@ async fn the_create_the_claim_the_completion_and_the_delivery_share_the_callers_
         "/v1/webhooks",
         json!({"scope": "projects/traced", "url": format!("{receivers}/hook"), "events": "terminal"}),
     );
-    assert_eq!(hooked.send().await.unwrap().status(), 201);
+    let hooked = hooked.send().await.unwrap();
+    assert_eq!(hooked.status(), 201);
+    let secret = hooked.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
     let created = post("/v1/operations", json!({"scope": "projects/traced", "kind": "render"}))
         .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
         .header("tracestate", "vendor=opaque")
@@ -194,6 +197,7 @@ async fn the_create_the_claim_the_completion_and_the_delivery_share_the_callers_
         format!("00-{TRACE}-{}-01", hex(&create.span_id)),
         "the create's own span is the parent handed on"
     );
+    assert_eq!(create.trace_state, "vendor=opaque", "the caller's tracestate goes along");
 
     let claim = span_named(&got, "POST /v1/leases", |_| true).await;
     assert_eq!((hex(&claim.trace_id), hex(&claim.parent_span_id)), (TRACE.to_owned(), hex(&create.span_id)));
@@ -216,15 +220,22 @@ async fn the_create_the_claim_the_completion_and_the_delivery_share_the_callers_
 
     // Never a credential in a span.
     for span in got.spans.lock().unwrap().iter() {
-        for attribute in &span.attributes {
-            assert!(
-                !format!("{:?}", attribute.value).contains(&key),
-                "{} carries the key in {}",
-                span.name,
-                attribute.key
-            );
-        }
+        let text = format!("{span:?}");
+        assert!(!text.contains(&key) && !text.contains(&secret), "{} carries a key or the webhook secret", span.name);
     }
+
+    // A repeatable create (what the SDKs send) runs in a task of its own: its trace still reaches the worker.
+    let repeatable = post("/v1/operations", json!({"scope": "projects/traced", "kind": "again"}))
+        .header("traceparent", format!("00-{TRACE}-{OTHER_CALLER_SPAN}-01"))
+        .header("Repeatability-Request-ID", uuid::Uuid::new_v4().to_string())
+        .header("Repeatability-First-Sent", httpdate::fmt_http_date(std::time::SystemTime::now()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeatable.status(), 201);
+    let lease: Value = post("/v1/leases", json!({"kinds": ["again"]})).send().await.unwrap().json().await.unwrap();
+    let created_again = span_named(&got, "POST /v1/operations", |s| hex(&s.parent_span_id) == OTHER_CALLER_SPAN).await;
+    assert_eq!(lease["traceparent"], format!("00-{TRACE}-{}-01", hex(&created_again.span_id)).as_str());
 
     let logs = server.stop();
     let lines: Vec<Value> =
@@ -292,6 +303,18 @@ async fn with_tracing_off_the_creating_requests_traceparent_reaches_the_worker_u
         .unwrap();
     assert_eq!(created.status(), 201);
     app.create_ok("projects/traced", "plain").await; // no traceparent, none handed on
+    let repeatable = app
+        .client
+        .post(format!("{}/v1/operations", app.address))
+        .bearer_auth(&app.admin_key)
+        .header("traceparent", &traceparent)
+        .header("Repeatability-Request-ID", uuid::Uuid::new_v4().to_string())
+        .header("Repeatability-First-Sent", httpdate::fmt_http_date(std::time::SystemTime::now()))
+        .json(&json!({"scope": "projects/traced", "kind": "repeatable"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeatable.status(), 201);
     app.client
         .post(format!("{}/v1/operations", app.address))
         .bearer_auth(&app.admin_key)
@@ -301,7 +324,7 @@ async fn with_tracing_off_the_creating_requests_traceparent_reaches_the_worker_u
         .await
         .unwrap();
     let mut handed = HashMap::new();
-    for kind in ["render", "plain", "garbled"] {
+    for kind in ["render", "plain", "garbled", "repeatable"] {
         let claimed = app
             .client
             .post(format!("{}/v1/leases", app.address))
@@ -314,6 +337,11 @@ async fn with_tracing_off_the_creating_requests_traceparent_reaches_the_worker_u
         handed.insert(kind, claimed.json::<Value>().await.unwrap()["traceparent"].clone());
     }
     assert_eq!(handed["render"], traceparent.as_str());
+    assert_eq!(
+        handed["repeatable"],
+        traceparent.as_str(),
+        "a repeatable create runs in a task of its own, its trace too"
+    );
     assert_eq!(handed["plain"], Value::Null, "none brought, none kept");
     assert_eq!(handed["garbled"], Value::Null, "an invalid traceparent is ignored, never stored");
 }
@@ -349,11 +377,11 @@ async fn with_the_collector_down_spans_are_counted_as_dropped_and_trace_context_
     assert_eq!(created.status(), 201, "a dead collector never fails a request");
     let claimed =
         client.post(format!("{}/v1/leases", server.address)).bearer_auth(&key).json(&json!({"kinds": ["render"]}));
-    let lease: Value = claimed.send().await.unwrap().json().await.unwrap();
-    let handed = lease["traceparent"].as_str().unwrap();
-    assert!(
-        handed.starts_with(&format!("00-{TRACE}-")) && !handed.contains(CALLER_SPAN),
-        "a child of the caller: {handed}"
-    );
-    assert!(dropped().await >= before + 2, "the create's and the claim's spans count as dropped");
+    let claimed = claimed.send().await.unwrap();
+    assert_eq!(claimed.status(), 201);
+    let lease: Value = claimed.json().await.unwrap();
+    let caller = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    assert_eq!(lease["traceparent"], caller.as_str(), "the caller's own context, never a span no one got");
+    // The create's, the claim's and the first /metrics read's.
+    assert!(dropped().await >= before + 3, "shed spans count as dropped");
 }

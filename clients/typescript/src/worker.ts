@@ -187,7 +187,7 @@ export class Worker {
         // Still running after the grace: hand it back so another worker takes it now.
         job.lost = true;
         job.cancel();
-        await this.release(job.leaseId);
+        await this.release(job.leaseId, job.traceparent);
       }
     } finally {
       process.off("SIGTERM", onSignal);
@@ -227,7 +227,7 @@ export class Worker {
       }
       if (!lease) continue;
       if (this.stopping) {
-        await this.release(lease.leaseId);
+        await this.release(lease.leaseId, lease.traceparent);
         return;
       }
       const job = new Job(lease);
@@ -330,9 +330,9 @@ export class Worker {
     return beats;
   }
 
-  private async release(leaseId: string): Promise<void> {
+  private async release(leaseId: string, traceparent?: string): Promise<void> {
     try {
-      await this.client.release(leaseId);
+      await this.client.release(leaseId, traceparent);
     } catch (e) {
       console.warn(`longrun: cannot hand back ${leaseId} (${e instanceof Error ? e.message : e}); it returns when its lease lapses`);
     }

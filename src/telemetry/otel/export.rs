@@ -25,7 +25,13 @@ const MAX_ANSWER: u64 = 4 << 20;
 
 /// The processor exporting to `url`.
 pub fn processor(url: &str) -> anyhow::Result<Bounded> {
-    let limit = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_QUEUE);
+    let limit =
+        std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_QUEUE).max(1);
+    if std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").is_ok_and(|p| p != "http/protobuf") {
+        anyhow::bail!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL: longrun exports OTLP over http/protobuf only (a collector's port 4318)"
+        );
+    }
     let timeout = std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
         .ok()
         .and_then(|ms| ms.parse().ok())
@@ -107,8 +113,8 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
                 super::outage::export_succeeded();
                 metrics::counter!("longrun_otlp_spans_exported_total").increment(spans as u64);
             }
-            Err(_) => {
-                super::outage::export_failed();
+            Err(error) => {
+                super::outage::export_failed(error);
                 dropped(spans);
             }
         }

@@ -43,7 +43,7 @@ pub fn current_ids() -> Option<Ids> {
         let span = cx.span();
         span.span_context().is_valid().then(|| Ids::of(span.span_context()))
     };
-    let in_request = super::request::request_span_context().filter(SpanContext::is_valid).map(|sc| Ids::of(&sc));
+    let in_request = super::request::started_ids().map(|sc| Ids::of(&sc));
     in_request.or_else(attached).or_else(|| {
         let id = tracing::Span::current().id()?;
         let cx = tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(&id, dispatch))?;

@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 pub use ids::current_ids;
 pub use outage::collector_down;
 pub use propagation::{
-    context_of, current_traceparent, injected_header, parent_from, parse_traceparent, with_incoming,
+    carry, context_of, current_traceparent, injected_header, parent_from, parse_traceparent, with_incoming,
 };
 pub use request::{RequestSpan, join_operation_trace, serving};
 
@@ -44,8 +44,7 @@ pub fn enabled() -> bool {
 }
 
 /// Shuts the exporter down when dropped: the spans still queued get one
-/// bounded try to leave (a dead collector delays an exit by at most the
-/// export timeout).
+/// bounded try to leave (the SDK waits at most 5 s for it).
 pub struct TracingGuard {
     provider: SdkTracerProvider,
 }
@@ -64,6 +63,8 @@ impl Drop for TracingGuard {
 /// `tracing` bridge. Call before any tokio runtime exists: the exporter's
 /// blocking HTTP client runs its own.
 pub fn start(endpoint: &str) -> anyhow::Result<(SdkTracer, TracingGuard)> {
+    // The dropped-span counter is looked up once: the recorder must exist first.
+    crate::telemetry::metrics::recorder();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(export::processor(&traces_url(endpoint))?)
         .with_resource(resource())
@@ -87,7 +88,9 @@ fn traces_url(endpoint: &str) -> String {
 /// or `OTEL_RESOURCE_ATTRIBUTES` say otherwise (the SDK reads both).
 fn resource() -> Resource {
     let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attributes| attributes.contains("service.name="));
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attributes| {
+            attributes.split(',').any(|pair| pair.split('=').next().map(str::trim) == Some("service.name"))
+        });
     let builder = Resource::builder().with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
     if named { builder.build() } else { builder.with_service_name("longrun").build() }
 }

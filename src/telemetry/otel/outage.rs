@@ -29,9 +29,12 @@ pub fn collector_down() -> bool {
 }
 
 /// An export failed: shed spans for the next backoff.
-pub fn export_failed() {
+pub fn export_failed(error: &dyn std::fmt::Display) {
     let first = FIRST_BACKOFF.as_millis() as u64;
     let previous = BACKOFF.load(Ordering::Relaxed);
+    if previous == 0 {
+        tracing::warn!(%error, "OpenTelemetry: the collector took no spans; shedding request spans while it is down");
+    }
     let backoff = if previous == 0 { first } else { (previous * 2).min(MOST_BACKOFF.as_millis() as u64) };
     BACKOFF.store(backoff, Ordering::Relaxed);
     DOWN_UNTIL.store(now_ms() + backoff, Ordering::Relaxed);
@@ -39,6 +42,9 @@ pub fn export_failed() {
 
 /// An export succeeded: the collector is up.
 pub fn export_succeeded() {
+    if BACKOFF.load(Ordering::Relaxed) != 0 {
+        tracing::info!("OpenTelemetry: the collector takes spans again");
+    }
     BACKOFF.store(0, Ordering::Relaxed);
     DOWN_UNTIL.store(0, Ordering::Relaxed);
 }
@@ -51,12 +57,12 @@ mod tests {
     fn a_failed_export_sheds_spans_until_one_succeeds_and_the_backoff_doubles_to_its_cap() {
         export_succeeded();
         assert!(!collector_down());
-        export_failed();
+        export_failed(&"refused");
         assert!(collector_down());
         assert_eq!(BACKOFF.load(Ordering::Relaxed), 1_000);
-        export_failed();
+        export_failed(&"refused");
         assert_eq!(BACKOFF.load(Ordering::Relaxed), 2_000);
-        (0..10).for_each(|_| export_failed());
+        (0..10).for_each(|_| export_failed(&"refused"));
         assert_eq!(BACKOFF.load(Ordering::Relaxed), 30_000, "capped");
         export_succeeded();
         assert!(!collector_down());

@@ -50,11 +50,23 @@ pub async fn with_incoming<F: Future>(traceparent: String, work: F) -> F::Output
     INCOMING.scope(traceparent, work).await
 }
 
+/// `work`, for a task of its own (a task-local does not follow a spawn),
+/// with the `traceparent` an operation created now would keep.
+pub fn carry<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let traceparent = current_traceparent();
+    async move {
+        match traceparent {
+            Some(traceparent) => with_incoming(traceparent, work).await,
+            None => work.await,
+        }
+    }
+}
+
 /// The `traceparent` an operation created now keeps: the request span's
 /// while tracing is on (so the operation's later spans are its
 /// descendants), else the one the request brought, if any.
 pub fn current_traceparent() -> Option<String> {
-    if let Some(span_context) = super::request::request_span_context().filter(|sc| sc.is_valid()) {
+    if let Some(span_context) = super::request::handed_on() {
         return injected_header(&Context::new().with_remote_span_context(span_context));
     }
     INCOMING.try_with(Clone::clone).ok()

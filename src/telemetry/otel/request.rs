@@ -2,17 +2,15 @@
 //! API directly rather than as a `tracing` span: a bridged span cost a
 //! status GET a fifth of its throughput (registry, every layer's hooks on
 //! each poll), this a few allocations. Started lazily: until something
-//! needs its ids (a create storing its `traceparent`, a log line, the end),
-//! it is a builder, so a claim can still make it a child of the operation
-//! it turns out to serve.
+//! needs its ids (a create storing its `traceparent`, the end), it is a
+//! builder, so a claim can still make it a child of the operation it turns
+//! out to serve.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    Link, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer,
-};
+use opentelemetry::trace::{Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
 tokio::task_local! {
@@ -20,9 +18,10 @@ tokio::task_local! {
     static REQUEST: RefCell<RequestSpan>;
 }
 
-/// A request's server span: a builder until started.
+/// A request's server span: a builder until started. One dropped without
+/// `end` (its client went away) ends as cancelled.
 pub struct RequestSpan {
-    state: State,
+    state: Option<State>,
 }
 
 enum State {
@@ -31,7 +30,8 @@ enum State {
         parent: Context,
     },
     Started(Context),
-    /// Ids only, nothing recorded: the collector is down (`outage`).
+    /// Nothing recorded while the collector is down (`outage`): only the
+    /// trace context the request brought travels on.
     Shed(Context),
 }
 
@@ -43,74 +43,100 @@ impl RequestSpan {
             .with_kind(SpanKind::Server)
             .with_start_time(SystemTime::now())
             .with_attributes(attributes);
-        RequestSpan { state: State::Pending { builder, parent } }
+        RequestSpan { state: Some(State::Pending { builder, parent }) }
     }
 
-    /// A span that only has ids (in `parent`'s trace, if any), for while the
-    /// collector is down: trace context still travels, nothing is recorded.
+    /// No span while the collector is down: what the request brought (if
+    /// anything) is what its operation keeps and hands on.
     pub fn shed(parent: Context) -> RequestSpan {
-        let parent_span = parent.span().span_context().clone();
-        let trace_id = match parent_span.is_valid() {
-            true => parent_span.trace_id(),
-            false => TraceId::from(rand::random::<u128>().max(1)),
-        };
-        let flags = if parent_span.is_valid() { parent_span.trace_flags() } else { TraceFlags::SAMPLED };
-        let span_id = SpanId::from(rand::random::<u64>().max(1));
-        let own = SpanContext::new(trace_id, span_id, flags, false, parent_span.trace_state().clone());
-        RequestSpan { state: State::Shed(parent.with_remote_span_context(own)) }
+        RequestSpan { state: Some(State::Shed(parent)) }
     }
 
     /// The span as a context (started now if it was not yet).
     pub fn context(&mut self) -> Context {
-        if let State::Pending { builder, parent } = &mut self.state {
+        if let Some(State::Pending { builder, parent }) = &mut self.state {
             let builder = std::mem::replace(builder, SpanBuilder::from_name(""));
             let span = super::tracer().build_with_context(builder, parent);
-            self.state = State::Started(parent.with_span(span));
+            self.state = Some(State::Started(parent.with_span(span)));
         }
         match &self.state {
-            State::Started(cx) | State::Shed(cx) => cx.clone(),
-            State::Pending { .. } => unreachable!("started above"),
+            Some(State::Started(cx) | State::Shed(cx)) => cx.clone(),
+            _ => Context::new(),
+        }
+    }
+
+    /// The span context an operation created now keeps: the span's own,
+    /// or, while shedding, the one the request brought.
+    fn handed_on(&mut self) -> Option<SpanContext> {
+        let cx = self.context();
+        let span_context = cx.span().span_context().clone();
+        span_context.is_valid().then_some(span_context)
+    }
+
+    /// The span's ids for a log line, without starting it: a start fixes
+    /// its parent, which a claim may still change.
+    fn started_ids(&self) -> Option<SpanContext> {
+        match &self.state {
+            Some(State::Started(cx) | State::Shed(cx)) => {
+                Some(cx.span().span_context().clone()).filter(SpanContext::is_valid)
+            }
+            _ => None,
         }
     }
 
     /// Adds attributes.
     pub fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
         match &mut self.state {
-            State::Pending { builder, .. } => builder.attributes.get_or_insert_with(Vec::new).extend(attributes),
-            State::Started(cx) => cx.span().set_attributes(attributes),
-            State::Shed(_) => {}
+            Some(State::Pending { builder, .. }) => builder.attributes.get_or_insert_with(Vec::new).extend(attributes),
+            Some(State::Started(cx)) => cx.span().set_attributes(attributes),
+            _ => {}
         }
     }
 
-    /// Makes the span a child of `cx` if it has not started (and the
-    /// request brought no context of its own), else links it to `cx`.
-    fn join(&mut self, cx: &Context, request_brought_one: bool) {
+    /// Makes the span a child of `cx` if it has not started and the request
+    /// brought no valid trace context of its own, else links it to `cx`.
+    fn join(&mut self, cx: &Context) {
         let linked = cx.span().span_context().clone();
         match &mut self.state {
-            State::Pending { parent, .. } if !request_brought_one => *parent = cx.clone(),
-            State::Pending { builder, .. } => {
+            Some(State::Pending { parent, .. }) if !parent.span().span_context().is_valid() => *parent = cx.clone(),
+            Some(State::Pending { builder, .. }) => {
                 builder.links.get_or_insert_with(Vec::new).push(Link::with_context(linked))
             }
-            State::Started(started) => started.span().add_link(linked, Vec::new()),
-            State::Shed(_) => {}
+            Some(State::Started(started)) => started.span().add_link(linked, Vec::new()),
+            _ => {}
         }
     }
 
     /// Names the span, marks a server error, and ends it.
     pub fn end(mut self, name: &'static str, server_error: bool) {
-        if let State::Shed(_) = self.state {
-            return super::export::dropped(1);
-        }
-        if let State::Pending { builder, .. } = &mut self.state {
-            builder.name = name.into();
-        } else if let State::Started(cx) = &self.state {
-            cx.span().update_name(name);
+        match &mut self.state {
+            Some(State::Shed(_)) => {
+                self.state = None;
+                return super::export::dropped(1);
+            }
+            Some(State::Pending { builder, .. }) => builder.name = name.into(),
+            Some(State::Started(cx)) => cx.span().update_name(name),
+            None => return,
         }
         let cx = self.context();
         if server_error {
             cx.span().set_status(Status::error(""));
         }
         cx.span().end();
+        self.state = None;
+    }
+}
+
+impl Drop for RequestSpan {
+    fn drop(&mut self) {
+        if self.state.is_none() {
+            return;
+        }
+        if let Some(State::Shed(_)) = self.state {
+            return super::export::dropped(1);
+        }
+        self.set_attributes([KeyValue::new("longrun.cancelled", true)]);
+        self.context().span().end();
     }
 }
 
@@ -132,19 +158,27 @@ pub fn with_request<T>(f: impl FnOnce(&mut RequestSpan) -> T) -> Option<T> {
 /// serve (a claim learns which only once it has it): as a child when the
 /// request brought no trace context of its own, else by a link, so the
 /// worker's own trace stays whole.
-pub fn join_operation_trace(traceparent: Option<&str>, request_brought_one: bool) {
+pub fn join_operation_trace(traceparent: Option<&str>) {
     if !super::enabled() {
         return;
     }
     if let Some(cx) = traceparent.and_then(super::context_of) {
-        with_request(|span| span.join(&cx, request_brought_one));
+        with_request(|span| span.join(&cx));
     }
 }
 
-/// The span context of the request being served, if tracing is on.
-pub fn request_span_context() -> Option<SpanContext> {
+/// The span context an operation created by the request being served keeps.
+pub fn handed_on() -> Option<SpanContext> {
     if !super::enabled() {
         return None;
     }
-    with_request(|span| span.context().span().span_context().clone())
+    with_request(RequestSpan::handed_on).flatten()
+}
+
+/// The ids of the request's span for a log line, if it has started.
+pub fn started_ids() -> Option<SpanContext> {
+    if !super::enabled() {
+        return None;
+    }
+    with_request(|span| span.started_ids()).flatten()
 }

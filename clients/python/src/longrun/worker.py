@@ -200,7 +200,7 @@ class Worker:
             # takes it now rather than after the lease lapses.
             job._cancelled.set()
             job.lost = True
-            self._release(job.lease_id)
+            self._release(job.lease_id, job.traceparent)
         self._finished.set()
 
     # ------------------------------------------------------------ internals
@@ -231,7 +231,7 @@ class Worker:
                 continue
             if self._stopping.is_set():
                 # Claimed as the worker began to stop: handed back unstarted.
-                self._release(lease.lease_id)
+                self._release(lease.lease_id, lease.traceparent)
                 self._slots.release()
                 return
             job = Job(lease, self.lease_ttl)
@@ -337,8 +337,8 @@ class Worker:
             job._restore_progress(progress)
             job.next_beat = time.monotonic() + 1
 
-    def _release(self, lease_id: str) -> None:
+    def _release(self, lease_id: str, traceparent: Optional[str]) -> None:
         try:
-            self.client.release(lease_id)
+            self.client.release(lease_id, traceparent=traceparent)
         except errors.LongrunError as e:
             log.warning("cannot hand back %s (%s); it returns to the queue when its lease lapses", lease_id, e)
