@@ -98,6 +98,23 @@ pub struct OperationBody {
     pub attempts: u32,
     /// The dialect URL a client polls.
     pub operation_location: String,
+    /// The worker lease it is held under, while Running under a worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseHolder>,
+    /// The W3C trace context of the request that created it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+/// Who holds an operation's lease, and until when.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Longrun::LeaseHolder)]
+pub struct LeaseHolder {
+    /// The worker that claimed it (its `owner`, else its key id).
+    pub owner: String,
+    /// When the lease lapses without a heartbeat.
+    pub expires_at: String,
 }
 
 impl From<&Operation> for OperationBody {
@@ -120,6 +137,11 @@ impl From<&Operation> for OperationBody {
             version: op.version,
             attempts: op.attempts,
             operation_location: crate::dialect::operation_location(op),
+            lease: op.lease.as_ref().map(|lease| LeaseHolder {
+                owner: lease.owner.clone(),
+                expires_at: lease.expires_at.to_rfc3339_ticks(),
+            }),
+            traceparent: op.traceparent.clone(),
         }
     }
 }

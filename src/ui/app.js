@@ -3,6 +3,8 @@
 // header, never in a URL) and follows changes over server-sent events,
 // parsed from a fetch stream because EventSource cannot send headers.
 
+import { drawStackedBars, initViews, legend, recentDeliveries, refreshView, showView } from "./views.js";
+
 const STATES = ["NotStarted", "Running", "Succeeded", "Failed", "Canceled", "CompleteWithErrors"];
 const TERMINAL = new Set(["Succeeded", "Failed", "Canceled", "CompleteWithErrors"]);
 // Operations loaded per page, newest first (`/ui?pageSize=N` for another size).
@@ -26,6 +28,7 @@ const session = {
   stream: null, // AbortController of the live stream
   next: null, // the list's nextLink: older operations not loaded yet
   sort: { key: "createdAt", descending: true },
+  view: "operations",
 };
 
 async function api(path, options = {}) {
@@ -55,6 +58,7 @@ async function signIn(key) {
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
   $("who").textContent = `${session.me.keyId} · ${session.me.role} · ${session.me.scope}`;
+  $("views").hidden = false;
   fillScopes([]);
   await load();
 }
@@ -66,6 +70,7 @@ function signOut(message = "") {
   session.operations.clear();
   session.history.clear();
   $("dashboard").hidden = true;
+  $("views").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   $("who").textContent = "";
@@ -187,6 +192,17 @@ function applyChange(op) {
   if (!known) fillKinds();
   render();
   if (session.selected === op.id) showDetail(op.id);
+  refreshSoon();
+}
+
+let refreshing = null;
+/** Re-reads the view shown after a change, at most every 2 s. */
+function refreshSoon() {
+  if (session.view === "operations" || refreshing) return;
+  refreshing = setTimeout(() => {
+    refreshing = null;
+    refreshView();
+  }, 2000);
 }
 
 // ---- rendering ------------------------------------------------------------
@@ -313,7 +329,7 @@ function renderCounts() {
   );
 }
 
-/** Stacked bars: operations created in each 5-minute slot of the last hour, with axes and a legend. */
+/** Operations created in each 5-minute slot of the last hour, by state now. */
 function renderChart() {
   const now = Date.now();
   const slots = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
@@ -321,57 +337,8 @@ function renderChart() {
     const slot = 11 - Math.floor((now - Date.parse(op.createdAt)) / BUCKET_MS);
     if (slot >= 0 && slot < 12) slots[slot][op.state] += 1;
   }
-  const most = Math.max(1, ...slots.map((slot) => STATES.reduce((sum, s) => sum + slot[s], 0)));
-  const top = niceCeiling(most);
-  const [left, right, floor, ceiling] = [34, 414, 108, 8]; // the plot area inside the 420 × 130 view box
-  const step = (right - left) / 12;
-  const svg = $("chart");
-  const parts = [];
-  const el = (name, attributes, text) => {
-    const node = document.createElementNS("http://www.w3.org/2000/svg", name);
-    Object.entries(attributes).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined) node.textContent = text;
-    parts.push(node);
-    return node;
-  };
-  // The y axis: 0, half and the top, with grid lines.
-  for (const value of Number.isInteger(top / 2) ? [0, top / 2, top] : [0, top]) {
-    const y = floor - (value / top) * (floor - ceiling);
-    el("line", { x1: left, x2: right, y1: y, y2: y, class: "grid" });
-    el("text", { x: left - 4, y: y + 3, "text-anchor": "end", class: "y-label" }, String(value));
-  }
-  // The x axis: minutes ago at every third slot.
-  for (let i = 0; i <= 12; i += 3) {
-    const anchor = i === 12 ? "end" : "middle";
-    el("text", { x: left + i * step, y: floor + 14, "text-anchor": anchor, class: "x-label" }, i === 12 ? "now" : `-${(12 - i) * 5}m`);
-  }
-  slots.forEach((slot, i) => {
-    let y = floor;
-    for (const state of STATES) {
-      const height = (slot[state] / top) * (floor - ceiling);
-      if (height === 0) continue;
-      y -= height;
-      const rect = el("rect", { x: left + i * step + 2, y, width: step - 4, height, class: state });
-      const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-      title.textContent = `${slot[state]} ${state}`;
-      rect.append(title);
-    }
-  });
-  svg.replaceChildren(...parts);
-  $("legend").replaceChildren(
-    ...STATES.map((s) => {
-      const item = document.createElement("span");
-      item.className = `state ${s}`;
-      item.textContent = s;
-      return item;
-    }),
-  );
-}
-
-/** 1, 2, 5, 10, 20, 50…: the smallest at or above `n`, for an axis. */
-function niceCeiling(n) {
-  const power = 10 ** Math.floor(Math.log10(n));
-  return [1, 2, 5, 10].map((m) => m * power).find((v) => v >= n);
+  drawStackedBars($("chart"), slots, STATES, (i) => (i === 12 ? "now" : `-${(12 - i) * 5}m`));
+  $("legend").replaceChildren(...legend(STATES));
 }
 
 function ago(timestamp) {
@@ -422,6 +389,11 @@ async function showDetail(id) {
       return button;
     }),
   );
+  const facts = [`attempts ${op.attempts ?? 0}`];
+  if (op.lease) facts.push(`held by ${op.lease.owner}, lease lapses in ${span(Math.max(0, Math.round((Date.parse(op.lease.expiresAt) - Date.now()) / 1000)))}`);
+  if (op.traceparent) facts.push(`trace ${op.traceparent.split("-")[1]}`);
+  $("detail-facts").textContent = facts.join(" · ");
+  showDeliveries(id);
   const canCancel = session.me.role !== "read" && !TERMINAL.has(op.state);
   $("cancel").hidden = !canCancel;
   $("history").replaceChildren(
@@ -444,6 +416,44 @@ async function showDetail(id) {
   $("detail-json").textContent = `GET ${url}\n${response.status}\n\n${pretty}`;
 }
 
+/** The webhook deliveries of one operation (admin keys only). */
+async function showDeliveries(id) {
+  const list = $("detail-deliveries");
+  if (session.me.role !== "admin") {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "(an admin key sees deliveries)" }));
+    return;
+  }
+  try {
+    const hooks = (await api("/v1/webhooks")).value;
+    const mine = (await recentDeliveries(hooks)).filter((d) => d.operationId === id);
+    if (session.selected !== id) return;
+    list.replaceChildren(
+      ...mine.map((d) => {
+        const item = document.createElement("li");
+        const status = d.lastStatus ? ` ${d.lastStatus}` : "";
+        item.textContent = `v${d.version} → ${d.hookId}: ${d.state}${status}, ${d.attempts} attempt(s)${d.lastError ? ` (${d.lastError})` : ""}`;
+        return item;
+      }),
+    );
+    if (mine.length === 0) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "none" }));
+  } catch (error) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { textContent: error.message }));
+  }
+}
+
+/** Opens an operation from another view in the operations view. */
+async function openOperation(id) {
+  if (!session.operations.has(id)) {
+    try {
+      applyChange(await api(`/v1/operations/${id}`));
+    } catch {
+      return;
+    }
+  }
+  await showView("operations");
+  showDetail(id);
+}
+
 async function cancelSelected() {
   $("detail-error").textContent = "";
   try {
@@ -461,12 +471,15 @@ $("sign-in").addEventListener("submit", (event) => {
   signIn($("key").value.trim());
 });
 $("sign-out").addEventListener("click", () => signOut());
-$("scope").addEventListener("change", load);
+$("scope").addEventListener("change", () => load().then(refreshView));
 $("state-filter").addEventListener("change", render);
 $("kind-filter").addEventListener("change", render);
 $("search").addEventListener("input", search);
 $("more").addEventListener("click", loadMore);
 for (const th of $("operations").tHead.rows[0].cells) th.addEventListener("click", () => sortBy(th.dataset.sort));
-$("cancel").addEventListener("click", cancelSelected);
+$("cancel").addEventListener("click", () => {
+  if (confirm("Cancel this operation? Its worker is told to stop.")) cancelSelected();
+});
+initViews({ api, session, $, span, ago, openOperation });
 setInterval(() => session.me && render(), 5000);
 if (session.key) signIn(session.key);

@@ -1,4 +1,4 @@
-//! The dashboard (`/ui`): three static files compiled into the binary, so
+//! The dashboard (`/ui`): four static files compiled into the binary, so
 //! it works offline and needs no build step. Plain JavaScript over the
 //! native API (fetch + a server-sent-event stream); see `app.js`.
 
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(redirect))
         .route("/ui/", get(|| async { asset("text/html; charset=utf-8", include_str!("index.html")) }))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
+        .route("/ui/views.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("views.js")) }))
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("app.css")) }))
 }
 

@@ -262,3 +262,27 @@ async fn a_released_operation_goes_to_the_next_worker_at_once() {
     let stale = lease_call(&client, &node, &key, &first, "heartbeat", json!({})).await;
     assert_eq!(stale.status(), StatusCode::CONFLICT, "the released lease is lost for good");
 }
+
+#[tokio::test]
+async fn a_leased_operation_shows_who_holds_it_until_when_and_not_after_it_ends() {
+    let app = TestApp::spawn().await;
+    let id = id_of(&app.create_ok("projects/held", "deleteDevBox").await);
+    let lease = claim(&app.client, &app.address, &app.admin_key, "45s").await.expect("one to claim");
+    let read = || async {
+        app.get_bearer(&format!("/v1/operations/{id}"), &app.admin_key).await.json::<Value>().await.unwrap()
+    };
+    let held = read().await;
+    assert_eq!(held["lease"]["owner"], lease["operation"]["lease"]["owner"]);
+    assert_eq!(held["lease"]["expiresAt"], lease["expiresAt"], "the lease's own expiry");
+    assert!(held["lease"]["owner"].as_str().unwrap().starts_with("key_"), "the claiming key when no owner is named");
+    let done = lease_call(
+        &app.client,
+        &app.address,
+        &app.admin_key,
+        lease["leaseId"].as_str().unwrap(),
+        "complete",
+        json!({"state": "Succeeded"}),
+    );
+    assert_eq!(done.await.status(), StatusCode::OK);
+    assert_eq!(read().await.get("lease"), None, "a finished operation is held by no one");
+}

@@ -6,12 +6,15 @@
 //   LONGRUN_BIN=target/debug/longrun node --test tests/browser/dashboard.test.mjs
 //
 // The screenshot goes to $LONGRUN_SCREENSHOT (default
-// target/browser-artifacts/dashboard.png); docs/dashboard.png is a copy.
+// target/browser-artifacts/dashboard.png), one per view beside it;
+// docs/dashboard.png is a copy, and LONGRUN_DOCS_SCREENSHOTS=1 refreshes
+// docs/dashboard-{workers,metrics,webhooks,detail}.png.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -22,7 +25,7 @@ const screenshot = resolve(repo, process.env.LONGRUN_SCREENSHOT || "target/brows
 const SCOPE = "projects/browser";
 const WAIT = { timeout: 10_000 };
 
-let server, base, dataDir, browser, page, producerKey, readerKey;
+let server, base, dataDir, browser, page, producerKey, readerKey, adminKey;
 const problems = []; // console errors and uncaught page errors, from every test
 const made = {}; // operations the live test makes, for the later checks
 
@@ -50,6 +53,7 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "longrun-ui-"));
   producerKey = key(SCOPE, "produce");
   readerKey = key("projects/elsewhere", "read");
+  adminKey = key(SCOPE, "admin");
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -143,6 +147,12 @@ test("signs in, sees operations appear and progress live, cancels one", async ()
   const doomed = await create("deleteDevBox");
   await page.click(row(doomed.id), WAIT);
   await page.waitForSelector("[data-testid=detail-json]:has-text('NotStarted')", WAIT);
+  // A cancel asks first: dismissed, nothing happens.
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.click("[data-testid=cancel]");
+  await page.waitForTimeout(300);
+  assert.equal(await page.getAttribute(row(doomed.id), "data-state"), "NotStarted", "a dismissed cancel cancels nothing");
+  page.once("dialog", (dialog) => dialog.accept());
   await page.click("[data-testid=cancel]");
   await page.waitForSelector(`${row(doomed.id)}[data-state="Canceled"]`, WAIT);
   const stored = await fetch(`${base}/v1/operations/${doomed.id}`, {
@@ -241,4 +251,101 @@ test("a key in the address fragment signs in and leaves the address", async () =
   await page.waitForSelector("[data-testid=who]:has-text('produce')", WAIT);
   assert.ok(!page.url().includes(producerKey), page.url());
   assert.deepEqual(problems, [], "no console errors");
+});
+
+/** Saves a screenshot of the page as an artifact, and as docs/`name` when LONGRUN_DOCS_SCREENSHOTS is set. */
+async function keep(name) {
+  const path = join(dirname(screenshot), name);
+  mkdirSync(dirname(path), { recursive: true });
+  await page.screenshot({ path, fullPage: true });
+  if (process.env.LONGRUN_DOCS_SCREENSHOTS) copyFileSync(path, join(repo, "docs", name));
+}
+
+/** Nothing leaves the page sideways at 1024 or 1280 px. */
+async function fits(view) {
+  for (const width of [1024, 1280]) {
+    await page.setViewportSize({ width, height: 800 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the ${view} view scrolls sideways at ${width} px by ${overflow} px`);
+  }
+  await page.setViewportSize({ width: 1400, height: 800 });
+}
+
+test("the workers, metrics and webhooks views, and an operation's lease, trace and deliveries", async () => {
+  const received = [];
+  const receiver = createServer((request, response) => {
+    request.resume();
+    received.push(request.headers);
+    response.writeHead(204).end();
+  });
+  await new Promise((ready) => receiver.listen(0, "127.0.0.1", ready));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  try {
+    const admin = (method, path, body, headers = {}) =>
+      fetch(base + path, {
+        method,
+        headers: { Authorization: `Bearer ${adminKey}`, "Content-Type": "application/json", ...headers },
+        body: body && JSON.stringify(body),
+      });
+    const hook = await (await admin("POST", "/v1/webhooks", { scope: SCOPE, url: hookUrl, events: "terminal" })).json();
+    const traced = await (await admin("POST", "/v1/operations", { scope: SCOPE, kind: "render" }, {
+      traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    })).json();
+    const claimed = await admin("POST", "/v1/leases", { kinds: ["render"], owner: "worker-7", ttl: "60s" });
+    assert.equal(claimed.status, 201);
+    const lease = await claimed.json();
+
+    await page.click("#sign-out");
+    await page.fill("#key", adminKey);
+    await page.click("#sign-in button[type=submit]");
+    await page.waitForSelector("[data-testid=who]:has-text('admin')", WAIT);
+
+    // Workers: the held lease, its worker and attempt.
+    await page.click("#views button[data-view=workers]");
+    await page.waitForSelector(`#leases ${row(traced.id)}:has-text('worker-7')`, WAIT);
+    const cells = await page.$$eval(`#leases ${row(traced.id)} td`, (tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(cells.slice(0, 4), [traced.id, "render", "worker-7", "1"]);
+    assert.match(await page.locator("[data-testid=workers-summary]").textContent(), /1 lease\(s\) held by 1 worker\(s\): worker-7 \(1\)/);
+    await fits("workers");
+    await keep("dashboard-workers.png");
+
+    // The worker finishes: the webhook is told, and the views follow.
+    const done = await admin("POST", `/v1/leases/${lease.leaseId}:complete`, { state: "Succeeded" });
+    assert.equal(done.status, 200);
+    await page.waitForSelector("#leases td.empty", WAIT);
+
+    // Metrics per kind, with a chart that has axes and a legend.
+    await page.click("#views button[data-view=metrics]");
+    await page.waitForSelector("#kinds tr:has(td:text-is('render'))", WAIT);
+    const render = await page.$$eval("#kinds tr", (rows) =>
+      rows.map((r) => [...r.cells].map((c) => c.textContent)).find((cells) => cells[0] === "render"));
+    assert.deepEqual(render.slice(0, 7), ["render", "1", "1", "1", "0", "0", "0%"], `created, finished, succeeded, failed, canceled, failure rate: ${render}`);
+    const created = await page.$$eval("#kinds tbody tr", (rows) => rows.reduce((n, r) => n + Number(r.cells[1].textContent), 0));
+    assert.ok(created >= 6, `every kind counted: ${created}`);
+    const labels = await page.$$eval("#throughput text", (texts) => texts.map((t) => t.textContent));
+    assert.ok(labels.includes("0") && labels.includes("now"), `axes: ${labels}`);
+    assert.equal(await page.locator("[data-testid=throughput-legend] .state").count(), 4);
+    assert.ok((await page.locator("#throughput rect").count()) >= 2, "finished operations drawn by outcome");
+    await fits("metrics");
+    await keep("dashboard-metrics.png");
+
+    // Webhooks: the hook and its delivery.
+    await page.click("#views button[data-view=webhooks]");
+    await page.waitForSelector(`#hooks td:text-is('${hook.id}')`, WAIT);
+    await page.waitForSelector(`#deliveries ${row(traced.id)}:has-text('delivered')`, WAIT);
+    assert.equal(received.length >= 1, true, "the receiver got the delivery");
+    await fits("webhooks");
+    await keep("dashboard-webhooks.png");
+
+    // From a delivery to the operation: its lease history, trace and deliveries.
+    await page.click(`#deliveries ${row(traced.id)}`);
+    await page.waitForSelector("#view-operations:not([hidden])", WAIT);
+    await page.waitForSelector("[data-testid=detail-facts]:has-text('attempts 1')", WAIT);
+    assert.match(await page.locator("[data-testid=detail-facts]").textContent(), /trace 4bf92f3577b34da6a3ce929d0e0e4736/);
+    await page.waitForSelector("[data-testid=detail-deliveries] li:has-text('delivered')", WAIT);
+    await keep("dashboard-detail.png");
+    assert.deepEqual(problems, [], "no console errors");
+  } finally {
+    receiver.close();
+  }
 });
