@@ -27,6 +27,8 @@ const MAX_PAGE: u32 = 1000;
         ("scope" = Option<String>, Query, description = "tenants/{uuid}, projects/{name} or accounts/{name}"),
         ("state" = Option<String>, Query),
         ("kind" = Option<String>, Query),
+        ("createdFrom" = Option<String>, Query, format = DateTime, description = "only those created at or after this time (RFC 3339)"),
+        ("createdBefore" = Option<String>, Query, format = DateTime, description = "only those created before this time (RFC 3339)"),
         ("maxPageSize" = Option<i32>, Query, minimum = 1, maximum = 1000),
         ("continuationToken" = Option<String>, Query),
     ),
@@ -61,6 +63,14 @@ pub async fn list_operations(
                     .filter(|n| (1..=MAX_PAGE).contains(n))
                     .ok_or_else(|| bad(format!("maxPageSize must be 1..={MAX_PAGE}")))?
             }
+            "createdFrom" | "createdBefore" => {
+                let at = Timestamp::parse_rfc3339(&value)
+                    .ok_or_else(|| bad(format!("'{value}' is not an RFC 3339 time, e.g. 2026-12-08T10:00:00Z")))?;
+                match name.as_ref() {
+                    "createdFrom" => filter.created_from = Some(at),
+                    _ => filter.created_before = Some(at),
+                }
+            }
             "continuationToken" => {
                 filter.after = Some(decode_token(&value).ok_or_else(|| bad("invalid continuation token".into()))?)
             }
@@ -86,6 +96,12 @@ fn next_link(filter: &ListFilter, at: Timestamp, id: OperationId) -> String {
     }
     if let Some(kind) = &filter.kind {
         query.append_pair("kind", kind.as_ref());
+    }
+    if let Some(from) = filter.created_from {
+        query.append_pair("createdFrom", &from.to_rfc3339_ticks());
+    }
+    if let Some(before) = filter.created_before {
+        query.append_pair("createdBefore", &before.to_rfc3339_ticks());
     }
     query.append_pair("maxPageSize", &filter.limit.to_string());
     query.append_pair("continuationToken", &encode_token(at, id));

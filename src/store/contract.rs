@@ -305,6 +305,17 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
     let expected: Vec<OperationId> = created.iter().rev().map(|op| op.id).collect();
     assert_eq!(seen, expected);
 
+    // Created in [created[1], created[4]): the middle three, newest first.
+    let between = ListFilter {
+        scope: Some(scope.clone()),
+        created_from: Some(created[1].created_at),
+        created_before: Some(created[4].created_at),
+        limit: 10,
+        ..ListFilter::default()
+    };
+    let found: Vec<OperationId> = store.list_operations(&between).await.unwrap().iter().map(|op| op.id).collect();
+    assert_eq!(found, vec![created[3].id, created[2].id, created[1].id]);
+
     let by_state =
         ListFilter { scope: Some(scope.clone()), state: Some(State::Running), limit: 10, ..ListFilter::default() };
     assert!(store.list_operations(&by_state).await.unwrap().is_empty());

@@ -55,6 +55,10 @@ pub struct ListFilter {
     pub kind: Option<Kind>,
     /// Continue after this (created_at, id) position, newest first.
     pub after: Option<(Timestamp, OperationId)>,
+    /// Only those created at or after this.
+    pub created_from: Option<Timestamp>,
+    /// Only those created before this.
+    pub created_before: Option<Timestamp>,
     /// At most this many.
     pub limit: u32,
 }

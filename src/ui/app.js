@@ -101,12 +101,23 @@ function scopeQuery() {
   return scope ? `scope=${encodeURIComponent(scope)}` : "";
 }
 
+/** The created-between window (server-side), as RFC 3339 times: [from, before). */
+function createdWindow() {
+  const at = (id) => ($(id).value ? new Date($(id).value).toISOString() : null);
+  return { from: at("created-from"), before: at("created-before") };
+}
+
+function listQuery() {
+  const { from, before } = createdWindow();
+  return [scopeQuery(), from && `createdFrom=${from}`, before && `createdBefore=${before}`].filter(Boolean).join("&");
+}
+
 // ---- loading and the live stream ------------------------------------------
 
 async function load() {
   session.stream?.abort();
   session.operations.clear();
-  const page = await api(`/v1/operations?maxPageSize=${PAGE}&${scopeQuery()}`);
+  const page = await api(`/v1/operations?maxPageSize=${PAGE}&${listQuery()}`);
   for (const op of page.value) session.operations.set(op.id, op);
   session.next = page.nextLink || null;
   if (session.me.scope === "*" && !$("scope").value) fillScopes(page.value.map((op) => op.scope));
@@ -211,8 +222,10 @@ function visible() {
   const state = $("state-filter").value;
   const kind = $("kind-filter").value;
   const search = $("search").value.trim().toLowerCase();
+  const { from, before } = createdWindow(); // live arrivals outside the window stay hidden
   return [...session.operations.values()]
     .filter((op) => (!state || op.state === state) && (!kind || op.kind === kind))
+    .filter((op) => (!from || Date.parse(op.createdAt) >= Date.parse(from)) && (!before || Date.parse(op.createdAt) < Date.parse(before)))
     .filter((op) => !search || op.id.includes(search))
     .sort(byColumn);
 }
@@ -473,6 +486,8 @@ $("sign-in").addEventListener("submit", (event) => {
 $("sign-out").addEventListener("click", () => signOut());
 $("scope").addEventListener("change", () => load().then(refreshView));
 $("state-filter").addEventListener("change", render);
+$("created-from").addEventListener("change", load);
+$("created-before").addEventListener("change", load);
 $("kind-filter").addEventListener("change", render);
 $("search").addEventListener("input", search);
 $("more").addEventListener("click", loadMore);

@@ -450,8 +450,8 @@ async fn a_primary_failover_loses_nothing_acknowledged_and_costs_only_503s() {
         scope: Some(longrun::model::Scope::parse(SCOPE).unwrap()),
         state: None,
         kind: Some(longrun::model::Kind::parse("deleteDevBox").unwrap()),
-        after: None,
         limit: 100_000,
+        ..Default::default()
     };
     let mut stored: Vec<String> =
         nodes[0].store.list_operations(&filter).await.unwrap().iter().map(|op| op.id.to_string()).collect();

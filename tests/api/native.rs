@@ -2,7 +2,7 @@
 
 use longrun::model::Role;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{RETRY_AFTER, TestApp, id_of, tenant, unknown_id};
 
@@ -311,4 +311,33 @@ async fn a_negative_zero_percent_complete_is_stored_and_served_as_zero() {
     // A later progress of 0 is no change and no decrease.
     let again = app.patch_ok(&id, json!({"percentComplete": 0})).await;
     assert_eq!(again["percentComplete"], 0.0);
+}
+
+#[tokio::test]
+async fn the_list_filters_by_creation_time_and_its_next_link_keeps_the_window() {
+    let app = TestApp::spawn().await;
+    let mut created = Vec::new();
+    for _ in 0..4 {
+        created.push(app.create_ok("projects/window", "deleteDevBox").await);
+        app.policy.clock.advance(std::time::Duration::from_secs(60));
+    }
+    let at = |op: &Value| op["createdAt"].as_str().unwrap().to_owned();
+    let (from, before) = (at(&created[1]), at(&created[3]));
+    let query = format!("scope=projects/window&createdFrom={from}&createdBefore={before}&maxPageSize=1");
+    let first: Value = app.get_bearer(&format!("/v1/operations?{query}"), &app.admin_key).await.json().await.unwrap();
+    assert_eq!(first["value"][0]["id"], created[2]["id"], "newest in the window first");
+    let next = first["nextLink"].as_str().expect("a second page");
+    assert!(next.contains("createdFrom=") && next.contains("createdBefore="), "{next}");
+    let second: Value = app.get_bearer(next, &app.admin_key).await.json().await.unwrap();
+    assert_eq!(second["value"][0]["id"], created[1]["id"]);
+    let third = match second["nextLink"].as_str() {
+        Some(next) => app.get_bearer(next, &app.admin_key).await.json::<Value>().await.unwrap()["value"].clone(),
+        None => json!([]),
+    };
+    assert_eq!(third, json!([]), "nothing outside the window");
+
+    let bad = app.get_bearer("/v1/operations?createdFrom=yesterday", &app.admin_key).await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["target"], "createdFrom");
 }

@@ -301,7 +301,7 @@ async fn a_repeatable_create_cut_off_by_an_outage_lands_exactly_once() {
     assert!(!retried.is_empty(), "the outage cut some creates off");
     // Exactly once: one operation per request id, however many attempts.
     let scope = longrun::model::Scope::parse("projects/outage-repeat").unwrap();
-    let filter = longrun::store::ListFilter { scope: Some(scope), state: None, kind: None, after: None, limit: 10_000 };
+    let filter = longrun::store::ListFilter { scope: Some(scope), limit: 10_000, ..Default::default() };
     let stored = app.store.list_operations(&filter).await.unwrap();
     let mut ids: Vec<String> = stored.iter().map(|op| op.id.to_string()).collect();
     ids.sort();

@@ -200,6 +200,22 @@ test("search, errors, final progress, and nothing cut off at 1024 and 1280 px", 
   assert.equal(await page.locator(row(done.id)).count(), 1);
   await page.fill("#search", "");
 
+  // Created between: a window after every operation shows none, one around them all of them.
+  const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  const count = () => page.locator("#operations tbody tr").count();
+  const all = await count();
+  await page.fill("#created-from", local(Date.now() + 3_600_000));
+  await page.dispatchEvent("#created-from", "change");
+  await page.waitForFunction(() => document.querySelectorAll("#operations tbody tr").length === 0, null, WAIT);
+  await page.fill("#created-from", local(Date.now() - 3_600_000));
+  await page.fill("#created-before", local(Date.now() + 3_600_000));
+  await page.dispatchEvent("#created-before", "change");
+  await page.waitForFunction((n) => document.querySelectorAll("#operations tbody tr").length === n, all, WAIT);
+  await page.fill("#created-from", "");
+  await page.fill("#created-before", "");
+  await page.dispatchEvent("#created-before", "change");
+  await page.waitForFunction((n) => document.querySelectorAll("#operations tbody tr").length === n, all, WAIT);
+
   for (const width of [1024, 1280]) {
     await page.setViewportSize({ width, height: 800 });
     await page.click(row(upload.id));

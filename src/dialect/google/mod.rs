@@ -139,6 +139,7 @@ pub(crate) async fn list(
         kind: filter.kind.clone(),
         after,
         limit,
+        ..ListFilter::default()
     };
     let page = app.store.list_operations(&list).await?;
     let next = match page.last() {

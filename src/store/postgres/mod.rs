@@ -189,6 +189,8 @@ impl Store for PostgresStore {
         let after_at = filter.after.map(|(at, _)| at.unix_nanos());
         let after_id = filter.after.map(|(_, id)| id.uuid());
         let limit = i64::from(filter.limit);
+        let from = filter.created_from.map(Timestamp::unix_nanos);
+        let before = filter.created_before.map(Timestamp::unix_nanos);
         self.with(async |client| {
             let sql = format!(
                 "SELECT {OPERATION_COLUMNS} FROM operations
@@ -196,11 +198,15 @@ impl Store for PostgresStore {
                    AND ($2::text IS NULL OR state = $2)
                    AND ($3::text IS NULL OR kind = $3)
                    AND ($4::bigint IS NULL OR (created_at, id) < ($4, $5::uuid))
+                   AND ($7::bigint IS NULL OR created_at >= $7)
+                   AND ($8::bigint IS NULL OR created_at < $8)
                  ORDER BY created_at DESC, id DESC
                  LIMIT $6"
             );
             let statement = client.prepare_cached(&sql).await?;
-            let rows = client.query(&statement, &[&scope, &state, &kind, &after_at, &after_id, &limit]).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+                [&scope, &state, &kind, &after_at, &after_id, &limit, &from, &before];
+            let rows = client.query(&statement, &params).await?;
             rows.iter().map(|row| decode(operation_from_row(row))).collect()
         })
         .await

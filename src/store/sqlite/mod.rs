@@ -427,6 +427,8 @@ impl Store for SqliteStore {
                    AND (?2 IS NULL OR state = ?2)
                    AND (?3 IS NULL OR kind = ?3)
                    AND (?4 IS NULL OR (created_at, id) < (?4, ?5))
+                   AND (?7 IS NULL OR created_at >= ?7)
+                   AND (?8 IS NULL OR created_at < ?8)
                  ORDER BY created_at DESC, id DESC
                  LIMIT ?6"
             );
@@ -439,6 +441,8 @@ impl Store for SqliteStore {
                     filter.after.map(|(at, _)| at.unix_nanos()),
                     filter.after.map(|(_, id)| id.to_string()),
                     filter.limit,
+                    filter.created_from.map(Timestamp::unix_nanos),
+                    filter.created_before.map(Timestamp::unix_nanos),
                 ],
                 operation_from_row,
             )?;
