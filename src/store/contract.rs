@@ -281,7 +281,7 @@ async fn list_filters_and_pages_newest_first(store: &dyn Store) {
     let mut created = Vec::new();
     for i in 0..5 {
         let mut op = sample_operation("projects/contract-list");
-        op.created_at = Timestamp::from_unix_nanos(1_800_000_000_000_000_000 + i);
+        op.created_at = Timestamp::from_unix_nanos(1_800_000_000_000_000_000 + i * 1_000_000);
         store.create_operation(&op).await.unwrap();
         created.push(op);
     }
