@@ -192,6 +192,11 @@ def test_the_handler_gets_the_trace_the_operation_was_created_in(server, admin_k
     assert created.status_code == 201
     untraced = client.create(scope, kind)
     seen = {}
+    # What the worker's own requests carry (white-box: the client's httpx hooks).
+    sent = []
+    client._transport.http.event_hooks["request"].append(
+        lambda request: sent.append((request.url.path, request.headers.get("traceparent")))
+    )
     worker = Worker(client, scope=scope, claim_wait=1)
 
     @worker.handler(kind)
@@ -204,3 +209,5 @@ def test_the_handler_gets_the_trace_the_operation_was_created_in(server, admin_k
     worker.stop()
     thread.join(30)
     assert seen == {created.json()["id"]: traceparent, untraced.id: None}
+    completions = {path.split("/")[-1].split(".")[0]: header for path, header in sent if path.endswith(":complete")}
+    assert completions == {created.json()["id"]: traceparent, untraced.id: None}, "each completion joins its trace"
