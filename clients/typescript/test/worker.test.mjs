@@ -163,6 +163,13 @@ test("the handler gets the trace the operation was created in", async () => {
   const traced = (await created.json()).id;
   const untraced = (await client.create(scope, "traced")).id;
   const seen = new Map();
+  // What the worker's own requests carry (white-box: the client's one request method).
+  const sent = [];
+  const send = client.json;
+  client.json = function (method, url, options = {}) {
+    sent.push([url, options.headers?.traceparent]);
+    return send.call(this, method, url, options);
+  };
   const worker = new Worker(client, { scope, claimWait: 1, handleSignals: false });
   worker.handle("traced", (job) => {
     seen.set(job.operation.id, job.traceparent);
@@ -172,5 +179,10 @@ test("the handler gets the trace the operation was created in", async () => {
   await until(() => worker.completed === 2, 30, "two completions");
   worker.stop();
   await run;
+  client.json = send;
   assert.deepEqual(seen, new Map([[traced, traceparent], [untraced, undefined]]));
+  const completions = new Map(
+    sent.filter(([url]) => url.endsWith(":complete")).map(([url, header]) => [url.split("/").pop().split(".")[0], header]),
+  );
+  assert.deepEqual(completions, new Map([[traced, traceparent], [untraced, undefined]]), "each completion joins its trace");
 });
