@@ -56,16 +56,20 @@ pub fn start(request: &Request, peer: Option<std::net::IpAddr>) -> Trace {
 
 /// Names the span after its route, records how the request ended, and ends it.
 pub fn finish(mut span: RequestSpan, method: &str, route: &str, status: StatusCode, dialect: &'static str) {
-    let (name, route) = names(static_method(method), route);
+    let method = static_method(method);
     span.set_attributes([
         KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
         KeyValue::new("longrun.dialect", dialect),
     ]);
-    if route != "unmatched" {
-        span.set_attributes([KeyValue::new("http.route", route)]);
-    }
     // Without a route, the semantic conventions name the span by the method alone.
-    let name = if route == "unmatched" { static_method(method) } else { name };
+    let name = match route {
+        "unmatched" => method,
+        _ => {
+            let (name, route) = names(method, route);
+            span.set_attributes([KeyValue::new("http.route", route)]);
+            name
+        }
+    };
     span.end(name, status.is_server_error());
 }
 

@@ -198,7 +198,7 @@ fn attempt_span(hook: &Webhook, delivery: &Delivery, created_in: Option<&str>) -
     }
     let url = reqwest::Url::parse(&hook.url).ok();
     let span = tracing::info_span!(
-        target: "longrun::span",
+        target: otel::SPAN_TARGET,
         "webhook delivery",
         otel.name = "POST",
         otel.kind = "client",

@@ -113,7 +113,7 @@ pub fn linked_span(what: &'static str, id: &dyn std::fmt::Display, created_in: O
         return tracing::Span::none();
     }
     let span = tracing::info_span!(
-        target: "longrun::span",
+        target: SPAN_TARGET,
         "background",
         otel.name = what,
         otel.kind = "internal",
